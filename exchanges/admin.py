@@ -1,0 +1,168 @@
+"""Admin: exchange accounts with write-only credentials, watched symbols and two actions."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest, HttpResponse
+from django.utils.decorators import method_decorator
+from django.views.decorators.debug import sensitive_post_parameters
+
+from exchanges import errors, services
+from exchanges.models import (
+    AccountFee,
+    ApiCredential,
+    ExchangeAccount,
+    FeeTier,
+    Market,
+    WatchedSymbol,
+)
+
+_SECRET_WIDGET = forms.PasswordInput(render_value=False, attrs={"autocomplete": "off"})
+
+
+class CredentialForm(forms.ModelForm):  # type: ignore[type-arg]
+    """Write-only: a secret typed here is encrypted on save and never rendered back."""
+
+    api_key = forms.CharField(
+        required=False, widget=_SECRET_WIDGET, help_text="Leave empty to keep the stored key."
+    )
+    secret = forms.CharField(required=False, widget=_SECRET_WIDGET)
+    passphrase = forms.CharField(
+        required=False, widget=_SECRET_WIDGET, help_text="Only for venues that use one."
+    )
+
+    class Meta:
+        model = ApiCredential
+        fields: list[str] = []
+
+    def has_changed(self) -> bool:
+        return any(self.data.get(self.add_prefix(f)) for f in ("api_key", "secret", "passphrase"))
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        if (data.get("api_key") or data.get("passphrase")) and not data.get("secret"):
+            raise forms.ValidationError("Enter the key and its secret together.")
+        if data.get("secret") and not data.get("api_key"):
+            raise forms.ValidationError("Enter the key and its secret together.")
+        return data
+
+    def save(self, commit: bool = True) -> ApiCredential:
+        data = self.cleaned_data
+        if data.get("api_key"):
+            self.instance.set_plaintext(
+                data["api_key"].strip(), data["secret"].strip(), data.get("passphrase", "").strip()
+            )
+        return super().save(commit)
+
+
+class CredentialInline(admin.StackedInline):  # type: ignore[type-arg]
+    model = ApiCredential
+    form = CredentialForm
+    max_num = 1
+    can_delete = True
+    readonly_fields = ("stored", "updated_at")
+    fields = ("stored", "api_key", "secret", "passphrase", "updated_at")
+    verbose_name_plural = "API credential (encrypted; never shown back)"
+
+    @admin.display(description="Stored key")
+    def stored(self, obj: ApiCredential) -> str:
+        if not obj.pk or not obj.is_set:
+            return "not set"
+        extra = ", passphrase set" if obj.passphrase_encrypted else ""
+        return f"set — key ends …{obj.key_hint}, secret set{extra}"
+
+
+class WatchedSymbolInline(admin.TabularInline):  # type: ignore[type-arg]
+    model = WatchedSymbol
+    extra = 1
+    fields = ("symbol", "position")
+
+
+class FeeTierInline(admin.TabularInline):  # type: ignore[type-arg]
+    model = FeeTier
+    extra = 0
+    can_delete = False
+    readonly_fields = ("market_type", "tier", "min_volume", "maker", "taker")
+    fields = readonly_fields
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(ExchangeAccount)
+class ExchangeAccountAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+    list_display = (
+        "label", "venue", "enabled", "has_key", "rest_url", "markets_synced_at",
+        "last_check_ok", "rest_latency_ms", "clock_offset_ms",
+    )  # fmt: skip
+    list_filter = ("venue", "enabled")
+    search_fields = ("label",)
+    inlines = (CredentialInline, WatchedSymbolInline, FeeTierInline)
+    actions = ("test_connection", "sync_markets")
+    readonly_fields = (
+        "markets_synced_at", "last_check_at", "last_check_ok", "last_check_summary",
+        "clock_offset_ms", "rest_latency_ms",
+    )  # fmt: skip
+    fieldsets = (
+        (None, {"fields": ("label", "venue", "enabled")}),
+        ("Endpoints", {"fields": ("rest_url", "ws_url", "ccxt_options")}),
+        ("Last check", {"fields": readonly_fields}),
+    )
+
+    @method_decorator(sensitive_post_parameters())
+    def changeform_view(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        return super().changeform_view(request, *args, **kwargs)
+
+    @admin.display(boolean=True, description="API key")
+    def has_key(self, obj: ExchangeAccount) -> bool:
+        return obj.has_credentials
+
+    @admin.action(description="Test connection")
+    def test_connection(self, request: HttpRequest, queryset: QuerySet[ExchangeAccount]) -> None:
+        for account in queryset:
+            report = services.test_connection(account)
+            level = messages.SUCCESS if report.ok else messages.ERROR
+            self.message_user(request, f"{account.label}: {report.summary}", level)
+
+    @admin.action(description="Sync markets")
+    def sync_markets(self, request: HttpRequest, queryset: QuerySet[ExchangeAccount]) -> None:
+        for account in queryset:
+            try:
+                result = services.sync_markets(account)
+            except errors.ExchangeError as exc:
+                self.message_user(request, f"{account.label}: sync failed: {exc}", messages.ERROR)
+            else:
+                self.message_user(request, f"{account.label}: {result}", messages.SUCCESS)
+
+
+@admin.register(Market)
+class MarketAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+    list_display = (
+        "symbol", "account", "type", "active", "price_tick", "amount_step", "min_amount",
+        "min_cost", "maker_fee", "taker_fee", "synced_at",
+    )  # fmt: skip
+    list_filter = ("account", "type", "active")
+    search_fields = ("symbol", "exchange_symbol", "base", "quote")
+    list_select_related = ("account",)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False  # synced from the venue; edits would be overwritten
+
+
+@admin.register(AccountFee)
+class AccountFeeAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+    list_display = ("symbol", "account", "maker", "taker", "fetched_at")
+    list_filter = ("account",)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False

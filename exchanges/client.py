@@ -1,0 +1,340 @@
+"""The one door to exchanges: builds ccxt clients from an account and maps every error.
+
+This is the only module that imports ccxt. Callers get plain dataclasses and xcon's own
+errors (`exchanges.errors`); venue quirks come from `exchanges.venues`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import statistics
+import time
+from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import ccxt
+import ccxt.async_support
+import ccxt.pro
+
+from exchanges import errors
+from exchanges.venues import get_venue
+
+if TYPE_CHECKING:
+    from exchanges.models import Credentials, ExchangeAccount
+
+T = TypeVar("T")
+
+DEFAULT_TIMEOUT_S = 10.0
+
+
+@dataclass(frozen=True)
+class ClientSpec:
+    """Everything needed to build a client, detached from the ORM (safe in async code)."""
+
+    venue: str
+    label: str = ""
+    account_id: int | None = None
+    rest_url: str = ""
+    ws_url: str = ""
+    options: dict[str, Any] = field(default_factory=dict)
+    credentials: Credentials | None = field(default=None, repr=False)
+    timeout_s: float = DEFAULT_TIMEOUT_S
+
+    @classmethod
+    def for_account(cls, account: ExchangeAccount) -> ClientSpec:
+        """Read the account and decrypt its credentials (sync: touches the database)."""
+        from exchanges.models import ApiCredential
+
+        try:
+            cred = account.credential
+            credentials = cred.plaintext() if cred.is_set else None
+        except ApiCredential.DoesNotExist:
+            credentials = None
+        return cls(
+            venue=account.venue,
+            label=account.label,
+            account_id=account.pk,
+            rest_url=account.rest_url,
+            ws_url=account.ws_url,
+            options=dict(account.ccxt_options or {}),
+            credentials=credentials,
+        )
+
+
+@dataclass(frozen=True)
+class MarketInfo:
+    symbol: str
+    exchange_symbol: str
+    base: str
+    quote: str
+    settle: str
+    type: str
+    active: bool
+    price_tick: Decimal | None
+    amount_step: Decimal | None
+    min_amount: Decimal | None
+    max_amount: Decimal | None
+    min_price: Decimal | None
+    max_price: Decimal | None
+    min_cost: Decimal | None
+    max_cost: Decimal | None
+    contract_size: Decimal | None
+    maker_fee: Decimal | None
+    taker_fee: Decimal | None
+    raw: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class ClockSample:
+    offset_ms: float
+    """Venue clock minus ours, from the midpoint of each round trip (median of samples)."""
+    latency_ms: float
+    """Median round trip of the time call."""
+    samples: int
+
+
+@dataclass(frozen=True)
+class Ticker:
+    symbol: str
+    bid: Decimal | None
+    ask: Decimal | None
+    last: Decimal | None
+    change_pct: Decimal | None
+    exchange_ts: int | None
+    """Venue event time, ms since the epoch."""
+    received_ts: float
+    """When this process received it, seconds since the epoch."""
+
+
+def dec(value: Any) -> Decimal | None:
+    """Exact decimal of a ccxt number (via its string form, never the binary float)."""
+    if value is None or value == "":
+        return None
+    return Decimal(str(value))
+
+
+def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in over.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+# Order matters: subclasses before their parents.
+_CCXT_ERRORS: list[tuple[type[Exception], type[errors.ExchangeError]]] = [
+    (ccxt.InvalidNonce, errors.ClockSkew),
+    (ccxt.RequestTimeout, errors.RequestTimeout),
+    (ccxt.OnMaintenance, errors.ExchangeUnavailable),
+    (ccxt.ExchangeNotAvailable, errors.ExchangeUnavailable),
+    (ccxt.RateLimitExceeded, errors.RateLimited),
+    (ccxt.DDoSProtection, errors.RateLimited),
+    (ccxt.NetworkError, errors.NetworkFailure),
+    (ccxt.PermissionDenied, errors.PermissionDenied),
+    (ccxt.AuthenticationError, errors.AuthenticationFailed),
+    (ccxt.InsufficientFunds, errors.InsufficientFunds),
+    (ccxt.DuplicateOrderId, errors.DuplicateOrder),
+    (ccxt.OrderNotFound, errors.OrderNotFound),
+    (ccxt.InvalidOrder, errors.OrderRejected),
+    (ccxt.BadSymbol, errors.BadSymbol),
+    (ccxt.NotSupported, errors.NotSupported),
+    (ccxt.BadRequest, errors.BadRequest),
+]
+
+
+class ExchangeClient:
+    """A ccxt (or ccxt.pro) client for one account behind xcon's error mapping.
+
+    Use as an async context manager; every call goes through `call`, which turns ccxt's
+    exceptions into `exchanges.errors` (venue codes first, then ccxt's class).
+    """
+
+    def __init__(self, spec: ClientSpec, *, streaming: bool = False) -> None:
+        self.spec = spec
+        self.venue = get_venue(spec.venue)
+        module = ccxt.pro if streaming else ccxt.async_support
+        keyed = spec.credentials is not None
+        config: dict[str, Any] = _merge(
+            self.venue.ccxt_config(keyed=keyed),
+            {
+                "enableRateLimit": True,
+                "timeout": int(spec.timeout_s * 1000),
+                "options": _merge(self.venue.ccxt_options(keyed=keyed), spec.options),
+            },
+        )
+        if spec.credentials is not None:
+            config["apiKey"] = spec.credentials.api_key
+            config["secret"] = spec.credentials.secret
+            if spec.credentials.passphrase:
+                config["password"] = spec.credentials.passphrase
+        self._secrets = (
+            [s for s in (spec.credentials.api_key, spec.credentials.secret,
+                         spec.credentials.passphrase) if s]
+            if spec.credentials
+            else []
+        )
+        try:
+            self.ccxt: Any = getattr(module, spec.venue)(config)
+        except AttributeError:
+            raise errors.ConfigurationError(f"ccxt has no exchange {spec.venue!r}.") from None
+        if spec.rest_url:
+            self.ccxt.urls["api"] = self.venue.override_urls(
+                self.ccxt.urls["api"], spec.rest_url, spec.ws_url
+            )
+
+    async def __aenter__(self) -> ExchangeClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        await self.ccxt.close()
+
+    def _redact(self, text: str) -> str:
+        for secret in self._secrets:
+            text = text.replace(secret, "***")
+        return text
+
+    def map_exception(self, exc: BaseException) -> errors.ExchangeError:
+        message = self._redact(str(exc))
+        mapped = self.venue.map_error(message)
+        if mapped is None:
+            cls: type[errors.ExchangeError] = errors.ExchangeError
+            if isinstance(exc, asyncio.TimeoutError):
+                cls = errors.RequestTimeout
+            else:
+                for ccxt_cls, ours in _CCXT_ERRORS:
+                    if isinstance(exc, ccxt_cls):
+                        cls = ours
+                        break
+            mapped = cls(venue_message=message[:500])
+        return mapped
+
+    async def call(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return await getattr(self.ccxt, method)(*args, **kwargs)
+        except (ccxt.BaseError, asyncio.TimeoutError) as exc:
+            raise self.map_exception(exc) from None
+
+    # -- the calls xcon makes ------------------------------------------------------------
+
+    async def server_time_ms(self) -> int:
+        return int(await self.call("fetch_time"))
+
+    async def measure_clock(self, samples: int = 5) -> ClockSample:
+        """Sample the venue clock around each round trip; median offset and latency."""
+        offsets: list[float] = []
+        latencies: list[float] = []
+        for _ in range(samples):
+            sent = time.time() * 1000
+            server = await self.server_time_ms()
+            received = time.time() * 1000
+            latencies.append(received - sent)
+            offsets.append(server - (sent + received) / 2)
+        return ClockSample(
+            offset_ms=statistics.median(offsets),
+            latency_ms=statistics.median(latencies),
+            samples=samples,
+        )
+
+    async def load_markets(self) -> list[MarketInfo]:
+        markets = await self.call("load_markets", True)
+        return [self._market_info(m) for m in markets.values()]
+
+    def _step(self, value: Any) -> Decimal | None:
+        if value is None:
+            return None
+        mode = self.ccxt.precisionMode
+        if mode == ccxt.TICK_SIZE:
+            return dec(value)
+        if mode == ccxt.DECIMAL_PLACES:
+            return Decimal(1).scaleb(-int(value))
+        return None  # significant digits: no fixed step
+
+    def _market_info(self, m: dict[str, Any]) -> MarketInfo:
+        limits = m.get("limits") or {}
+        precision = m.get("precision") or {}
+
+        def lim(kind: str, end: str) -> Decimal | None:
+            return dec((limits.get(kind) or {}).get(end))
+
+        return MarketInfo(
+            symbol=m["symbol"],
+            exchange_symbol=str(m["id"]),
+            base=m.get("base") or "",
+            quote=m.get("quote") or "",
+            settle=m.get("settle") or "",
+            type=m.get("type") or "spot",
+            active=m.get("active") is not False,
+            price_tick=self._step(precision.get("price")),
+            amount_step=self._step(precision.get("amount")),
+            min_amount=lim("amount", "min"),
+            max_amount=lim("amount", "max"),
+            min_price=lim("price", "min"),
+            max_price=lim("price", "max"),
+            min_cost=lim("cost", "min"),
+            max_cost=lim("cost", "max"),
+            contract_size=dec(m.get("contractSize")),
+            maker_fee=dec(m.get("maker")),
+            taker_fee=dec(m.get("taker")),
+            raw=m.get("info") or {},
+        )
+
+    async def fetch_balance(self) -> dict[str, dict[str, Decimal | None]]:
+        """Non-zero balances: {asset: {free, used, total}}."""
+        raw = await self.call("fetch_balance")
+        out: dict[str, dict[str, Decimal | None]] = {}
+        for asset, amounts in raw.items():
+            if not isinstance(amounts, dict) or asset in ("info", "free", "used", "total"):
+                continue
+            total = dec(amounts.get("total"))
+            if total:
+                out[asset] = {
+                    "free": dec(amounts.get("free")),
+                    "used": dec(amounts.get("used")),
+                    "total": total,
+                }
+        return out
+
+    async def fetch_trading_fees(self) -> dict[str, tuple[Decimal, Decimal]]:
+        """The account's own maker/taker rate per symbol."""
+        raw = await self.call("fetch_trading_fees")
+        return {
+            symbol: (dec(fee.get("maker")) or Decimal(0), dec(fee.get("taker")) or Decimal(0))
+            for symbol, fee in raw.items()
+            if isinstance(fee, dict) and fee.get("maker") is not None
+        }
+
+    def _ticker(self, t: dict[str, Any]) -> Ticker:
+        return Ticker(
+            symbol=t["symbol"],
+            bid=dec(t.get("bid")),
+            ask=dec(t.get("ask")),
+            last=dec(t.get("last")),
+            change_pct=dec(t.get("percentage")),
+            exchange_ts=t.get("timestamp"),
+            received_ts=time.time(),
+        )
+
+    async def fetch_ticker(self, symbol: str) -> Ticker:
+        return self._ticker(await self.call("fetch_ticker", symbol))
+
+    async def watch_tickers(self, symbols: list[str]) -> list[Ticker]:
+        """Next ticker updates for any of `symbols`, multiplexed on one connection."""
+        raw = await self.call("watch_tickers", symbols)
+        return [self._ticker(t) for t in raw.values()]
+
+
+def run_sync(make: Callable[[], Coroutine[Any, Any, T]]) -> T:
+    """Run door coroutines from sync code (admin, management commands) on a private loop."""
+    return asyncio.run(make())
+
+
+async def with_client(spec: ClientSpec, use: Callable[[ExchangeClient], Awaitable[T]]) -> T:
+    async with ExchangeClient(spec) as client:
+        return await use(client)

@@ -1,0 +1,260 @@
+"""Exchange accounts, their encrypted credentials, and market metadata synced from the venue."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from django.db import models
+from django.utils import timezone
+
+from exchanges import crypto
+from exchanges.venues import venue_choices
+
+PRICE = {"max_digits": 40, "decimal_places": 20, "null": True, "blank": True}
+
+
+class ExchangeAccountQuerySet(models.QuerySet["ExchangeAccount"]):
+    def enabled(self) -> ExchangeAccountQuerySet:
+        return self.filter(enabled=True)
+
+
+class ExchangeAccount(models.Model):
+    """One connection to one venue: mainnet, a testnet, or our simulator (URL overrides)."""
+
+    venue = models.CharField(
+        max_length=32, choices=venue_choices(), help_text="ccxt exchange id, e.g. binance."
+    )
+    label = models.CharField(max_length=80, unique=True)
+    enabled = models.BooleanField(default=True)
+    rest_url = models.URLField(
+        "REST URL override",
+        blank=True,
+        help_text="Base URL of a testnet or the simulator, e.g. http://127.0.0.1:8900. "
+        "Empty: the venue's production URL.",
+    )
+    ws_url = models.CharField(
+        "WebSocket URL override",
+        max_length=200,
+        blank=True,
+        help_text="e.g. ws://127.0.0.1:8900. Empty: derived from the REST override, "
+        "or the venue's production URL.",
+    )
+    ccxt_options = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="Extra ccxt options merged over xcon's defaults for this venue.",
+    )
+    markets_synced_at = models.DateTimeField(null=True, blank=True, editable=False)
+    last_check_at = models.DateTimeField(null=True, blank=True, editable=False)
+    last_check_ok = models.BooleanField(null=True, editable=False)
+    last_check_summary = models.TextField(blank=True, editable=False)
+    clock_offset_ms = models.FloatField(null=True, blank=True, editable=False)
+    rest_latency_ms = models.FloatField(null=True, blank=True, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = ExchangeAccountQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["label"]
+
+    def __str__(self) -> str:
+        return f"{self.label} ({self.venue})"
+
+    @property
+    def has_credentials(self) -> bool:
+        try:
+            return self.credential.is_set
+        except ApiCredential.DoesNotExist:
+            return False
+
+    def watched_symbol_list(self) -> list[str]:
+        return [w.symbol for w in self.watched_symbols.all()]
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """Plaintext credentials, only ever held in memory; repr never shows them."""
+
+    api_key: str = field(repr=False)
+    secret: str = field(repr=False)
+    passphrase: str = field(default="", repr=False)
+
+
+class ApiCredential(models.Model):
+    """API key, secret and passphrase of an account, each a Fernet token (never plaintext)."""
+
+    account = models.OneToOneField(
+        ExchangeAccount, on_delete=models.CASCADE, related_name="credential"
+    )
+    api_key_encrypted = models.TextField(editable=False)
+    secret_encrypted = models.TextField(editable=False)
+    passphrase_encrypted = models.TextField(blank=True, editable=False)
+    key_hint = models.CharField(
+        max_length=8, editable=False, help_text="Last 4 characters of the API key."
+    )
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = "API credential"
+
+    def __str__(self) -> str:
+        return f"API key …{self.key_hint}" if self.key_hint else "API key (not set)"
+
+    @property
+    def is_set(self) -> bool:
+        return bool(self.api_key_encrypted and self.secret_encrypted)
+
+    def set_plaintext(self, api_key: str, secret: str, passphrase: str = "") -> None:
+        self.api_key_encrypted = crypto.encrypt(api_key)
+        self.secret_encrypted = crypto.encrypt(secret)
+        self.passphrase_encrypted = crypto.encrypt(passphrase) if passphrase else ""
+        self.key_hint = api_key[-4:]
+
+    def plaintext(self) -> Credentials:
+        return Credentials(
+            api_key=crypto.decrypt(self.api_key_encrypted),
+            secret=crypto.decrypt(self.secret_encrypted),
+            passphrase=crypto.decrypt(self.passphrase_encrypted)
+            if self.passphrase_encrypted
+            else "",
+        )
+
+    def rotate(self) -> None:
+        """Re-encrypt every field under the newest key."""
+        self.api_key_encrypted = crypto.rotate(self.api_key_encrypted)
+        self.secret_encrypted = crypto.rotate(self.secret_encrypted)
+        if self.passphrase_encrypted:
+            self.passphrase_encrypted = crypto.rotate(self.passphrase_encrypted)
+
+
+class WatchedSymbol(models.Model):
+    """A symbol whose live data the workers stream and the dashboard shows."""
+
+    account = models.ForeignKey(
+        ExchangeAccount, on_delete=models.CASCADE, related_name="watched_symbols"
+    )
+    symbol = models.CharField(max_length=64, help_text="Unified symbol, e.g. BTC/USDT.")
+    position = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["account", "position", "symbol"]
+        constraints = [
+            models.UniqueConstraint(fields=["account", "symbol"], name="uniq_watched_symbol")
+        ]
+
+    def __str__(self) -> str:
+        return self.symbol
+
+
+class MarketQuerySet(models.QuerySet["Market"]):
+    def active(self) -> MarketQuerySet:
+        return self.filter(active=True)
+
+    def spot(self) -> MarketQuerySet:
+        return self.filter(type=Market.Type.SPOT)
+
+
+class Market(models.Model):
+    """A venue's market with the metadata order validation needs, as last synced.
+
+    Precision is stored as step sizes (tick and lot step), whatever ccxt's precision mode:
+    that is what the venues' filters say and what validation rounds to.
+    """
+
+    class Type(models.TextChoices):
+        SPOT = "spot"
+        SWAP = "swap"
+        FUTURE = "future"
+        OPTION = "option"
+
+    account = models.ForeignKey(ExchangeAccount, on_delete=models.CASCADE, related_name="markets")
+    symbol = models.CharField(max_length=64)
+    exchange_symbol = models.CharField(max_length=64, help_text="The venue's own id.")
+    base = models.CharField(max_length=32)
+    quote = models.CharField(max_length=32)
+    settle = models.CharField(max_length=32, blank=True)
+    type = models.CharField(max_length=8, choices=Type.choices)
+    active = models.BooleanField(default=True)
+    price_tick = models.DecimalField(**PRICE)
+    amount_step = models.DecimalField(**PRICE)
+    min_amount = models.DecimalField(**PRICE)
+    max_amount = models.DecimalField(**PRICE)
+    min_price = models.DecimalField(**PRICE)
+    max_price = models.DecimalField(**PRICE)
+    min_cost = models.DecimalField(**PRICE)
+    max_cost = models.DecimalField(**PRICE)
+    contract_size = models.DecimalField(**PRICE)
+    maker_fee = models.DecimalField(**PRICE)
+    taker_fee = models.DecimalField(**PRICE)
+    raw = models.JSONField(default=dict, help_text="The venue's own record, filters included.")
+    synced_at = models.DateTimeField(default=timezone.now)
+
+    objects = MarketQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["account", "symbol"]
+        constraints = [
+            models.UniqueConstraint(fields=["account", "symbol"], name="uniq_market_symbol")
+        ]
+        indexes = [models.Index(fields=["account", "type", "active"])]
+
+    def __str__(self) -> str:
+        return self.symbol
+
+    def venue_filters(self) -> dict[str, dict[str, object]]:
+        """The venue's raw filters by type (Binance's `filters` list), empty where none."""
+        return {f["filterType"]: f for f in self.raw.get("filters", []) if "filterType" in f}
+
+
+class FeeTier(models.Model):
+    """One row of a venue's published fee schedule (volume tier → maker/taker rate)."""
+
+    account = models.ForeignKey(ExchangeAccount, on_delete=models.CASCADE, related_name="fee_tiers")
+    market_type = models.CharField(max_length=8, default="spot")
+    tier = models.CharField(max_length=32)
+    min_volume = models.DecimalField(
+        max_digits=30, decimal_places=2, help_text="30-day volume in quote currency (USD)."
+    )
+    maker = models.DecimalField(max_digits=12, decimal_places=8)
+    taker = models.DecimalField(max_digits=12, decimal_places=8)
+
+    class Meta:
+        ordering = ["account", "market_type", "min_volume"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["account", "market_type", "tier"], name="uniq_fee_tier"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.tier}: maker {self.maker}, taker {self.taker}"
+
+
+class AccountFee(models.Model):
+    """The keyed account's own trading fee on a market, as the venue reports it."""
+
+    account = models.ForeignKey(
+        ExchangeAccount, on_delete=models.CASCADE, related_name="account_fees"
+    )
+    symbol = models.CharField(max_length=64)
+    maker = models.DecimalField(max_digits=12, decimal_places=8)
+    taker = models.DecimalField(max_digits=12, decimal_places=8)
+    fetched_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["account", "symbol"]
+        constraints = [
+            models.UniqueConstraint(fields=["account", "symbol"], name="uniq_account_fee")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.symbol}: maker {self.maker}, taker {self.taker}"
+
+
+def as_decimal(value: object) -> Decimal | None:
+    """ccxt gives floats, strings or None; store exact decimals (via str, never binary float)."""
+    if value is None or value == "":
+        return None
+    return Decimal(str(value))

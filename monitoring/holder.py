@@ -1,0 +1,89 @@
+"""Run one account's ticker stream under a lease until it is disabled, changed or stopped.
+
+Called by a Celery task in a worker thread; plain asyncio, so tests run it directly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+
+from asgiref.sync import sync_to_async
+
+from exchanges.client import ClientSpec
+from exchanges.models import ExchangeAccount
+from monitoring import livestate
+from monitoring.lease import Lease, stream_lease_key
+from monitoring.publish import DashboardPublisher
+from monitoring.streams import hold_ticker_stream
+
+log = logging.getLogger(__name__)
+
+LEASE_TTL_S = 10.0
+RENEW_EVERY_S = 3.0
+
+#: Set on worker shutdown so every holder ends cleanly and frees its lease.
+shutdown = threading.Event()
+
+
+def _load(account_id: int) -> tuple[ClientSpec, list[str]] | None:
+    account = ExchangeAccount.objects.filter(pk=account_id, enabled=True).first()
+    if account is None:
+        return None
+    symbols = account.watched_symbol_list()
+    if not symbols:
+        return None
+    return ClientSpec.for_account(account), symbols
+
+
+async def hold_account(account_id: int, *, stale_after_s: float = 30.0) -> str:
+    """Hold the account's ticker stream while this process owns its lease; say why it ended."""
+    redis = livestate.async_client()
+    lease = Lease(redis, stream_lease_key(account_id), LEASE_TTL_S)
+    if not await lease.acquire():
+        await redis.aclose()
+        return "already held"
+    publisher = DashboardPublisher()
+    try:
+        while True:
+            config = await sync_to_async(_load)(account_id)
+            if config is None:
+                await publisher.state(
+                    livestate.StreamState(account_id, "stopped", livestate.now(), "disabled")
+                )
+                return "disabled or nothing watched"
+            spec, symbols = config
+            stop = asyncio.Event()
+            tasks = [
+                asyncio.create_task(hold_ticker_stream(spec, symbols, publisher, stop,
+                                                       stale_after_s=stale_after_s)),
+                asyncio.create_task(publisher.run(stop)),
+            ]
+            reason = await _watch(account_id, config, lease)
+            stop.set()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            await publisher.flush()
+            if reason != "changed":
+                return reason
+    finally:
+        await lease.release()
+        await publisher.close()
+        await redis.aclose()
+
+
+async def _watch(account_id: int, config: tuple[ClientSpec, list[str]], lease: Lease) -> str:
+    """Renew the lease and re-read the configuration until something ends this run."""
+    while True:
+        for _ in range(int(RENEW_EVERY_S * 10)):
+            if shutdown.is_set():
+                return "worker shutting down"
+            await asyncio.sleep(0.1)
+        if not await lease.renew():
+            log.warning("lost the stream lease of account %s", account_id)
+            return "lease lost"
+        current = await sync_to_async(_load)(account_id)
+        if current is None:
+            return "changed"
+        if current[1] != config[1] or current[0] != config[0]:
+            return "changed"

@@ -1,0 +1,92 @@
+"""Coalesced pushes to the dashboard: each changed row once per window, rendered once.
+
+A daphne process delivers a few thousand WebSocket messages per second; a tick per message
+to every browser cannot keep up. So rows are collected per window, rendered once with the
+page's own partial, stored as the latest state, and sent as one fragment to the group.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from decimal import Decimal
+
+from channels.layers import get_channel_layer
+from django.conf import settings
+from django.template.loader import render_to_string
+
+from monitoring import livestate
+from monitoring.livestate import DASHBOARD_GROUP, StreamState, TickerRow
+
+log = logging.getLogger(__name__)
+
+
+def render_rows(rows: list[TickerRow], previous: dict[str, TickerRow] | None = None) -> str:
+    previous = previous or {}
+    return "".join(
+        render_to_string(
+            "monitoring/dashboard.html#ticker-row",
+            {"row": row, "direction": _direction(previous.get(row.dom_id), row)},
+        )
+        for row in rows
+    )
+
+
+def render_state(state: StreamState) -> str:
+    return render_to_string("monitoring/dashboard.html#stream-state", {"state": state})
+
+
+def _direction(before: TickerRow | None, after: TickerRow) -> str:
+    if before is None or before.last is None or after.last is None:
+        return ""
+    old, new = Decimal(before.last), Decimal(after.last)
+    return "up" if new > old else "down" if new < old else ""
+
+
+class DashboardPublisher:
+    """A stream sink that stores and pushes coalesced updates; run `run()` beside the stream."""
+
+    def __init__(self, window_s: float | None = None) -> None:
+        self.window_s = settings.XCON_PUSH_WINDOW_S if window_s is None else window_s
+        self.layer = get_channel_layer()
+        self.redis = livestate.async_client()
+        self._pending: dict[str, TickerRow] = {}
+        self._sent: dict[str, TickerRow] = {}
+
+    async def tickers(self, rows: list[TickerRow]) -> None:
+        for row in rows:
+            self._pending[row.dom_id] = row
+
+    async def state(self, state: StreamState) -> None:
+        await livestate.store_state(self.redis, state)
+        await self._send(render_state(state))
+
+    async def flush(self) -> int:
+        if not self._pending:
+            return 0
+        rows, self._pending = list(self._pending.values()), {}
+        await livestate.store_tickers(self.redis, rows)
+        html = render_rows(rows, self._sent)
+        self._sent.update((r.dom_id, r) for r in rows)
+        await self._send(html)
+        return len(rows)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            try:
+                await asyncio.wait_for(stop.wait(), timeout=self.window_s)
+            except TimeoutError:
+                pass
+            try:
+                await self.flush()
+            except Exception:  # a failed push must not end the stream; the next window retries
+                log.exception("dashboard push failed")
+
+    async def _send(self, html: str) -> None:
+        if self.layer is not None:
+            await self.layer.group_send(
+                DASHBOARD_GROUP, {"type": "dashboard.fragment", "html": html}
+            )
+
+    async def close(self) -> None:
+        await self.redis.aclose()
