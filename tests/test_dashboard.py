@@ -1,0 +1,124 @@
+"""The dashboard page and its WebSocket: login required, fragments pushed through Redis."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+import redis
+from asgiref.sync import sync_to_async
+from channels.testing import WebsocketCommunicator
+from django.conf import settings
+from django.contrib.auth.models import User
+from django.test import Client
+
+from exchanges.models import ExchangeAccount, WatchedSymbol
+from monitoring import livestate
+from monitoring.livestate import StreamState, TickerRow
+from monitoring.publish import DashboardPublisher
+from xcon.asgi import application
+
+ORIGIN = (b"origin", b"http://localhost")
+
+
+def make_account() -> ExchangeAccount:
+    account = ExchangeAccount.objects.create(label="Sim", venue="binance")
+    WatchedSymbol.objects.create(account=account, symbol="BTC/USDT", position=0)
+    WatchedSymbol.objects.create(account=account, symbol="ETH/USDT", position=1)
+    return account
+
+
+def row(account_id: int, symbol: str, last: str) -> TickerRow:
+    return TickerRow(account_id, symbol, last, last, last, "1.25", int(time.time() * 1000),
+                     time.time())
+
+
+def session_cookie(username: str = "olga") -> bytes:
+    user = User.objects.create_user(username, password="pw-olga-123")
+    client = Client()
+    client.force_login(user)
+    return f"sessionid={client.cookies['sessionid'].value}".encode()
+
+
+@pytest.mark.django_db
+def test_the_dashboard_sends_anonymous_visitors_to_the_login_page(client: Client) -> None:
+    response = client.get("/")
+    assert response.status_code == 302
+    assert response["Location"].startswith("/login/")
+
+
+@pytest.mark.django_db
+def test_the_dashboard_shows_watched_symbols_with_the_latest_prices(client: Client) -> None:
+    account = make_account()
+    r = redis.Redis.from_url(settings.REDIS_URL)
+    r.delete(livestate.TICK_KEY.format(account_id=account.pk))
+
+    async def store() -> None:
+        ar = livestate.async_client()
+        await livestate.store_tickers(ar, [row(account.pk, "BTC/USDT", "65000.5")])
+        await livestate.store_state(ar, StreamState(account.pk, "live", time.time()))
+        await ar.aclose()
+
+    asyncio.run(store())
+    User.objects.create_user("olga", password="pw-olga-123")
+    client.login(username="olga", password="pw-olga-123")
+    html = client.get("/").content.decode()
+    assert 'id="tk-{}-BTC-USDT"'.format(account.pk) in html
+    assert "65000.5" in html
+    assert 'id="tk-{}-ETH-USDT"'.format(account.pk) in html  # no data yet, still listed
+    assert f'id="state-{account.pk}"' in html and "live" in html
+    assert 'ws-connect="/ws/dashboard/"' in html
+
+
+@pytest.mark.asyncio
+@pytest.mark.django_db(transaction=True)
+async def test_an_anonymous_websocket_is_refused() -> None:
+    communicator = WebsocketCommunicator(application, "/ws/dashboard/", headers=[ORIGIN])
+    connected, code = await communicator.connect()
+    assert not connected
+    assert code == 4401
+    await communicator.disconnect()
+
+
+@pytest.mark.asyncio
+@pytest.mark.django_db(transaction=True)
+async def test_a_websocket_from_a_foreign_origin_is_refused() -> None:
+    cookie = await sync_to_async(session_cookie)()
+    communicator = WebsocketCommunicator(
+        application, "/ws/dashboard/",
+        headers=[(b"origin", b"http://evil.example"), (b"cookie", cookie)],
+    )
+    connected, _ = await communicator.connect()
+    assert not connected
+    await communicator.disconnect()
+
+
+@pytest.mark.asyncio
+@pytest.mark.django_db(transaction=True)
+async def test_a_logged_in_websocket_receives_coalesced_rows_even_after_idling() -> None:
+    cookie = await sync_to_async(session_cookie)()
+    communicator = WebsocketCommunicator(
+        application, "/ws/dashboard/", headers=[ORIGIN, (b"cookie", cookie)]
+    )
+    connected, _ = await communicator.connect()
+    assert connected
+    publisher = DashboardPublisher(window_s=0.05)
+    try:
+        # Three ticks of one symbol inside a window become one row with the latest price.
+        for last in ("100.1", "100.2", "100.3"):
+            await publisher.tickers([row(99, "BTC/USDT", last)])
+        assert await publisher.flush() == 1
+        html = await communicator.receive_from(timeout=5)
+        assert 'id="tk-99-BTC-USDT"' in html
+        assert "100.3" in html and "100.1" not in html
+
+        # redis-py 8 drops reads idle > 5 s unless the layer disables the socket timeout.
+        await asyncio.sleep(6)
+        await publisher.tickers([row(99, "BTC/USDT", "99.9")])
+        await publisher.flush()
+        html = await communicator.receive_from(timeout=5)
+        assert "99.9" in html and 'class="tick down"' in html
+    finally:
+        await publisher.close()
+        await communicator.disconnect()
