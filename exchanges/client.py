@@ -172,8 +172,15 @@ class ExchangeClient:
             if spec.credentials.passphrase:
                 config["password"] = spec.credentials.passphrase
         self._secrets = (
-            [s for s in (spec.credentials.api_key, spec.credentials.secret,
-                         spec.credentials.passphrase) if s]
+            [
+                s
+                for s in (
+                    spec.credentials.api_key,
+                    spec.credentials.secret,
+                    spec.credentials.passphrase,
+                )
+                if s
+            ]
             if spec.credentials
             else []
         )
@@ -218,7 +225,7 @@ class ExchangeClient:
     async def call(self, method: str, *args: Any, **kwargs: Any) -> Any:
         try:
             return await getattr(self.ccxt, method)(*args, **kwargs)
-        except (ccxt.BaseError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, ccxt.BaseError) as exc:
             raise self.map_exception(exc) from None
 
     # -- the calls xcon makes ------------------------------------------------------------

@@ -49,4 +49,6 @@ def rotate(token: str) -> str:
     try:
         return _fernet().rotate(token.encode()).decode()
     except InvalidToken:
-        raise CredentialDecryptError("A stored credential cannot be decrypted for rotation.") from None
+        raise CredentialDecryptError(
+            "A stored credential cannot be decrypted for rotation."
+        ) from None

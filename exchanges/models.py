@@ -223,9 +223,7 @@ class FeeTier(models.Model):
     class Meta:
         ordering = ["account", "market_type", "min_volume"]
         constraints = [
-            models.UniqueConstraint(
-                fields=["account", "market_type", "tier"], name="uniq_fee_tier"
-            )
+            models.UniqueConstraint(fields=["account", "market_type", "tier"], name="uniq_fee_tier")
         ]
 
     def __str__(self) -> str:

@@ -61,8 +61,12 @@ def sync_markets(account: ExchangeAccount) -> SyncResult:
     markets, fees = run_sync(lambda: _fetch_for_sync(ClientSpec.for_account(account)))
     now = timezone.now()
     rows = [
-        Market(account=account, synced_at=now, **{f: getattr(m, f) for f in _MARKET_FIELDS
-                                                  if f != "synced_at"}, symbol=m.symbol)
+        Market(
+            account=account,
+            synced_at=now,
+            **{f: getattr(m, f) for f in _MARKET_FIELDS if f != "synced_at"},
+            symbol=m.symbol,
+        )
         for m in markets
     ]
     venue_tiers = account_venue_tiers(account)

@@ -56,8 +56,9 @@ async def hold_account(account_id: int, *, stale_after_s: float = 30.0) -> str:
             spec, symbols = config
             stop = asyncio.Event()
             tasks = [
-                asyncio.create_task(hold_ticker_stream(spec, symbols, publisher, stop,
-                                                       stale_after_s=stale_after_s)),
+                asyncio.create_task(
+                    hold_ticker_stream(spec, symbols, publisher, stop, stale_after_s=stale_after_s)
+                ),
                 asyncio.create_task(publisher.run(stop)),
             ]
             reason = await _watch(account_id, config, lease)

@@ -10,8 +10,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from dataclasses import dataclass
 from collections.abc import Coroutine
+from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
 from exchanges import errors
@@ -95,7 +95,7 @@ async def hold_ticker_stream(
 
 
 async def _until_stop(
-    coro: Coroutine[Any, Any, T], stop: asyncio.Event, timeout: float
+    coro: Coroutine[Any, Any, T], stop: asyncio.Event, timeout: float  # noqa: ASYNC109
 ) -> T | None:
     """Await `coro` unless `stop` is set first (then None); TimeoutError after `timeout`."""
     task = asyncio.ensure_future(coro)

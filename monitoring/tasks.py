@@ -5,10 +5,9 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import redis
 from celery import shared_task
 from celery.signals import worker_shutting_down
-
-import redis
 from django.conf import settings
 
 from exchanges.models import ExchangeAccount
@@ -32,8 +31,12 @@ def hold_streams(account_id: int) -> str:
 @shared_task(ignore_result=True)
 def ensure_streams() -> int:
     """Queue a holder for every enabled account; one already held returns at once."""
-    ids = list(ExchangeAccount.objects.enabled().filter(watched_symbols__isnull=False)
-               .values_list("pk", flat=True).distinct())
+    ids = list(
+        ExchangeAccount.objects.enabled()
+        .filter(watched_symbols__isnull=False)
+        .values_list("pk", flat=True)
+        .distinct()
+    )
     queued = 0
     with redis.Redis.from_url(settings.REDIS_URL) as r:
         for account_id in ids:

@@ -17,6 +17,4 @@ CHROMIUM_ARGS = [
 
 
 def launch(playwright: Any) -> Any:
-    return playwright.chromium.launch(
-        executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True
-    )
+    return playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)

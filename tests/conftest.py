@@ -28,6 +28,7 @@ def redis_client() -> Iterator[redis.Redis]:
 def simulator() -> Iterator[object]:
     """One Binance simulator for the session, on a free loopback port."""
     from exchanges.simulator.testing import run_in_thread
+
     from exchanges.simulator import SimulatorConfig
 
     config = SimulatorConfig(

@@ -30,8 +30,9 @@ def make_account() -> ExchangeAccount:
 
 
 def row(account_id: int, symbol: str, last: str) -> TickerRow:
-    return TickerRow(account_id, symbol, last, last, last, "1.25", int(time.time() * 1000),
-                     time.time())
+    return TickerRow(
+        account_id, symbol, last, last, last, "1.25", int(time.time() * 1000), time.time()
+    )
 
 
 def session_cookie(username: str = "olga") -> bytes:
@@ -64,9 +65,9 @@ def test_the_dashboard_shows_watched_symbols_with_the_latest_prices(client: Clie
     User.objects.create_user("olga", password="pw-olga-123")
     client.login(username="olga", password="pw-olga-123")
     html = client.get("/").content.decode()
-    assert 'id="tk-{}-BTC-USDT"'.format(account.pk) in html
+    assert f'id="tk-{account.pk}-BTC-USDT"' in html
     assert "65000.5" in html
-    assert 'id="tk-{}-ETH-USDT"'.format(account.pk) in html  # no data yet, still listed
+    assert f'id="tk-{account.pk}-ETH-USDT"' in html  # no data yet, still listed
     assert f'id="state-{account.pk}"' in html and "live" in html
     assert 'ws-connect="/ws/dashboard/"' in html
 
@@ -86,7 +87,8 @@ async def test_an_anonymous_websocket_is_refused() -> None:
 async def test_a_websocket_from_a_foreign_origin_is_refused() -> None:
     cookie = await sync_to_async(session_cookie)()
     communicator = WebsocketCommunicator(
-        application, "/ws/dashboard/",
+        application,
+        "/ws/dashboard/",
         headers=[(b"origin", b"http://evil.example"), (b"cookie", cookie)],
     )
     connected, _ = await communicator.connect()

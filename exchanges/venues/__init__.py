@@ -12,7 +12,9 @@ def get_venue(venue_id: str) -> Venue:
     try:
         return VENUES[venue_id]
     except KeyError:
-        raise KeyError(f"xcon does not support venue {venue_id!r} (known: {sorted(VENUES)})") from None
+        raise KeyError(
+            f"xcon does not support venue {venue_id!r} (known: {sorted(VENUES)})"
+        ) from None
 
 
 def venue_choices() -> list[tuple[str, str]]:

@@ -1,0 +1,107 @@
+"""In a real browser: a logged-in user sees live prices; an anonymous WebSocket is closed.
+
+Daphne serves the app (ChannelsLiveServerTestCase), the Binance simulator runs on loopback,
+a stream holder pushes through the real Redis channel layer, chromium renders.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import threading
+from pathlib import Path
+
+import pytest
+from channels.testing import ChannelsLiveServerTestCase
+from django.contrib.auth.models import User
+from exchanges.simulator.testing import run_in_thread
+from playwright.sync_api import expect, sync_playwright
+
+from exchanges.models import ApiCredential, ExchangeAccount, WatchedSymbol
+from exchanges.simulator import SimulatorConfig
+from monitoring import holder
+from tests.browser import launch
+
+pytestmark = pytest.mark.e2e
+SCREENSHOTS = Path(__file__).resolve().parent.parent / "var" / "screenshots"
+
+
+class LiveDashboardTests(ChannelsLiveServerTestCase):
+    host = "127.0.0.1"
+
+    @classmethod
+    def setUpClass(cls) -> None:
+        os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+        super().setUpClass()
+        cls.sim = run_in_thread(
+            SimulatorConfig(
+                venue="binance", seed=3, tick_interval=0.1, accounts=[("e2e-key", "e2e-secret")]
+            )
+        )
+        cls.pw = sync_playwright().start()
+        cls.browser = launch(cls.pw)
+
+    @classmethod
+    def tearDownClass(cls) -> None:
+        cls.browser.close()
+        cls.pw.stop()
+        cls.sim.stop()
+        super().tearDownClass()
+
+    def setUp(self) -> None:
+        User.objects.create_user("olga", password="pw-olga-123")
+        self.account = ExchangeAccount.objects.create(
+            label="Simulated Binance", venue="binance", rest_url=self.sim.base_url
+        )
+        cred = ApiCredential(account=self.account)
+        cred.set_plaintext("e2e-key", "e2e-secret")
+        cred.save()
+        for i, symbol in enumerate(["BTC/USDT", "ETH/USDT", "ADA/USDT"]):
+            WatchedSymbol.objects.create(account=self.account, symbol=symbol, position=i)
+        holder.shutdown.clear()
+        self.holder_thread = threading.Thread(
+            target=lambda: asyncio.run(holder.hold_account(self.account.pk)), daemon=True
+        )
+        self.holder_thread.start()
+
+    def tearDown(self) -> None:
+        holder.shutdown.set()
+        self.holder_thread.join(timeout=15)
+
+    def test_a_logged_in_user_sees_ticker_cells_change_within_two_seconds(self) -> None:
+        page = self.browser.new_page()
+        page.goto(self.live_server_url + "/login/?next=/")
+        page.fill("input[name=username]", "olga")
+        page.fill("input[name=password]", "pw-olga-123")
+        page.click("button[type=submit]")
+        page.wait_for_url(self.live_server_url + "/")
+        expect(page.locator("#ws-status")).to_have_text("live", timeout=10_000)
+
+        cell = page.locator(f"#tk-{self.account.pk}-BTC-USDT td.last")
+        expect(cell).not_to_have_text("—", timeout=10_000)  # the stream has started
+        first = cell.inner_text()
+        page.wait_for_function(
+            "([sel, before]) => document.querySelector(sel).innerText !== before",
+            arg=[f"#tk-{self.account.pk}-BTC-USDT td.last", first],
+            timeout=2_000,
+        )
+        expect(page.locator(f"#state-{self.account.pk}")).to_contain_text("live")
+        expect(page.locator(f"#tk-{self.account.pk}-ETH-USDT td.bid")).not_to_have_text("—")
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(SCREENSHOTS / "dashboard.png"), full_page=True)
+        page.close()
+
+    def test_an_anonymous_websocket_is_closed(self) -> None:
+        page = self.browser.new_page()
+        page.goto(self.live_server_url + "/login/")
+        outcome = page.evaluate(
+            """(url) => new Promise((resolve) => {
+                   const ws = new WebSocket(url);
+                   ws.onopen = () => resolve("opened");
+                   ws.onclose = (e) => resolve("closed");
+                   setTimeout(() => resolve("timeout"), 5000);
+               })""",
+            self.live_server_url.replace("http", "ws") + "/ws/dashboard/",
+        )
+        assert outcome == "closed"
+        page.close()

@@ -1,0 +1,73 @@
+"""The ticker stream holder, run as plain asyncio against the simulator (no Celery)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from exchanges.client import ClientSpec
+from exchanges.models import Credentials
+from monitoring.livestate import StreamState, TickerRow
+from monitoring.streams import Backoff, hold_ticker_stream
+
+
+class Collect:
+    def __init__(self) -> None:
+        self.rows: list[TickerRow] = []
+        self.states: list[StreamState] = []
+        self.changed = asyncio.Event()
+
+    async def tickers(self, rows: list[TickerRow]) -> None:
+        self.rows.extend(rows)
+        self.changed.set()
+
+    async def state(self, state: StreamState) -> None:
+        self.states.append(state)
+        self.changed.set()
+
+    async def until(self, predicate, timeout: float = 10.0) -> None:  # type: ignore[no-untyped-def]
+        async def loop() -> None:
+            while not predicate():
+                self.changed.clear()
+                await self.changed.wait()
+
+        await asyncio.wait_for(loop(), timeout)
+
+
+def spec(sim) -> ClientSpec:  # type: ignore[no-untyped-def]
+    return ClientSpec(
+        venue="binance",
+        label="sim",
+        account_id=1,
+        rest_url=sim.base_url,
+        credentials=Credentials("test-key", "test-secret"),
+    )
+
+
+def test_backoff_retries_at_once_then_grows_with_jitter_up_to_its_cap() -> None:
+    b = Backoff(base_s=0.5, cap_s=4.0)
+    delays = [b.next_delay() for _ in range(10)]
+    assert delays[0] == 0.0
+    assert all(0 <= d <= 4.0 for d in delays)
+    assert max(delays[5:]) > 0.5  # grows (full jitter: some draws land high)
+    b.reset()
+    assert b.next_delay() == 0.0
+
+
+@pytest.mark.asyncio
+async def test_the_holder_streams_tickers_with_bid_and_ask_then_stops(simulator) -> None:  # type: ignore[no-untyped-def]
+    sink = Collect()
+    stop = asyncio.Event()
+    task = asyncio.create_task(
+        hold_ticker_stream(spec(simulator), ["BTC/USDT", "ETH/USDT"], sink, stop)
+    )
+    await sink.until(lambda: {r.symbol for r in sink.rows} == {"BTC/USDT", "ETH/USDT"})
+    btc = [r for r in sink.rows if r.symbol == "BTC/USDT"][-1]
+    assert btc.bid is not None and btc.ask is not None and btc.last is not None
+    assert float(btc.bid) <= float(btc.ask)
+    assert btc.exchange_ts is not None
+    stop.set()
+    await asyncio.wait_for(task, 10)
+    assert [s.state for s in sink.states][:2] == ["connecting", "live"]
+    assert sink.states[-1].state == "stopped"
