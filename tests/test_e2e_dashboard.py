@@ -75,7 +75,7 @@ class LiveDashboardTests(ChannelsLiveServerTestCase):
         page.fill("input[name=password]", "pw-olga-123")
         page.click("button[type=submit]")
         page.wait_for_url(self.live_server_url + "/")
-        expect(page.locator("#ws-status")).to_have_text("live", timeout=10_000)
+        expect(page.locator("#ws-status")).to_have_text("live updates on", timeout=10_000)
 
         cell = page.locator(f"#tk-{self.account.pk}-BTC-USDT td.last")
         expect(cell).not_to_have_text("—", timeout=10_000)  # the stream has started

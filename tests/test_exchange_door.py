@@ -150,3 +150,41 @@ def test_a_skewed_clock_maps_to_a_retryable_clock_error(simulator) -> None:  # t
     assert isinstance(exc, errors.ClockSkew)
     assert exc.retryable and exc.venue_code == -1021
     assert "clock" in exc.operator_message
+
+
+@pytest.mark.django_db
+def test_admin_actions_report_the_connection_and_sync_in_words(simulator, admin_client) -> None:  # type: ignore[no-untyped-def]
+    account = make_account(simulator)
+    url = "/admin/exchanges/exchangeaccount/"
+    page = admin_client.post(
+        url, {"action": "test_connection", "_selected_action": [account.pk]}, follow=True
+    )
+    text = page.content.decode()
+    assert "Reached Sim: REST latency" in text and "clock offset" in text
+    page = admin_client.post(
+        url, {"action": "sync_markets", "_selected_action": [account.pk]}, follow=True
+    )
+    assert "7 markets synced in" in page.content.decode()
+    assert Market.objects.filter(account=account).count() == 7
+
+
+@pytest.fixture(scope="module")
+def big_simulator():  # type: ignore[no-untyped-def]
+    from exchanges.simulator.testing import run_in_thread
+
+    from exchanges.simulator import SimulatorConfig
+
+    with run_in_thread(SimulatorConfig(venue="binance", seed=11, synthetic_markets=3000)) as h:
+        yield h
+
+
+@pytest.mark.django_db
+def test_sync_markets_handles_three_thousand_markets_in_seconds(big_simulator) -> None:  # type: ignore[no-untyped-def]
+    account = make_account(big_simulator, key="")
+    result = sync_markets(account)
+    assert result.markets == 3007
+    assert Market.objects.filter(account=account).count() == 3007
+    # Seconds, not minutes (the figure itself is measured in bench/, not here).
+    assert result.seconds < 60, result
+    again = sync_markets(account)
+    assert again.markets == 3007 and again.deactivated == 0

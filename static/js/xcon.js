@@ -7,7 +7,7 @@
     el.textContent = text;
     el.className = "badge " + (on ? "on" : "off");
   }
-  document.addEventListener("htmx:wsOpen", function () { setStatus("live", true); });
+  document.addEventListener("htmx:wsOpen", function () { setStatus("live updates on", true); });
   document.addEventListener("htmx:wsClose", function () { setStatus("disconnected — retrying", false); });
   document.addEventListener("htmx:wsError", function () { setStatus("connection error", false); });
 
@@ -28,5 +28,7 @@
     });
   }
   setInterval(updateAges, 500);
+  // Swapped-in rows get their age at once, not on the next interval.
+  document.addEventListener("htmx:wsAfterMessage", updateAges);
   document.addEventListener("DOMContentLoaded", updateAges);
 })();

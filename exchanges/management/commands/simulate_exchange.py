@@ -1,0 +1,26 @@
+"""`python manage.py simulate_exchange --venue binance --port 8900 --seed 1 --account K:S`.
+
+A thin wrapper: the simulator itself is plain Python (exchanges.simulator) and runs the same
+with `python -m exchanges.simulator`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from argparse import ArgumentParser
+from typing import Any
+
+from django.core.management.base import BaseCommand
+
+from exchanges.simulator.config import add_arguments, config_from_args
+from exchanges.simulator.server import run_forever
+
+
+class Command(BaseCommand):
+    help = "Serve a simulated exchange (Binance spot REST + WebSocket) for ccxt on loopback."
+
+    def add_arguments(self, parser: ArgumentParser) -> None:
+        add_arguments(parser)
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        asyncio.run(run_forever(config_from_args(options)))

@@ -1,0 +1,39 @@
+"""A loopback exchange simulator that unmodified ccxt / ccxt.pro can trade against.
+
+Layout: `engine` (venue-neutral market model: prices, books, trades, accounts, clock, stats),
+`venues/` (one wire protocol per venue: `venues/binance`), `server` (aiohttp app with the venue
+routes and the /_sim control interface), `testing` (run it in a thread, point ccxt at it).
+Pure Python + aiohttp; nothing here imports Django or the rest of xcon.
+
+Run it: `python -m exchanges.simulator --venue binance --port 8900 --seed 1 --account k:s`
+(or `python manage.py simulate_exchange ...`).
+"""
+
+from __future__ import annotations
+
+from exchanges.simulator.config import SimulatorConfig
+from exchanges.simulator.engine import Engine, EngineConfig
+from exchanges.simulator.server import RunningSimulator, main, serve
+from exchanges.simulator.testing import (
+    SimulatorHandle,
+    ccxt_binance_config,
+    point_ccxt_at,
+    run_in_thread,
+)
+
+#: the running-server type under the name the rest of the project may look for
+Simulator = RunningSimulator
+
+__all__ = [
+    "Engine",
+    "EngineConfig",
+    "RunningSimulator",
+    "Simulator",
+    "SimulatorConfig",
+    "SimulatorHandle",
+    "ccxt_binance_config",
+    "main",
+    "point_ccxt_at",
+    "run_in_thread",
+    "serve",
+]

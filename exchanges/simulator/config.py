@@ -1,0 +1,133 @@
+"""SimulatorConfig: everything needed to start one simulated venue, plus its command line."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from exchanges.simulator.engine import EngineConfig
+
+
+@dataclass
+class SimulatorConfig:
+    """Configuration of one simulator process/server.
+
+    Accounts are (api_key, secret) pairs created at start with the default balances; more can be
+    added at run time with POST /_sim/accounts.
+
+    Market data: each venue ships its market list in `exchanges/simulator/data/`. `markets_file`
+    overrides it with a file in the same format; `fixtures_dir` (default: env
+    XCON_FIXTURES_DIR) points at a fixtures tree holding `markets/<venue>.json`.
+    """
+
+    venue: str = "binance"
+    host: str = "127.0.0.1"
+    #: 0 = pick a free port
+    port: int = 0
+    seed: int = 1
+    accounts: list[tuple[str, str]] = field(default_factory=list)
+    tick_interval: float = 0.25
+    synthetic_markets: int = 0
+    #: seconds between server pings on each WebSocket (Binance: 20)
+    ws_ping_interval: float = 20.0
+    #: close a WebSocket that sent no pong for this long (Binance: 60)
+    ws_pong_timeout: float = 60.0
+    #: frames queued per WebSocket before the server drops it as a slow consumer
+    ws_send_queue: int = 10_000
+    markets_file: Path | None = None
+    fixtures_dir: Path | None = None
+    #: answer 429 when a client exceeds the venue's published request-weight / order limits
+    enforce_rate_limits: bool = False
+    volatility: float = 0.0002
+    book_depth: int = 100
+    fee_rate: Decimal = Decimal("0.001")
+    default_balances: dict[str, Decimal] | None = None
+    clock_offset_ms: int = 0
+
+    def __post_init__(self) -> None:
+        # accept ["KEY:SECRET", ...] as well as [("KEY", "SECRET"), ...]
+        self.accounts = [
+            parse_account(a) if isinstance(a, str) else (str(a[0]), str(a[1]))
+            for a in self.accounts
+        ]
+        if self.fixtures_dir is None and os.environ.get("XCON_FIXTURES_DIR"):
+            self.fixtures_dir = Path(os.environ["XCON_FIXTURES_DIR"])
+
+    def engine_config(self) -> EngineConfig:
+        return EngineConfig(
+            seed=self.seed,
+            tick_interval=self.tick_interval,
+            volatility=self.volatility,
+            book_depth=self.book_depth,
+            maker_fee=self.fee_rate,
+            taker_fee=self.fee_rate,
+            default_balances=self.default_balances,
+            clock_offset_ms=self.clock_offset_ms,
+        )
+
+
+def parse_account(spec: str) -> tuple[str, str]:
+    """'KEY:SECRET' -> ('KEY', 'SECRET')."""
+    key, sep, secret = spec.partition(":")
+    if not sep or not key or not secret:
+        raise ValueError(f"account must be KEY:SECRET, got {spec!r}")
+    return key, secret
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The simulator's options; shared by `python -m exchanges.simulator` and the Django
+    management command (so none of them may clash with Django's own, e.g. -v)."""
+    from exchanges.simulator.venues import VENUES
+
+    parser.add_argument("--venue", default="binance", choices=sorted(VENUES))
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8900, help="0 = any free port")
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument(
+        "--account",
+        action="append",
+        default=[],
+        metavar="KEY:SECRET",
+        help="create an account at start (repeatable)",
+    )
+    parser.add_argument("--tick-interval", type=float, default=0.25, help="seconds per price step")
+    parser.add_argument(
+        "--synthetic-markets",
+        type=int,
+        default=0,
+        metavar="N",
+        help="add N generated markets (SYN0001USDT ...)",
+    )
+    parser.add_argument("--ws-ping-interval", type=float, default=20.0)
+    parser.add_argument("--ws-pong-timeout", type=float, default=60.0)
+    parser.add_argument("--markets-file", type=Path, default=None)
+    parser.add_argument("--book-depth", type=int, default=100)
+    parser.add_argument(
+        "--volatility", type=float, default=0.0002, help="std dev of log price per tick"
+    )
+    parser.add_argument("--enforce-rate-limits", action="store_true")
+
+
+def config_from_args(args: argparse.Namespace | Mapping[str, Any]) -> SimulatorConfig:
+    """Build a config from parsed options (an argparse Namespace or Django's options dict)."""
+    opts: Mapping[str, Any] = vars(args) if isinstance(args, argparse.Namespace) else args
+    return SimulatorConfig(
+        venue=str(opts.get("venue", "binance")),
+        host=str(opts.get("host", "127.0.0.1")),
+        port=int(opts.get("port", 8900)),
+        seed=int(opts.get("seed", 1)),
+        accounts=[parse_account(a) for a in opts.get("account") or []],
+        tick_interval=float(opts.get("tick_interval", 0.25)),
+        synthetic_markets=int(opts.get("synthetic_markets", 0)),
+        ws_ping_interval=float(opts.get("ws_ping_interval", 20.0)),
+        ws_pong_timeout=float(opts.get("ws_pong_timeout", 60.0)),
+        markets_file=opts.get("markets_file"),
+        book_depth=int(opts.get("book_depth", 100)),
+        volatility=float(opts.get("volatility", 0.0002)),
+        enforce_rate_limits=bool(opts.get("enforce_rate_limits", False)),
+    )

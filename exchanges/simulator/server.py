@@ -1,0 +1,335 @@
+"""The simulator's HTTP/WebSocket server: one venue's routes plus the /_sim control interface.
+
+Control interface (stable; JSON in, JSON out; requests to /_sim/* are not counted in stats):
+
+    GET  /_sim/stats          counters: {"requests", "requests_by_path", "errors_by_code",
+                              "http_status", "ws_connections", "ws_connections_total",
+                              "ws_subscriptions", "subscriptions_by_stream", "ws_messages_sent",
+                              "ws_messages_received", "ws_closed_by_server", "orders", "ticks",
+                              "since"}. errors_by_code keys are venue codes as strings ("-1021");
+                              WebSocket error replies count as "ws:<code>".
+    POST /_sim/reset_stats    zero the counters (not the current-connection gauges)
+    GET  /_sim/info           {"venue", "seed", "markets", "tick", "paused", "clock_offset_ms",
+                              "server_time", ...venue facts}
+    POST /_sim/clock          {"offset_ms": 20000}: the venue clock runs 20 s ahead of the wall
+                              clock (signed requests then look 20 s old) -> {"offset_ms",
+                              "server_time"}
+    POST /_sim/tick           {"n": 1}: step all prices n times now -> {"tick"}
+    POST /_sim/pause          {"paused": true}: stop (or resume) the background price loop
+    POST /_sim/price          {"symbol": "BTCUSDT", "price": "65000"}: move the mid and last
+                              price (book and streams follow) -> {"symbol", "price"}
+    POST /_sim/accounts       {"api_key"?, "secret"?, "balances"?: {"USDT": "100000"}} ->
+                              {"api_key", "secret", "balances"} (409 if the key exists)
+    GET  /_sim/accounts/{key} {"api_key", "balances": {asset: {"free", "locked"}},
+                              "open_orders"}
+    POST /_sim/ws/disconnect  {"code"?: 1001}: close every WebSocket -> {"closed"}
+    POST /_sim/ws/mute        {"muted": true}: keep sockets open but send nothing and answer
+                              no pings (a half-open link) -> {"muted"}
+
+Errors: 400 {"error": "..."} for bad control input, 404 for unknown symbols / keys.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import signal
+from collections.abc import Awaitable, Callable
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from aiohttp import web
+
+from exchanges.simulator.config import SimulatorConfig, add_arguments, config_from_args
+from exchanges.simulator.engine import Engine
+from exchanges.simulator.venues import VENUES, Venue
+
+log = logging.getLogger(__name__)
+
+ENGINE_KEY = web.AppKey("engine", Engine)
+VENUE_KEY = web.AppKey("venue", Venue)
+CONFIG_KEY = web.AppKey("config", SimulatorConfig)
+
+
+@web.middleware
+async def _count_requests(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    """Count every venue request (incl. 404s and WebSocket upgrades) by route and status."""
+    if request.path.startswith("/_sim/"):
+        return await handler(request)
+    stats = request.app[ENGINE_KEY].stats
+    resource = request.match_info.route.resource
+    path = resource.canonical if resource is not None else "<unmatched>"
+    try:
+        response = await handler(request)
+    except web.HTTPException as exc:
+        stats.count_request(path, exc.status)
+        raise
+    stats.count_request(path, response.status)
+    return response
+
+
+def build_app(engine: Engine, venue: Venue, config: SimulatorConfig) -> web.Application:
+    app = web.Application(middlewares=[_count_requests], client_max_size=8 * 1024 * 1024)
+    app[ENGINE_KEY] = engine
+    app[VENUE_KEY] = venue
+    app[CONFIG_KEY] = config
+    venue.routes(app)
+    _Control(engine, venue, config).routes(app)
+    return app
+
+
+class _Control:
+    """Handlers of /_sim/* (see the module docstring)."""
+
+    def __init__(self, engine: Engine, venue: Venue, config: SimulatorConfig) -> None:
+        self.engine, self.venue, self.config = engine, venue, config
+
+    def routes(self, app: web.Application) -> None:
+        r = app.router
+        r.add_get("/_sim/stats", self.stats, allow_head=False)
+        r.add_post("/_sim/reset_stats", self.reset_stats)
+        r.add_get("/_sim/info", self.info, allow_head=False)
+        r.add_post("/_sim/clock", self.clock)
+        r.add_post("/_sim/tick", self.tick)
+        r.add_post("/_sim/pause", self.pause)
+        r.add_post("/_sim/price", self.price)
+        r.add_post("/_sim/accounts", self.create_account)
+        r.add_get("/_sim/accounts/{api_key}", self.get_account, allow_head=False)
+        r.add_post("/_sim/ws/disconnect", self.disconnect)
+        r.add_post("/_sim/ws/mute", self.mute)
+
+    @staticmethod
+    async def _body(request: web.Request) -> dict[str, Any]:
+        if not request.can_read_body:
+            return {}
+        try:
+            body = await request.json()
+        except ValueError:
+            raise _bad("body must be JSON") from None
+        if not isinstance(body, dict):
+            raise _bad("body must be a JSON object")
+        return body
+
+    async def stats(self, request: web.Request) -> web.Response:
+        return web.json_response(self.engine.stats.snapshot())
+
+    async def reset_stats(self, request: web.Request) -> web.Response:
+        self.engine.stats.reset()
+        return web.json_response({"ok": True})
+
+    async def info(self, request: web.Request) -> web.Response:
+        e = self.engine
+        return web.json_response(
+            {
+                **self.venue.describe(),
+                "seed": self.config.seed,
+                "markets": len(e.markets),
+                "tick": e.tick_count,
+                "tick_interval": e.config.tick_interval,
+                "paused": e.paused,
+                "clock_offset_ms": e.clock.offset_ms,
+                "server_time": e.clock.now_ms(),
+                "accounts": len(e.accounts),
+            }
+        )
+
+    async def clock(self, request: web.Request) -> web.Response:
+        body = await self._body(request)
+        try:
+            self.engine.clock.offset_ms = int(body.get("offset_ms", 0))
+        except (TypeError, ValueError):
+            raise _bad("offset_ms must be an integer") from None
+        return web.json_response(
+            {"offset_ms": self.engine.clock.offset_ms, "server_time": self.engine.clock.now_ms()}
+        )
+
+    async def tick(self, request: web.Request) -> web.Response:
+        body = await self._body(request)
+        n = body.get("n", 1)
+        if not isinstance(n, int) or not 0 <= n <= 100_000:
+            raise _bad("n must be an integer 0..100000")
+        self.engine.step(n)
+        return web.json_response({"tick": self.engine.tick_count})
+
+    async def pause(self, request: web.Request) -> web.Response:
+        body = await self._body(request)
+        self.engine.paused = bool(body.get("paused", True))
+        return web.json_response({"paused": self.engine.paused})
+
+    async def price(self, request: web.Request) -> web.Response:
+        body = await self._body(request)
+        symbol = str(body.get("symbol", ""))
+        if not self.engine.has_market(symbol):
+            raise web.HTTPNotFound(
+                text=json.dumps({"error": f"unknown symbol {symbol!r}"}),
+                content_type="application/json",
+            )
+        try:
+            price = Decimal(str(body.get("price")))
+            self.engine.set_price(symbol, price)
+        except (InvalidOperation, ValueError) as exc:
+            raise _bad(f"bad price: {exc}") from None
+        return web.json_response({"symbol": symbol, "price": str(self.engine.mid_price(symbol))})
+
+    async def create_account(self, request: web.Request) -> web.Response:
+        body = await self._body(request)
+        balances = body.get("balances")
+        try:
+            parsed = (
+                {str(k): Decimal(str(v)) for k, v in balances.items()}
+                if isinstance(balances, dict)
+                else None
+            )
+            account = self.engine.create_account(body.get("api_key"), body.get("secret"), parsed)
+        except InvalidOperation:
+            raise _bad("balances must map assets to decimal strings") from None
+        except ValueError as exc:
+            raise web.HTTPConflict(
+                text=json.dumps({"error": str(exc)}), content_type="application/json"
+            ) from None
+        return web.json_response(
+            {
+                "api_key": account.api_key,
+                "secret": account.secret,
+                "balances": {a: str(b.free) for a, b in account.balances.items()},
+            }
+        )
+
+    async def get_account(self, request: web.Request) -> web.Response:
+        account = self.engine.accounts.get(request.match_info["api_key"])
+        if account is None:
+            raise web.HTTPNotFound(
+                text=json.dumps({"error": "unknown api key"}), content_type="application/json"
+            )
+        return web.json_response(
+            {
+                "api_key": account.api_key,
+                "balances": {
+                    a: {"free": str(b.free), "locked": str(b.locked)}
+                    for a, b in account.balances.items()
+                },
+                "open_orders": len(account.open_orders),
+            }
+        )
+
+    async def disconnect(self, request: web.Request) -> web.Response:
+        body = await self._body(request)
+        closed = await self.venue.close_connections(int(body.get("code", 1001)), "disconnect")
+        return web.json_response({"closed": closed})
+
+    async def mute(self, request: web.Request) -> web.Response:
+        body = await self._body(request)
+        muted = bool(body.get("muted", True))
+        self.venue.set_ws_muted(muted)
+        return web.json_response({"muted": muted})
+
+
+def _bad(message: str) -> web.HTTPBadRequest:
+    return web.HTTPBadRequest(text=json.dumps({"error": message}), content_type="application/json")
+
+
+class RunningSimulator:
+    """A started simulator: where it listens and how to stop it."""
+
+    def __init__(
+        self,
+        config: SimulatorConfig,
+        engine: Engine,
+        venue: Venue,
+        runner: web.AppRunner,
+        port: int,
+        tick_task: asyncio.Task[None],
+    ) -> None:
+        self.config = config
+        self.engine = engine
+        self.venue = venue
+        self.runner = runner
+        self.host = config.host
+        self.port = port
+        self._tick_task = tick_task
+
+    @property
+    def base_url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def ws_url(self) -> str:
+        return f"ws://{self.host}:{self.port}"
+
+    async def close(self) -> None:
+        self._tick_task.cancel()
+        try:
+            await self._tick_task
+        except asyncio.CancelledError:
+            pass
+        await self.venue.shutdown()
+        await self.runner.cleanup()
+
+
+def create(config: SimulatorConfig) -> tuple[Engine, Venue]:
+    """Engine (with the configured accounts) and venue, not yet serving."""
+    try:
+        venue_cls = VENUES[config.venue]
+    except KeyError:
+        raise ValueError(f"unknown venue {config.venue!r} (known: {sorted(VENUES)})") from None
+    engine = Engine(venue_cls.load_markets(config), config.engine_config())
+    for api_key, secret in config.accounts:
+        engine.create_account(api_key, secret)
+    return engine, venue_cls(engine, config)
+
+
+async def serve(config: SimulatorConfig) -> RunningSimulator:
+    """Start serving `config` on the running event loop; returns once the port is bound."""
+    engine, venue = create(config)
+    app = build_app(engine, venue, config)
+    runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=2.0)
+    await runner.setup()
+    site = web.TCPSite(runner, config.host, config.port)
+    await site.start()
+    port = runner.addresses[0][1]
+    tick_task = asyncio.create_task(engine.run(), name="simulator-ticks")
+    return RunningSimulator(config, engine, venue, runner, port, tick_task)
+
+
+async def run_forever(config: SimulatorConfig) -> None:
+    """Serve until SIGINT/SIGTERM."""
+    server = await serve(config)
+    accounts = ", ".join(k for k, _ in config.accounts) or "none (POST /_sim/accounts)"
+    print(
+        f"{config.venue} simulator on {server.base_url} (ws {server.ws_url}), "
+        f"{len(server.engine.markets)} markets, seed {config.seed}, accounts: {accounts}",
+        flush=True,
+    )
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            loop.add_signal_handler(sig, stop.set)
+        except (NotImplementedError, RuntimeError):  # not the main thread / not supported
+            pass
+    try:
+        await stop.wait()
+    finally:
+        await server.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m exchanges.simulator --venue binance --port 8900 --seed 1 --account k:s`."""
+    import argparse
+
+    parser = argparse.ArgumentParser(
+        prog="python -m exchanges.simulator",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add_arguments(parser)
+    parser.add_argument("--log-level", default="INFO")
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    asyncio.run(run_forever(config_from_args(args)))
+    return 0

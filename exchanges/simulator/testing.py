@@ -1,0 +1,279 @@
+"""Run the simulator in a background thread (tests, benchmarks) and point ccxt at it.
+
+    with run_in_thread(SimulatorConfig(seed=7, accounts=[("k", "s")])) as sim:
+        ex = ccxt.async_support.binance(ccxt_binance_config(sim, "k", "s"))
+        ...
+        sim.stats()["errors_by_code"]
+
+The server runs on its own event loop in a daemon thread, on a free port of 127.0.0.1 unless
+the config says otherwise. The engine is single-threaded: touch it only through `handle.call`
+(or the helpers built on it), never directly from the test thread.
+
+This module does not import ccxt; the ccxt helpers only mutate what they are given.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import dataclasses
+import threading
+from collections.abc import Callable
+from decimal import Decimal
+from types import TracebackType
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
+
+from exchanges.simulator.config import SimulatorConfig
+from exchanges.simulator.engine import Engine
+from exchanges.simulator.server import RunningSimulator, serve
+
+T = TypeVar("T")
+
+#: ccxt.pro keys of urls['api']['ws'] that carry spot streams (see venues/binance/ws.py on
+#: why they go to /stream/ws)
+_SPOT_WS_KEYS = frozenset({"spot", "margin"})
+
+
+class SimulatorHandle:
+    """A simulator running in a background thread. Use as a context manager or call stop()."""
+
+    def __init__(self, config: SimulatorConfig) -> None:
+        self.config = config
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._server: RunningSimulator | None = None
+        self._stop_event: asyncio.Event | None = None
+        self._ready = threading.Event()
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(
+            target=self._run, name=f"simulator-{config.venue}", daemon=True
+        )
+
+    # ------------------------------------------------------------------ lifecycle
+    def start(self, timeout: float = 30.0) -> SimulatorHandle:
+        self._thread.start()
+        if not self._ready.wait(timeout):
+            raise TimeoutError("simulator did not start in time")
+        if self._error is not None:
+            raise RuntimeError("simulator failed to start") from self._error
+        return self
+
+    def _run(self) -> None:
+        loop = asyncio.new_event_loop()
+        self._loop = loop
+        try:
+            loop.run_until_complete(self._main())
+        except BaseException as exc:
+            self._error = exc
+            self._ready.set()
+        finally:
+            loop.close()
+
+    async def _main(self) -> None:
+        self._stop_event = asyncio.Event()
+        self._server = await serve(self.config)
+        self._ready.set()
+        try:
+            await self._stop_event.wait()
+        finally:
+            await self._server.close()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop the server and join the thread (idempotent)."""
+        loop, stop_event = self._loop, self._stop_event
+        if loop is not None and stop_event is not None and not loop.is_closed():
+            try:
+                loop.call_soon_threadsafe(stop_event.set)
+            except RuntimeError:
+                pass  # loop already closed
+        if self._thread.is_alive():
+            self._thread.join(timeout)
+
+    def __enter__(self) -> SimulatorHandle:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    # ------------------------------------------------------------------ where
+    @property
+    def server(self) -> RunningSimulator:
+        if self._server is None:
+            raise RuntimeError("simulator is not running")
+        return self._server
+
+    @property
+    def host(self) -> str:
+        return self.server.host
+
+    @property
+    def port(self) -> int:
+        return self.server.port
+
+    @property
+    def base_url(self) -> str:
+        """ "http://127.0.0.1:PORT"."""
+        return self.server.base_url
+
+    @property
+    def ws_url(self) -> str:
+        """ "ws://127.0.0.1:PORT"."""
+        return self.server.ws_url
+
+    @property
+    def engine(self) -> Engine:
+        """The engine object. Not thread-safe: read or change it via `call`."""
+        return self.server.engine
+
+    # ------------------------------------------------------------------ acting on the engine
+    def call(self, fn: Callable[[Engine], T], timeout: float = 10.0) -> T:
+        """Run `fn(engine)` on the simulator's loop and return its result (thread-safe)."""
+        loop = self._loop
+        if loop is None:
+            raise RuntimeError("simulator is not running")
+        if threading.current_thread() is self._thread:
+            return fn(self.engine)
+        future: concurrent.futures.Future[T] = concurrent.futures.Future()
+
+        def run() -> None:
+            try:
+                future.set_result(fn(self.engine))
+            except BaseException as exc:
+                future.set_exception(exc)
+
+        loop.call_soon_threadsafe(run)
+        return future.result(timeout)
+
+    def stats(self) -> dict[str, Any]:
+        """Same dict as GET /_sim/stats."""
+        return self.call(lambda e: e.stats.snapshot())
+
+    def reset_stats(self) -> None:
+        self.call(lambda e: e.stats.reset())
+
+    def set_clock_offset(self, offset_ms: int) -> None:
+        """Like POST /_sim/clock: the venue clock runs `offset_ms` ahead of the wall clock."""
+
+        def apply(e: Engine) -> None:
+            e.clock.offset_ms = int(offset_ms)
+
+        self.call(apply)
+
+    def tick(self, n: int = 1) -> int:
+        """Like POST /_sim/tick; returns the tick count."""
+
+        def apply(e: Engine) -> int:
+            e.step(n)
+            return e.tick_count
+
+        return self.call(apply)
+
+    def pause(self, paused: bool = True) -> None:
+        def apply(e: Engine) -> None:
+            e.paused = paused
+
+        self.call(apply)
+
+    def set_price(self, symbol: str, price: Decimal | str) -> None:
+        self.call(lambda e: e.set_price(symbol, Decimal(str(price))))
+
+    def create_account(
+        self,
+        api_key: str | None = None,
+        secret: str | None = None,
+        balances: dict[str, Decimal | str] | None = None,
+    ) -> tuple[str, str]:
+        """A new account (default balances unless given); returns (api_key, secret)."""
+        parsed = {k: Decimal(str(v)) for k, v in balances.items()} if balances else None
+
+        def apply(e: Engine) -> tuple[str, str]:
+            account = e.create_account(api_key, secret, parsed)
+            return account.api_key, account.secret
+
+        return self.call(apply)
+
+
+def run_in_thread(config: SimulatorConfig | None = None, **overrides: Any) -> SimulatorHandle:
+    """Start a simulator in a background thread; returns once it accepts connections.
+
+    `overrides` replace config fields, e.g. `run_in_thread(seed=3, tick_interval=0.05)`. The
+    port defaults to 0 (a free one) and the host to 127.0.0.1.
+    """
+    config = dataclasses.replace(config or SimulatorConfig(port=0), **overrides)
+    return SimulatorHandle(config).start()
+
+
+# ---------------------------------------------------------------------- ccxt helpers
+def _rebase(url: str, base: str) -> str:
+    return base.rstrip("/") + urlsplit(url).path
+
+
+def _rewrite(node: Any, rest_base: str, ws_base: str, key: str = "") -> Any:
+    if isinstance(node, dict):
+        return {k: _rewrite(v, rest_base, ws_base, k) for k, v in node.items()}
+    if isinstance(node, str) and "://" in node:
+        if node.startswith(("ws://", "wss://")):
+            if key in _SPOT_WS_KEYS and urlsplit(node).path == "/ws":
+                return ws_base.rstrip("/") + "/stream/ws"
+            return _rebase(node, ws_base)
+        return _rebase(node, rest_base)
+    return node
+
+
+def binance_api_urls(handle: SimulatorHandle, template: dict[str, Any]) -> dict[str, Any]:
+    """ccxt's `urls['api']` with every URL moved onto the simulator, paths kept
+    (https://api.binance.com/api/v3 -> http://127.0.0.1:PORT/api/v3). Spot and margin stream
+    URLs become ws://127.0.0.1:PORT/stream/ws so ccxt's is_spot_url() holds."""
+    rewritten: dict[str, Any] = _rewrite(template, handle.base_url, handle.ws_url)
+    return rewritten
+
+
+def point_ccxt_at(exchange: Any, handle: SimulatorHandle) -> Any:
+    """Rewrite every key of `exchange.urls['api']` (REST and ccxt.pro WebSocket) to the
+    simulator, in place; returns the exchange. Every key is replaced because ccxt raises
+    NotSupported for a missing one and a key left alone would reach the real venue. Note that
+    `set_sandbox_mode(True)` afterwards would replace these URLs again."""
+    exchange.urls["api"] = binance_api_urls(handle, exchange.urls["api"])
+    return exchange
+
+
+def ccxt_binance_config(
+    handle: SimulatorHandle,
+    api_key: str | None = None,
+    secret: str | None = None,
+    options: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Constructor config for ccxt.async_support.binance / ccxt.pro.binance against `handle`:
+    spot-only market loading, rate limiting off, every URL on the simulator. Credentials only
+    when given. `options` are merged over the defaults.
+
+    ccxt is imported here (not at module import) only to read its URL table.
+    """
+    import ccxt
+
+    try:
+        import ccxt.pro as ccxtpro
+
+        template = ccxtpro.binance().urls["api"]
+    except ImportError:  # pragma: no cover - ccxt without the pro part
+        template = ccxt.binance().urls["api"]
+    config: dict[str, Any] = {
+        "enableRateLimit": False,
+        "options": {
+            "fetchMarkets": {"types": ["spot"]},
+            "fetchCurrencies": False,
+            "fetchMargins": False,
+            **(options or {}),
+        },
+        "urls": {"api": binance_api_urls(handle, template)},
+    }
+    if api_key is not None:
+        config["apiKey"] = api_key
+    if secret is not None:
+        config["secret"] = secret
+    return config

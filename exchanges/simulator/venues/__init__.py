@@ -1,0 +1,12 @@
+"""Registry of simulated venues: adding one means a module under venues/ and an entry here."""
+
+from __future__ import annotations
+
+from exchanges.simulator.venues.base import Venue
+from exchanges.simulator.venues.binance import BinanceVenue
+
+VENUES: dict[str, type[Venue]] = {
+    "binance": BinanceVenue,
+}
+
+__all__ = ["VENUES", "Venue"]

@@ -1,0 +1,421 @@
+"""Binance spot market streams over WebSocket.
+
+Endpoints (all on the simulator's port):
+- `/ws`, `/ws/<stream>[/<stream>...]`: raw streams, events sent bare. Path parts that are not
+  stream names (ccxt connects to `/ws/0`, `/ws/1`, ...) are ignored.
+- `/stream?streams=a/b`: combined streams, events wrapped as {"stream": name, "data": event}.
+- `/stream/ws`, `/stream/ws/<...>`: like `/ws`. This alias exists because ccxt decides that a
+  connection is spot by looking for "/stream" in its URL (binance.is_spot_url); with spot and
+  futures markets loaded, a spot URL without it makes ccxt file BTCUSDT events under the swap
+  market. Point ccxt's spot WebSocket URL at `/stream/ws` to be safe (testing.point_ccxt_at).
+
+Control frames: SUBSCRIBE / UNSUBSCRIBE / LIST_SUBSCRIPTIONS / SET_PROPERTY / GET_PROPERTY with
+Binance's replies ({"result": null, "id": 1}) and error replies ({"error": {"code", "msg"},
+"id"}).
+
+Streams: <symbol>@trade, @aggTrade, @ticker, @miniTicker, @bookTicker, @depth, @depth@100ms,
+@depth@1000ms, @depth5/10/20[@100ms] (partial book), @kline_<interval>; !ticker@arr and
+!miniTicker@arr (at most once a second). Events are produced per engine tick (tick_interval),
+not at Binance's fixed 100 ms / 1000 ms cadence. Depth diffs are contiguous with REST
+/api/v3/depth: each event's U is the previous event's u + 1 and a snapshot's lastUpdateId falls
+inside (or right before) the next event's U..u.
+
+Keep-alive like Binance: the server pings every `ws_ping_interval` seconds and closes (1008)
+a connection that has not sent a pong for `ws_pong_timeout` seconds; it answers client pings.
+A connection whose send queue overflows (a client that does not read) is closed as well.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import WSMsgType, web
+
+from exchanges.simulator.config import SimulatorConfig
+from exchanges.simulator.engine import Engine
+from exchanges.simulator.events import TickBatch, TickerStats
+from exchanges.simulator.venues.binance import wire
+from exchanges.simulator.venues.binance.rest_public import INTERVALS_MS
+
+log = logging.getLogger(__name__)
+
+_MAX_STREAMS = 1024
+_ARRAY_STREAM_PERIOD_MS = 1000
+_METHODS = "`SUBSCRIBE`, `UNSUBSCRIBE`, `LIST_SUBSCRIPTIONS`, `SET_PROPERTY`, `GET_PROPERTY`"
+_STREAM_RE = re.compile(
+    r"^(?P<sym>[a-z0-9]+)@(?P<kind>trade|aggTrade|ticker|miniTicker|bookTicker"
+    r"|depth(?P<levels>5|10|20)?(?:@(?:100|1000)ms)?|kline_(?P<iv>[0-9]+[smhdwM]))$"
+)
+
+
+@dataclass(frozen=True)
+class StreamKey:
+    """A parsed stream name. `name` is how the stream is reported back (combined payloads,
+    LIST_SUBSCRIPTIONS); `symbol` is the market id (None for all-market streams)."""
+
+    name: str
+    kind: str
+    symbol: str | None
+    levels: int = 0
+    interval: str = ""
+
+
+def parse_stream(name: str, engine: Engine) -> StreamKey | None:
+    """The StreamKey for a Binance stream name, or None if it is not one we serve."""
+    if name in ("!ticker@arr", "!miniTicker@arr"):
+        return StreamKey(name, name, None)
+    head, sep, tail = name.partition("@")
+    if not sep:
+        return None
+    name = head.lower() + "@" + tail  # symbols are lowercase in stream names
+    match = _STREAM_RE.match(name)
+    if match is None:
+        return None
+    symbol = match["sym"].upper()
+    if not engine.has_market(symbol):
+        return None
+    kind = match["kind"]
+    if kind.startswith("depth"):
+        levels = int(match["levels"] or 0)
+        return StreamKey(name, "depthN" if levels else "depth", symbol, levels=levels)
+    if kind.startswith("kline_"):
+        if match["iv"] not in INTERVALS_MS:
+            return None
+        return StreamKey(name, "kline", symbol, interval=match["iv"])
+    return StreamKey(name, kind, symbol)
+
+
+@dataclass(eq=False)
+class _Conn:
+    ws: web.WebSocketResponse
+    combined: bool
+    queue: asyncio.Queue[str]
+    last_pong: float
+    streams: set[str] = field(default_factory=set)
+    #: set once the server decided to close; the handler waits for it before returning so
+    #: the close handshake can finish (returning early would drop the TCP connection)
+    close_task: asyncio.Task[None] | None = None
+
+
+class BinanceStreams:
+    """The stream hub: connections, subscriptions and the per-tick fan-out."""
+
+    def __init__(self, engine: Engine, config: SimulatorConfig) -> None:
+        self.engine = engine
+        self.config = config
+        self.conns: set[_Conn] = set()
+        self.subs: dict[str, set[_Conn]] = {}
+        self.keys: dict[str, StreamKey] = {}
+        self.muted = False
+        self._array_sent_ms: dict[str, int] = {}
+        engine.add_listener(self.on_batch)
+
+    # ------------------------------------------------------------------ connections
+    async def handle(self, request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse(autoping=False, timeout=5.0, max_msg_size=1 << 20)
+        await ws.prepare(request)
+        path = request.path
+        combined = path == "/stream"
+        if combined:
+            initial = [s for s in request.query.get("streams", "").split("/") if s]
+        else:
+            initial = [s for s in request.match_info.get("tail", "").split("/") if s]
+        loop = asyncio.get_running_loop()
+        conn = _Conn(ws, combined, asyncio.Queue(self.config.ws_send_queue), loop.time())
+        self.conns.add(conn)
+        self.engine.stats.ws_opened()
+        self._subscribe(conn, [k for k in (parse_stream(s, self.engine) for s in initial) if k])
+        writer = asyncio.create_task(self._writer(conn))
+        pinger = asyncio.create_task(self._pinger(conn))
+        try:
+            async for msg in ws:
+                if msg.type is WSMsgType.TEXT:
+                    self.engine.stats.ws_messages_received += 1
+                    self._on_text(conn, msg.data)
+                elif msg.type is WSMsgType.PING:
+                    if not self.muted:
+                        with contextlib.suppress(ConnectionError, RuntimeError):
+                            await ws.pong(msg.data)
+                elif msg.type is WSMsgType.PONG:
+                    conn.last_pong = loop.time()
+                elif msg.type is WSMsgType.ERROR:
+                    break
+        finally:
+            writer.cancel()
+            pinger.cancel()
+            self._drop(conn)
+            if conn.close_task is not None:
+                with contextlib.suppress(Exception):
+                    await conn.close_task
+        return ws
+
+    def _drop(self, conn: _Conn) -> None:
+        if conn not in self.conns:
+            return
+        self.conns.discard(conn)
+        self._unsubscribe(conn, list(conn.streams))
+        self.engine.stats.ws_closed()
+
+    async def _writer(self, conn: _Conn) -> None:
+        stats = self.engine.stats
+        try:
+            while True:
+                text = await conn.queue.get()
+                await conn.ws.send_str(text)
+                stats.ws_messages_sent += 1
+        except (ConnectionError, RuntimeError):
+            return  # the socket is gone; the reader loop cleans up
+
+    async def _pinger(self, conn: _Conn) -> None:
+        loop = asyncio.get_running_loop()
+        interval, timeout = self.config.ws_ping_interval, self.config.ws_pong_timeout
+        while not conn.ws.closed:
+            await asyncio.sleep(interval)
+            if self.muted:
+                continue
+            if loop.time() - conn.last_pong > timeout:
+                self._start_close(conn, 1008, "pong timeout")
+                return
+            try:
+                await conn.ws.ping(b"")
+            except (ConnectionError, RuntimeError):
+                return
+
+    def _start_close(self, conn: _Conn, code: int, reason: str) -> asyncio.Task[None] | None:
+        """Begin the close handshake in its own task (idempotent)."""
+        if conn.close_task is not None or conn.ws.closed:
+            return conn.close_task
+        self.engine.stats.ws_closed_by_server[reason] += 1
+        conn.close_task = asyncio.create_task(self._close(conn.ws, code, reason))
+        return conn.close_task
+
+    @staticmethod
+    async def _close(ws: web.WebSocketResponse, code: int, reason: str) -> None:
+        with contextlib.suppress(ConnectionError, RuntimeError, asyncio.TimeoutError):
+            await ws.close(code=code, message=reason.encode())
+
+    async def close_all(self, code: int = 1001, reason: str = "server closed") -> int:
+        tasks = [t for c in list(self.conns) if (t := self._start_close(c, code, reason))]
+        await asyncio.gather(*tasks, return_exceptions=True)
+        return len(tasks)
+
+    def set_muted(self, muted: bool) -> None:
+        self.muted = muted
+        if not muted:
+            # a muted link sent no pings; do not count that silence against the clients
+            now = asyncio.get_running_loop().time()
+            for conn in self.conns:
+                conn.last_pong = now
+
+    # ------------------------------------------------------------------ sending
+    def _send(self, conn: _Conn, text: str) -> None:
+        if self.muted or conn.close_task is not None:
+            return
+        try:
+            conn.queue.put_nowait(text)
+        except asyncio.QueueFull:
+            self._start_close(conn, 1008, "slow consumer")
+
+    def _reply(self, conn: _Conn, body: dict[str, Any]) -> None:
+        self._send(conn, json.dumps(body, separators=(",", ":")))
+
+    def _error(self, conn: _Conn, code: int, msg: str, req_id: Any = None) -> None:
+        self.engine.stats.count_error(f"ws:{code}")
+        self._reply(conn, {"error": {"code": code, "msg": msg}, "id": req_id})
+
+    # ------------------------------------------------------------------ control frames
+    def _on_text(self, conn: _Conn, text: str) -> None:
+        try:
+            frame = json.loads(text)
+        except ValueError as exc:
+            self._error(conn, 3, f"Invalid JSON: {exc}")
+            return
+        if not isinstance(frame, dict):
+            self._error(conn, 2, "Invalid request: expected a JSON object")
+            return
+        req_id = frame.get("id")
+        if not (
+            req_id is None
+            or isinstance(req_id, str)
+            or (isinstance(req_id, int) and not isinstance(req_id, bool) and req_id >= 0)
+        ):
+            self._error(conn, 2, "Invalid request: request ID must be an unsigned integer")
+            return
+        method = frame.get("method")
+        params = frame.get("params", [])
+        if method is None:
+            self._error(conn, 2, "Invalid request: missing field `method`", req_id)
+        elif method in ("SUBSCRIBE", "UNSUBSCRIBE"):
+            if not isinstance(params, list) or not all(isinstance(p, str) for p in params):
+                self._error(conn, 2, "Invalid request: params must be an array of strings", req_id)
+                return
+            keys = [parse_stream(p, self.engine) for p in params]
+            bad = [p for p, k in zip(params, keys, strict=True) if k is None]
+            if bad:
+                self._error(
+                    conn, 2, f"Invalid request: invalid stream name(s): {', '.join(bad)}", req_id
+                )
+                return
+            valid = [k for k in keys if k is not None]
+            if method == "SUBSCRIBE":
+                new = {k.name for k in valid} - conn.streams
+                if len(conn.streams) + len(new) > _MAX_STREAMS:
+                    self._error(
+                        conn, 2, f"Invalid request: too many streams (max {_MAX_STREAMS})", req_id
+                    )
+                    return
+                self._subscribe(conn, valid)
+            else:
+                self._unsubscribe(conn, [k.name for k in valid])
+            self._reply(conn, {"result": None, "id": req_id})
+        elif method == "LIST_SUBSCRIPTIONS":
+            self._reply(conn, {"result": sorted(conn.streams), "id": req_id})
+        elif method in ("SET_PROPERTY", "GET_PROPERTY"):
+            self._property(conn, method, params, req_id)
+        else:
+            self._error(
+                conn,
+                2,
+                f"Invalid request: unknown variant `{method}`, expected one of {_METHODS}",
+                req_id,
+            )
+
+    def _property(self, conn: _Conn, method: str, params: Any, req_id: Any) -> None:
+        if not isinstance(params, list) or not params or not isinstance(params[0], str):
+            self._error(conn, 2, "Invalid request: property name must be a string", req_id)
+        elif params[0] != "combined":
+            self._error(conn, 0, "Unknown property", req_id)
+        elif method == "GET_PROPERTY":
+            self._reply(conn, {"result": conn.combined, "id": req_id})
+        elif len(params) != 2 or not isinstance(params[1], bool):
+            self._error(conn, 1, "Invalid value type: expected Boolean", req_id)
+        else:
+            conn.combined = params[1]
+            self._reply(conn, {"result": None, "id": req_id})
+
+    def _subscribe(self, conn: _Conn, keys: list[StreamKey]) -> None:
+        for key in keys:
+            if key.name in conn.streams:
+                continue
+            conn.streams.add(key.name)
+            self.keys[key.name] = key
+            self.subs.setdefault(key.name, set()).add(conn)
+            self.engine.stats.subscribed(key.name)
+            if key.symbol is not None:
+                self.engine.retain(key.symbol)
+
+    def _unsubscribe(self, conn: _Conn, names: list[str]) -> None:
+        for name in names:
+            if name not in conn.streams:
+                continue
+            conn.streams.discard(name)
+            subscribers = self.subs.get(name)
+            if subscribers is not None:
+                subscribers.discard(conn)
+                if not subscribers:
+                    del self.subs[name]
+            self.engine.stats.unsubscribed(name)
+            key = self.keys[name]
+            if key.symbol is not None:
+                self.engine.release(key.symbol)
+
+    # ------------------------------------------------------------------ fan-out
+    def on_batch(self, batch: TickBatch) -> None:
+        """Render each subscribed stream once per batch and queue it to its subscribers."""
+        if not self.subs or self.muted:
+            return
+        tickers: dict[str, TickerStats] = {}
+        for name, conns in list(self.subs.items()):
+            key = self.keys[name]
+            try:
+                events = self._render(key, batch, tickers)
+            except Exception:
+                log.exception("rendering stream %s failed", name)
+                continue
+            for event in events:
+                raw = json.dumps(event, separators=(",", ":"))
+                wrapped: str | None = None
+                for conn in conns:
+                    if conn.combined:
+                        if wrapped is None:
+                            wrapped = '{"stream":' + json.dumps(name) + ',"data":' + raw + "}"
+                        self._send(conn, wrapped)
+                    else:
+                        self._send(conn, raw)
+
+    def _ticker(self, symbol: str, cache: dict[str, TickerStats]) -> TickerStats:
+        t = cache.get(symbol)
+        if t is None:
+            t = cache[symbol] = self.engine.ticker(symbol)
+        return t
+
+    def _render(
+        self, key: StreamKey, batch: TickBatch, tickers: dict[str, TickerStats]
+    ) -> list[Any]:
+        e, now = self.engine, batch.time_ms
+        if key.symbol is None:  # !ticker@arr / !miniTicker@arr
+            if not batch.tickers or now - self._array_sent_ms.get(key.kind, 0) < (
+                _ARRAY_STREAM_PERIOD_MS
+            ):
+                return []
+            self._array_sent_ms[key.kind] = now
+            render = wire.ws_ticker if key.kind == "!ticker@arr" else wire.ws_mini_ticker
+            return [[render(self._ticker(s, tickers), now) for s in sorted(batch.tickers)]]
+        sym = key.symbol
+        kind = key.kind
+        if kind in ("ticker", "miniTicker", "kline"):
+            if sym not in batch.tickers:
+                return []
+            if kind == "ticker":
+                return [wire.ws_ticker(self._ticker(sym, tickers), now)]
+            if kind == "miniTicker":
+                return [wire.ws_mini_ticker(self._ticker(sym, tickers), now)]
+            candle = e.klines(sym, INTERVALS_MS[key.interval], limit=1)[-1]
+            return [wire.ws_kline(sym, key.interval, candle, now, closed=False)]
+        if kind in ("trade", "aggTrade"):
+            trades = batch.trades.get(sym, [])
+            if kind == "trade":
+                return [wire.ws_trade(sym, t, now) for t in trades]
+            return [wire.ws_agg_trade(sym, t, now) for t in trades]
+        diff = batch.book_diffs.get(sym)
+        if diff is None:
+            return []
+        if kind == "depth":
+            return [
+                {
+                    "e": "depthUpdate",
+                    "E": now,
+                    "s": sym,
+                    "U": diff.first_update_id,
+                    "u": diff.last_update_id,
+                    "b": wire.levels(diff.bids),
+                    "a": wire.levels(diff.asks),
+                }
+            ]
+        if kind == "depthN":
+            book = e.book(sym, key.levels)
+            return [
+                {
+                    "lastUpdateId": book.update_id,
+                    "bids": wire.levels(book.bids),
+                    "asks": wire.levels(book.asks),
+                }
+            ]
+        # bookTicker
+        top = e.top_of_book(sym)
+        return [
+            {
+                "u": diff.last_update_id,
+                "s": sym,
+                "b": wire.fmt(top.bid_price),
+                "B": wire.fmt(top.bid_qty),
+                "a": wire.fmt(top.ask_price),
+                "A": wire.fmt(top.ask_qty),
+            }
+        ]
