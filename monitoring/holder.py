@@ -11,8 +11,12 @@ import threading
 
 from asgiref.sync import sync_to_async
 
+from decimal import Decimal
+
 from exchanges.client import ClientSpec
-from exchanges.models import ExchangeAccount
+from exchanges.errors import ExchangeError
+from exchanges.models import ExchangeAccount, Market
+from exchanges.services import sync_markets
 from monitoring import livestate
 from monitoring.lease import Lease, stream_lease_key
 from monitoring.publish import DashboardPublisher
@@ -37,6 +41,27 @@ def _load(account_id: int) -> tuple[ClientSpec, list[str]] | None:
     return ClientSpec.for_account(account), symbols
 
 
+def _price_ticks(account_id: int) -> dict[str, Decimal]:
+    """Tick sizes of the account's markets, syncing them first if they never were.
+
+    A stream without market metadata would show prices with whatever decimals the venue
+    sends; with it, every price shows the market's own precision.
+    """
+    account = ExchangeAccount.objects.get(pk=account_id)
+    if account.markets_synced_at is None:
+        try:
+            sync_markets(account)
+        except ExchangeError as exc:
+            log.warning("%s: markets not synced (%s); prices shown unrounded", account, exc)
+    return {
+        symbol: tick
+        for symbol, tick in Market.objects.filter(account_id=account_id).values_list(
+            "symbol", "price_tick"
+        )
+        if tick
+    }
+
+
 async def hold_account(account_id: int, *, stale_after_s: float = 30.0) -> str:
     """Hold the account's ticker stream while this process owns its lease; say why it ended."""
     redis = livestate.async_client()
@@ -54,6 +79,9 @@ async def hold_account(account_id: int, *, stale_after_s: float = 30.0) -> str:
                 )
                 return "disabled or nothing watched"
             spec, symbols = config
+            publisher.price_ticks.update(
+                await sync_to_async(_price_ticks, thread_sensitive=False)(account_id)
+            )
             stop = asyncio.Event()
             tasks = [
                 asyncio.create_task(

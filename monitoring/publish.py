@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from dataclasses import replace
 from decimal import Decimal
 
 from channels.layers import get_channel_layer
@@ -36,6 +37,18 @@ def render_state(state: StreamState) -> str:
     return render_to_string("monitoring/dashboard.html#stream-state", {"state": state})
 
 
+def with_precision(row: TickerRow, tick: Decimal) -> TickerRow:
+    """Show prices with the decimals of the market's tick (0.01 -> 2), as the venue does."""
+    exponent = Decimal(1).scaleb(tick.normalize().as_tuple().exponent)  # type: ignore[arg-type]
+
+    def fmt(value: str | None) -> str | None:
+        if value is None:
+            return None
+        return str(Decimal(value).quantize(exponent)) if exponent < 1 else value
+
+    return replace(row, bid=fmt(row.bid), ask=fmt(row.ask), last=fmt(row.last))
+
+
 def _direction(before: TickerRow | None, after: TickerRow) -> str:
     if before is None or before.last is None or after.last is None:
         return ""
@@ -52,10 +65,13 @@ class DashboardPublisher:
         self.redis = livestate.async_client()
         self._pending: dict[str, TickerRow] = {}
         self._sent: dict[str, TickerRow] = {}
+        #: symbol -> the market's price tick: prices are shown with its decimals
+        self.price_ticks: dict[str, Decimal] = {}
 
     async def tickers(self, rows: list[TickerRow]) -> None:
         for row in rows:
-            self._pending[row.dom_id] = row
+            tick = self.price_ticks.get(row.symbol)
+            self._pending[row.dom_id] = with_precision(row, tick) if tick else row
 
     async def state(self, state: StreamState) -> None:
         await livestate.store_state(self.redis, state)

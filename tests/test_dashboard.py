@@ -124,3 +124,14 @@ async def test_a_logged_in_websocket_receives_coalesced_rows_even_after_idling()
     finally:
         await publisher.close()
         await communicator.disconnect()
+
+
+def test_prices_show_the_decimals_of_the_markets_tick() -> None:
+    from decimal import Decimal
+
+    from monitoring.publish import with_precision
+
+    r = row(1, "BTC/USDT", "2946.1")
+    assert with_precision(r, Decimal("0.01000000")).last == "2946.10"
+    assert with_precision(r, Decimal("0.0001")).bid == "2946.1000"
+    assert with_precision(r, Decimal("1")).last == "2946.1"  # whole ticks: shown as sent

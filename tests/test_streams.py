@@ -71,3 +71,46 @@ async def test_the_holder_streams_tickers_with_bid_and_ask_then_stops(simulator)
     await asyncio.wait_for(task, 10)
     assert [s.state for s in sink.states][:2] == ["connecting", "live"]
     assert sink.states[-1].state == "stopped"
+
+
+@pytest.mark.asyncio
+async def test_the_holder_redials_when_the_venue_drops_the_connection(simulator) -> None:  # type: ignore[no-untyped-def]
+    import aiohttp
+
+    sink = Collect()
+    stop = asyncio.Event()
+    task = asyncio.create_task(hold_ticker_stream(spec(simulator), ["BTC/USDT"], sink, stop))
+    await sink.until(lambda: len(sink.rows) > 0)
+    async with aiohttp.ClientSession() as http:
+        async with http.post(f"{simulator.base_url}/_sim/ws/disconnect", json={}) as resp:
+            assert (await resp.json())["closed"] >= 1
+    await sink.until(lambda: any(s.state == "reconnecting" for s in sink.states))
+    before = len(sink.rows)
+    await sink.until(lambda: len(sink.rows) > before and sink.states[-1].state == "live")
+    assert sink.states[-1].reconnects == 1
+    stop.set()
+    await asyncio.wait_for(task, 10)
+
+
+@pytest.mark.asyncio
+async def test_a_silent_connection_is_declared_stale_and_redialled(simulator) -> None:  # type: ignore[no-untyped-def]
+    import aiohttp
+
+    sink = Collect()
+    stop = asyncio.Event()
+    task = asyncio.create_task(
+        hold_ticker_stream(spec(simulator), ["ETH/USDT"], sink, stop, stale_after_s=1.0)
+    )
+    await sink.until(lambda: len(sink.rows) > 0)
+    async with aiohttp.ClientSession() as http:
+        await http.post(f"{simulator.base_url}/_sim/ws/mute", json={"muted": True})
+        try:
+            await sink.until(
+                lambda: any("no data" in s.reason for s in sink.states), timeout=5
+            )
+        finally:
+            await http.post(f"{simulator.base_url}/_sim/ws/mute", json={"muted": False})
+    before = len(sink.rows)
+    await sink.until(lambda: len(sink.rows) > before)
+    stop.set()
+    await asyncio.wait_for(task, 10)
