@@ -36,7 +36,9 @@ def wait_for(predicate, timeout: float, what: str):  # type: ignore[no-untyped-d
 
 
 @pytest.fixture
-def worker() -> Iterator[subprocess.Popen[bytes]]:
+def worker(tmp_path: Path) -> Iterator[subprocess.Popen[bytes]]:
+    log_path = tmp_path / "worker.log"
+    log = log_path.open("wb")
     db = connection.settings_dict
     env = {
         **os.environ,
@@ -88,7 +90,11 @@ def test_a_worker_holds_the_stream_publishes_prices_and_stops_cleanly(
 
     assert ensure_streams.delay() is not None
     key = livestate.TICK_KEY.format(account_id=account.pk)
-    wait_for(lambda: r.hlen(key) == 2, 30, "both symbols in the live state")
+    try:
+        wait_for(lambda: r.hlen(key) == 2, 30, "both symbols in the live state")
+    except AssertionError:
+        print(worker.log_path.read_text())  # type: ignore[attr-defined]
+        raise
     first = json.loads(r.hget(key, "BTC/USDT"))
     wait_for(
         lambda: json.loads(r.hget(key, "BTC/USDT"))["received_ts"] > first["received_ts"],
