@@ -58,16 +58,17 @@ def worker(tmp_path: Path) -> Iterator[subprocess.Popen[bytes]]:
             "--concurrency",
             "4",
             "--loglevel",
-            "WARNING",
+            "INFO",
             "--without-heartbeat",
             "--without-gossip",
             "--without-mingle",
         ],
         cwd=ROOT,
         env=env,
-        stdout=subprocess.PIPE,
+        stdout=log,
         stderr=subprocess.STDOUT,
     )
+    proc.log_path = log_path  # type: ignore[attr-defined]
     yield proc
     if proc.poll() is None:
         proc.kill()
