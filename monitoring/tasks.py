@@ -7,7 +7,7 @@ from typing import Any
 
 import redis
 from celery import shared_task
-from celery.signals import worker_shutting_down
+from celery.signals import worker_ready, worker_shutting_down
 from django.conf import settings
 
 from exchanges.models import ExchangeAccount
@@ -20,6 +20,12 @@ ENSURE_EVERY_S = 10
 @worker_shutting_down.connect
 def _stop_holders(**kwargs: Any) -> None:
     holder.shutdown.set()
+
+
+@worker_ready.connect
+def _start_streams(**kwargs: Any) -> None:
+    """Pick streams up as soon as a worker is ready, not at beat's next tick."""
+    ensure_streams.delay()
 
 
 @shared_task(ignore_result=True)
