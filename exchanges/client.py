@@ -188,6 +188,7 @@ class ExchangeClient:
             self.ccxt: Any = getattr(module, spec.venue)(config)
         except AttributeError:
             raise errors.ConfigurationError(f"ccxt has no exchange {spec.venue!r}.") from None
+        self._seen_tickers: dict[str, Any] = {}
         if spec.rest_url:
             self.ccxt.urls["api"] = self.venue.override_urls(
                 self.ccxt.urls["api"], spec.rest_url, spec.ws_url
@@ -332,9 +333,21 @@ class ExchangeClient:
         return self._ticker(await self.call("fetch_ticker", symbol))
 
     async def watch_tickers(self, symbols: list[str]) -> list[Ticker]:
-        """Next ticker updates for any of `symbols`, multiplexed on one connection."""
-        raw = await self.call("watch_tickers", symbols)
-        return [self._ticker(t) for t in raw.values()]
+        """Every ticker of `symbols` that changed since the last call (at least one).
+
+        ccxt.pro resolves a watch with the message that woke it, so updates of other symbols
+        that arrive before the next call would be lost; its ticker cache has them all, and
+        ccxt replaces a symbol's ticker object on each update, so identity tells what is new.
+        """
+        await self.call("watch_tickers", symbols)
+        cache = self.ccxt.tickers
+        fresh = []
+        for symbol in symbols:
+            ticker = cache.get(symbol)
+            if ticker is not None and self._seen_tickers.get(symbol) is not ticker:
+                self._seen_tickers[symbol] = ticker
+                fresh.append(self._ticker(ticker))
+        return fresh
 
 
 def run_sync(make: Callable[[], Coroutine[Any, Any, T]]) -> T:

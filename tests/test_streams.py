@@ -114,3 +114,24 @@ async def test_a_silent_connection_is_declared_stale_and_redialled(simulator) ->
     await sink.until(lambda: len(sink.rows) > before)
     stop.set()
     await asyncio.wait_for(task, 10)
+
+
+@pytest.mark.asyncio
+async def test_no_watched_symbol_is_starved_when_updates_arrive_together(simulator) -> None:  # type: ignore[no-untyped-def]
+    """ccxt.pro wakes a watch with one message; the others of the same tick must not be lost."""
+    symbols = ["BTC/USDT", "ETH/USDT", "ADA/USDT", "LTC/USDT", "XRP/USDT", "DOGE/USDT",
+               "TRX/USDT"]  # fmt: skip
+    sink = Collect()
+    stop = asyncio.Event()
+    task = asyncio.create_task(hold_ticker_stream(spec(simulator), symbols, sink, stop))
+    await sink.until(lambda: len(sink.rows) > 0)
+    simulator.pause(True)
+    try:
+        await asyncio.sleep(0.3)  # let in-flight frames of the running loop drain
+        sink.rows.clear()
+        simulator.tick(1)  # one tick: one frame per symbol, all at once
+        await sink.until(lambda: {r.symbol for r in sink.rows} == set(symbols), timeout=3)
+    finally:
+        simulator.pause(False)
+    stop.set()
+    await asyncio.wait_for(task, 10)
