@@ -8,10 +8,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+from decimal import Decimal
 
 from asgiref.sync import sync_to_async
-
-from decimal import Decimal
 
 from exchanges.client import ClientSpec
 from exchanges.errors import ExchangeError

@@ -95,7 +95,9 @@ async def hold_ticker_stream(
 
 
 async def _until_stop(
-    coro: Coroutine[Any, Any, T], stop: asyncio.Event, timeout: float  # noqa: ASYNC109
+    coro: Coroutine[Any, Any, T],
+    stop: asyncio.Event,
+    timeout: float,  # noqa: ASYNC109
 ) -> T | None:
     """Await `coro` unless `stop` is set first (then None); TimeoutError after `timeout`."""
     task = asyncio.ensure_future(coro)

@@ -27,9 +27,8 @@ def redis_client() -> Iterator[redis.Redis]:
 @pytest.fixture(scope="session")
 def simulator() -> Iterator[object]:
     """One Binance simulator for the session, on a free loopback port."""
-    from exchanges.simulator.testing import run_in_thread
-
     from exchanges.simulator import SimulatorConfig
+    from exchanges.simulator.testing import run_in_thread
 
     config = SimulatorConfig(
         venue="binance",

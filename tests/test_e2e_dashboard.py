@@ -14,11 +14,11 @@ from pathlib import Path
 import pytest
 from channels.testing import ChannelsLiveServerTestCase
 from django.contrib.auth.models import User
-from exchanges.simulator.testing import run_in_thread
 from playwright.sync_api import expect, sync_playwright
 
 from exchanges.models import ApiCredential, ExchangeAccount, WatchedSymbol
 from exchanges.simulator import SimulatorConfig
+from exchanges.simulator.testing import run_in_thread
 from monitoring import holder
 from tests.browser import launch
 

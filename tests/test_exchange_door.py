@@ -170,9 +170,8 @@ def test_admin_actions_report_the_connection_and_sync_in_words(simulator, admin_
 
 @pytest.fixture(scope="module")
 def big_simulator():  # type: ignore[no-untyped-def]
-    from exchanges.simulator.testing import run_in_thread
-
     from exchanges.simulator import SimulatorConfig
+    from exchanges.simulator.testing import run_in_thread
 
     with run_in_thread(SimulatorConfig(venue="binance", seed=11, synthetic_markets=3000)) as h:
         yield h

@@ -105,9 +105,7 @@ async def test_a_silent_connection_is_declared_stale_and_redialled(simulator) ->
     async with aiohttp.ClientSession() as http:
         await http.post(f"{simulator.base_url}/_sim/ws/mute", json={"muted": True})
         try:
-            await sink.until(
-                lambda: any("no data" in s.reason for s in sink.states), timeout=5
-            )
+            await sink.until(lambda: any("no data" in s.reason for s in sink.states), timeout=5)
         finally:
             await http.post(f"{simulator.base_url}/_sim/ws/mute", json={"muted": False})
     before = len(sink.rows)
