@@ -28,7 +28,10 @@ class CredentialForm(forms.ModelForm):  # type: ignore[type-arg]
     """Write-only: a secret typed here is encrypted on save and never rendered back."""
 
     api_key = forms.CharField(
-        required=False, widget=_SECRET_WIDGET, help_text="Leave empty to keep the stored key."
+        label="API key",
+        required=False,
+        widget=_SECRET_WIDGET,
+        help_text="Leave key and secret empty to keep the stored ones.",
     )
     secret = forms.CharField(required=False, widget=_SECRET_WIDGET)
     passphrase = forms.CharField(

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from decimal import Decimal
 
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils import timezone
 
@@ -146,6 +147,19 @@ class WatchedSymbol(models.Model):
 
     def __str__(self) -> str:
         return self.symbol
+
+    def clean(self) -> None:
+        """A symbol the venue does not list (as of the last sync) is refused, with the reason."""
+        account = self.account if self.account_id else None
+        if account is None or account.markets_synced_at is None:
+            return
+        if not account.markets.filter(symbol=self.symbol).exists():
+            raise ValidationError(
+                {
+                    "symbol": f"{self.symbol} is not a market of {account.label} "
+                    "(as of its last market sync). Use the unified form, e.g. BTC/USDT."
+                }
+            )
 
 
 class MarketQuerySet(models.QuerySet["Market"]):

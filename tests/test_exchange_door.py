@@ -187,3 +187,18 @@ def test_sync_markets_handles_three_thousand_markets_in_seconds(big_simulator) -
     assert result.seconds < 60, result
     again = sync_markets(account)
     assert again.markets == 3007 and again.deactivated == 0
+
+
+@pytest.mark.django_db
+def test_a_watched_symbol_the_venue_does_not_list_is_refused(simulator) -> None:  # type: ignore[no-untyped-def]
+    from django.core.exceptions import ValidationError
+
+    from exchanges.models import WatchedSymbol
+
+    account = make_account(simulator, key="")
+    WatchedSymbol(account=account, symbol="NOPE/USDT").full_clean()  # not synced: no opinion
+    sync_markets(account)
+    account.refresh_from_db()
+    WatchedSymbol(account=account, symbol="BTC/USDT").full_clean()
+    with pytest.raises(ValidationError, match="NOPE/USDT is not a market of Sim"):
+        WatchedSymbol(account=account, symbol="NOPE/USDT").full_clean()
