@@ -64,8 +64,8 @@ def async_client() -> aredis.Redis:
 
 
 def tickers_for(account_id: int) -> dict[str, TickerRow]:
-    raw = _client().hgetall(TICK_KEY.format(account_id=account_id))
-    return {sym: TickerRow(**json.loads(v)) for sym, v in raw.items()}  # type: ignore[union-attr]
+    raw: dict[str, str] = _client().hgetall(TICK_KEY.format(account_id=account_id))  # type: ignore[assignment]
+    return {sym: TickerRow(**json.loads(v)) for sym, v in raw.items()}
 
 
 def state_for(account_id: int) -> StreamState | None:
@@ -74,7 +74,7 @@ def state_for(account_id: int) -> StreamState | None:
 
 
 async def store_tickers(r: aredis.Redis, rows: list[TickerRow]) -> None:
-    by_account: dict[int, dict[str, str]] = {}
+    by_account: dict[int, dict[Any, Any]] = {}
     for row in rows:
         by_account.setdefault(row.account_id, {})[row.symbol] = json.dumps(asdict(row))
     async with r.pipeline(transaction=False) as pipe:

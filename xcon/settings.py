@@ -8,6 +8,7 @@ process refuses to start without them.
 from __future__ import annotations
 
 import secrets
+from collections.abc import Callable
 from pathlib import Path
 
 import dj_database_url
@@ -22,7 +23,7 @@ VAR_DIR = Path(env_str("XCON_VAR_DIR", str(BASE_DIR / "var")))
 DEBUG = env_bool("DEBUG", True)
 
 
-def _dev_secret(filename: str, make: callable) -> str:  # type: ignore[valid-type]
+def _dev_secret(filename: str, make: Callable[[], str]) -> str:
     """A per-checkout secret kept in var/, so a demo needs no setup and never ships one."""
     VAR_DIR.mkdir(parents=True, exist_ok=True)
     path = VAR_DIR / filename
