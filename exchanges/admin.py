@@ -108,12 +108,13 @@ class ExchangeAccountAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     actions = ("test_connection", "sync_markets")
     readonly_fields = (
         "markets_synced_at", "last_check_at", "last_check_ok", "last_check_summary",
-        "clock_offset_ms", "rest_latency_ms",
+        "clock_offset_ms", "rest_latency_ms", "venue_rate_limits",
     )  # fmt: skip
     fieldsets = (
         (None, {"fields": ("label", "venue", "enabled")}),
         ("Endpoints", {"fields": ("rest_url", "ws_url", "ccxt_options")}),
-        ("Last check", {"fields": readonly_fields}),
+        ("Rate limits", {"fields": ("rate_limit_policy", "venue_rate_limits")}),
+        ("Last check", {"fields": readonly_fields[:-1]}),
     )
 
     @method_decorator(sensitive_post_parameters())

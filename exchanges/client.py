@@ -19,6 +19,8 @@ import ccxt.async_support
 import ccxt.pro
 
 from exchanges import errors
+from exchanges.ratelimit.limiter import RateLimiter, Scopes, egress_ip, key_identity
+from exchanges.ratelimit.policy import Cost, Lane
 from exchanges.venues import get_venue
 
 if TYPE_CHECKING:
@@ -41,6 +43,12 @@ class ClientSpec:
     options: dict[str, Any] = field(default_factory=dict)
     credentials: Credentials | None = field(default=None, repr=False)
     timeout_s: float = DEFAULT_TIMEOUT_S
+    #: the account's overrides of the venue's rate-limit policy
+    rate_limits: dict[str, Any] = field(default_factory=dict)
+    #: False: ccxt's own per-process throttler (only for comparison benchmarks)
+    shared_limiter: bool = True
+    #: venue clock minus ours (ms), so fixed windows align with the venue's
+    clock_offset_ms: float = 0.0
 
     @classmethod
     def for_account(cls, account: ExchangeAccount) -> ClientSpec:
@@ -60,6 +68,8 @@ class ClientSpec:
             ws_url=account.ws_url,
             options=dict(account.ccxt_options or {}),
             credentials=credentials,
+            rate_limits=dict(account.rate_limit_policy or {}),
+            clock_offset_ms=account.clock_offset_ms or 0.0,
         )
 
 
@@ -189,6 +199,12 @@ class ExchangeClient:
         except AttributeError:
             raise errors.ConfigurationError(f"ccxt has no exchange {spec.venue!r}.") from None
         self._seen_tickers: dict[str, Any] = {}
+        self.limiter: RateLimiter | None = None
+        self._redis: Any = None
+        self._pending_cost: Cost | None = None
+        self._feedback: set[asyncio.Task[None]] = set()
+        if spec.shared_limiter:
+            self._install_limiter()
         if spec.rest_url:
             self.ccxt.urls["api"] = self.venue.override_urls(
                 self.ccxt.urls["api"], spec.rest_url, spec.ws_url
@@ -202,6 +218,60 @@ class ExchangeClient:
 
     async def close(self) -> None:
         await self.ccxt.close()
+        if self._feedback:
+            await asyncio.gather(*self._feedback, return_exceptions=True)
+        if self._redis is not None:
+            await self._redis.aclose()
+
+    def _install_limiter(self) -> None:
+        """Route every REST request through the shared limiter instead of ccxt's throttler.
+
+        ccxt's fetch2 computes the endpoint's cost, then awaits `throttle(cost)` with no await
+        in between, so the cost hook can hand the endpoint to the throttle through `self`.
+        `on_rest_response` sees every response's status and headers before error handling.
+        """
+        import redis.asyncio as aredis
+        from django.conf import settings
+
+        self._redis = aredis.Redis.from_url(
+            settings.REDIS_URL, socket_timeout=5, socket_connect_timeout=2
+        )
+        policy = self.venue.rate_limit_policy().with_overrides(self.spec.rate_limits)
+        key = self.spec.credentials.api_key if self.spec.credentials else None
+        scopes = Scopes(self.spec.venue, egress_ip(), key_identity(key) if key else None)
+        self.limiter = RateLimiter(
+            self._redis, policy, scopes, clock_offset_ms=self.spec.clock_offset_ms
+        )
+        ex = self.ccxt
+        venue = self.venue
+        limiter = self.limiter
+        base_cost = ex.calculate_rate_limiter_cost
+        base_on_response = ex.on_rest_response
+
+        def cost_hook(api: Any, method: Any, path: Any, params: Any, config: Any = None) -> Any:
+            cost = base_cost(api, method, path, params, config or {})
+            self._pending_cost = venue.request_cost(
+                api, str(method), str(path), params or {}, float(cost)
+            )
+            return cost
+
+        async def throttle(cost: Any = None) -> None:
+            pending, self._pending_cost = self._pending_cost, None
+            await limiter.acquire(pending or Cost({}, Lane.MARKET))
+
+        def on_response(
+            code: Any, reason: Any, url: Any, method: Any, headers: Any, body: Any, *rest: Any
+        ) -> Any:
+            feedback = venue.rate_feedback(int(code or 0), dict(headers or {}))
+            if feedback is not None:
+                task = asyncio.ensure_future(limiter.feedback(feedback))
+                self._feedback.add(task)
+                task.add_done_callback(self._feedback.discard)
+            return base_on_response(code, reason, url, method, headers, body, *rest)
+
+        ex.calculate_rate_limiter_cost = cost_hook
+        ex.throttle = throttle
+        ex.on_rest_response = on_response
 
     def _redact(self, text: str) -> str:
         for secret in self._secrets:

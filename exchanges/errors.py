@@ -113,3 +113,8 @@ class RequestTimeout(NetworkFailure):
 
 class ConfigurationError(ExchangeError):
     default_message = "This exchange account is not configured correctly."
+
+
+class RateLimiterUnavailable(ExchangeError):
+    retryable = True
+    default_message = "The shared rate limiter is unreachable; orders are refused until it is back."

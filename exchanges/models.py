@@ -46,6 +46,20 @@ class ExchangeAccount(models.Model):
         blank=True,
         help_text="Extra ccxt options merged over xcon's defaults for this venue.",
     )
+    rate_limit_policy = models.JSONField(
+        "rate-limit overrides",
+        default=dict,
+        blank=True,
+        help_text='Overrides of the venue\'s published limits, e.g. {"pools": '
+        '{"REQUEST_WEIGHT": {"limit": 3000}}, "lane_caps": {"market": 0.8}}. '
+        "Empty: the venue's defaults.",
+    )
+    venue_rate_limits = models.JSONField(
+        default=dict,
+        blank=True,
+        editable=False,
+        help_text="Limits the venue announced at the last market sync.",
+    )
     markets_synced_at = models.DateTimeField(null=True, blank=True, editable=False)
     last_check_at = models.DateTimeField(null=True, blank=True, editable=False)
     last_check_ok = models.BooleanField(null=True, editable=False)
@@ -69,6 +83,16 @@ class ExchangeAccount(models.Model):
             return self.credential.is_set
         except ApiCredential.DoesNotExist:
             return False
+
+    def clean(self) -> None:
+        from exchanges.venues import get_venue
+
+        try:
+            get_venue(self.venue).rate_limit_policy().with_overrides(self.rate_limit_policy)
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ValidationError(
+                {"rate_limit_policy": f"Not a valid policy override: {exc}"}
+            ) from None
 
     def watched_symbol_list(self) -> list[str]:
         return [w.symbol for w in self.watched_symbols.all()]

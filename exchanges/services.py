@@ -30,6 +30,7 @@ class SyncResult:
     fee_tiers: int
     account_fees: int
     seconds: float
+    warnings: tuple[str, ...] = ()
 
     def __str__(self) -> str:
         text = f"{self.markets} markets synced in {self.seconds:.2f} s"
@@ -37,14 +38,21 @@ class SyncResult:
             text += f", {self.deactivated} no longer listed (marked inactive)"
         if self.account_fees:
             text += f", own fees for {self.account_fees} markets"
+        if self.warnings:
+            text += ". Rate limits differ: " + "; ".join(self.warnings)
         return text
 
 
 async def _fetch_for_sync(
     spec: ClientSpec,
-) -> tuple[list[MarketInfo], dict[str, tuple[Decimal, Decimal]]]:
+) -> tuple[list[MarketInfo], dict[str, tuple[Decimal, Decimal]], dict[str, float]]:
     async with ExchangeClient(spec) as client:
         markets = await client.load_markets()
+        try:
+            limits = await client.venue.published_limits(client)
+        except errors.ExchangeError as exc:
+            log.warning("%s: published rate limits unavailable: %s", spec.label, exc)
+            limits = {}
         fees: dict[str, tuple[Decimal, Decimal]] = {}
         if spec.credentials is not None and client.ccxt.has.get("fetchTradingFees"):
             try:
@@ -52,13 +60,32 @@ async def _fetch_for_sync(
             except errors.ExchangeError as exc:
                 # Own fees are a refinement; the market's published fee still applies.
                 log.warning("%s: own trading fees unavailable: %s", spec.label, exc)
-        return markets, fees
+        return markets, fees, limits
+
+
+def limit_warnings(account: ExchangeAccount, published: dict[str, float]) -> list[str]:
+    """Where the venue's announced limits differ from the policy xcon enforces."""
+    from exchanges.venues import get_venue
+
+    policy = get_venue(account.venue).rate_limit_policy().with_overrides(account.rate_limit_policy)
+    out = []
+    for name, limit in sorted(published.items()):
+        try:
+            ours = policy.pool(name).limit
+        except KeyError:
+            continue
+        if ours != limit:
+            out.append(f"{name}: the venue announces {limit:g}, xcon's policy uses {ours:g}")
+    return out
 
 
 def sync_markets(account: ExchangeAccount) -> SyncResult:
     """Load the venue's markets and upsert them in bulk; vanished markets become inactive."""
     started = time.monotonic()
-    markets, fees = run_sync(lambda: _fetch_for_sync(ClientSpec.for_account(account)))
+    markets, fees, published = run_sync(lambda: _fetch_for_sync(ClientSpec.for_account(account)))
+    warnings = limit_warnings(account, published)
+    for warning in warnings:
+        log.warning("%s: rate limits differ: %s", account.label, warning)
     now = timezone.now()
     rows = [
         Market(
@@ -106,13 +133,16 @@ def sync_markets(account: ExchangeAccount) -> SyncResult:
                 unique_fields=["account", "symbol"],
                 update_fields=["maker", "taker", "fetched_at"],
             )
-        ExchangeAccount.objects.filter(pk=account.pk).update(markets_synced_at=now)
+        ExchangeAccount.objects.filter(pk=account.pk).update(
+            markets_synced_at=now, venue_rate_limits=published
+        )
     return SyncResult(
         markets=len(rows),
         deactivated=deactivated,
         fee_tiers=len(venue_tiers),
         account_fees=len(fees),
         seconds=time.monotonic() - started,
+        warnings=tuple(warnings),
     )
 
 

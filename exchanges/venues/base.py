@@ -13,6 +13,7 @@ from typing import Any, ClassVar
 from urllib.parse import urlsplit, urlunsplit
 
 from exchanges import errors
+from exchanges.ratelimit.policy import Cost, Feedback, Policy
 
 
 @dataclass(frozen=True)
@@ -77,6 +78,26 @@ class Venue:
     def fee_schedule(self) -> list[FeeTierSpec]:
         """The venue's published fee tiers, where ccxt does not carry them."""
         return []
+
+    # -- rate limits -----------------------------------------------------------------------
+
+    def rate_limit_policy(self) -> Policy:
+        """The venue's published pools (what it counts, per IP or per key)."""
+        raise NotImplementedError
+
+    def request_cost(
+        self, api: Any, method: str, path: str, params: dict[str, Any], ccxt_cost: float
+    ) -> Cost:
+        """What one REST request costs in each pool, and its lane."""
+        raise NotImplementedError
+
+    def rate_feedback(self, status: int, headers: dict[str, str]) -> Feedback | None:
+        """Usage counts, pauses and bans that a response reports."""
+        return None
+
+    async def published_limits(self, client: Any) -> dict[str, float]:
+        """The limits the venue itself announces (pool name -> limit), where it does."""
+        return {}
 
 
 def _ws_from_rest(rest_url: str) -> str:

@@ -7,6 +7,7 @@ from decimal import Decimal
 from typing import Any
 
 from exchanges import errors
+from exchanges.ratelimit.policy import Cost, Feedback, Lane, Policy, Pool
 from exchanges.venues.base import FeeTierSpec, Venue, json_body
 
 # Binance's spot VIP schedule (binance.com/en/fee/schedule, standard rates without the BNB
@@ -25,6 +26,24 @@ _SPOT_TIERS = [
 ]
 
 _FILTER_RE = re.compile(r"Filter failure: (\w+)")
+
+# ccxt's Binance cost descriptors are the published weights scaled by rateLimit (50 ms):
+# spot /api 1 weight = 0.2 cost, /sapi 1 weight = 0.1 cost.
+_WEIGHT_PER_COST = {"public": 5.0, "private": 5.0, "v1": 5.0, "sapi": 10.0}
+# exchangeInfo.rateLimits (rateLimitType, interval, intervalNum) -> our pool names
+_LIMIT_NAMES = {
+    ("REQUEST_WEIGHT", "MINUTE", 1): "REQUEST_WEIGHT",
+    ("RAW_REQUESTS", "MINUTE", 5): "RAW_REQUESTS",
+    ("ORDERS", "SECOND", 10): "ORDERS_10S",
+    ("ORDERS", "DAY", 1): "ORDERS_1D",
+}
+_USED_HEADERS = {
+    "x-mbx-used-weight-1m": "REQUEST_WEIGHT",
+    "x-mbx-order-count-10s": "ORDERS_10S",
+    "x-mbx-order-count-1d": "ORDERS_1D",
+}
+_ORDER_PATHS = ("order", "order/oco", "orderList/oco", "orderList/oto", "orderList/otoco",
+                "order/cancelReplace", "sor/order")  # fmt: skip
 
 
 class Binance(Venue):
@@ -65,6 +84,8 @@ class Binance(Venue):
                 "than the receive window.",
                 **kw,
             )
+        if code == -1003 and "banned" in msg.lower():
+            return errors.IpBanned(f"Binance banned this IP: {msg}", **kw)
         if code in (-1003, -1015):
             return errors.RateLimited(f"Binance rate limit: {msg}", **kw)
         if code == -1013:
@@ -110,6 +131,67 @@ class Binance(Venue):
         if -1199 <= code <= -1100:
             return errors.BadRequest(f"Binance refused a request parameter: {msg}", **kw)
         return None
+
+    def rate_limit_policy(self) -> Policy:
+        return Policy(
+            pools=(
+                Pool("REQUEST_WEIGHT", 6000, "ip", window_s=60),
+                Pool("RAW_REQUESTS", 300000, "ip", window_s=300),
+                Pool("SAPI_IP_WEIGHT", 12000, "ip", window_s=60),
+                Pool("ORDERS_10S", 50, "key", window_s=10),
+                Pool("ORDERS_1D", 160000, "key", window_s=86400),
+            )
+        )
+
+    def request_cost(
+        self, api: Any, method: str, path: str, params: dict[str, Any], ccxt_cost: float
+    ) -> Cost:
+        section = api if isinstance(api, str) else (api[0] if api else "public")
+        weight = ccxt_cost * _WEIGHT_PER_COST.get(section, 5.0)
+        amounts: dict[str, float] = {"RAW_REQUESTS": 1}
+        if section == "sapi":
+            amounts["SAPI_IP_WEIGHT"] = weight
+        else:
+            amounts["REQUEST_WEIGHT"] = weight
+        method = method.upper()
+        if section == "private" and path in _ORDER_PATHS and method in ("POST", "DELETE"):
+            lane = Lane.ORDER
+            if method == "POST":
+                amounts["ORDERS_10S"] = 1
+                amounts["ORDERS_1D"] = 1
+        elif section in ("private", "sapi"):
+            lane = Lane.ACCOUNT
+        else:
+            lane = Lane.MARKET
+        return Cost(amounts, lane)
+
+    def rate_feedback(self, status: int, headers: dict[str, str]) -> Feedback | None:
+        lowered = {k.lower(): v for k, v in headers.items()}
+        used: dict[str, float] = {}
+        for header, pool in _USED_HEADERS.items():
+            if header in lowered:
+                try:
+                    used[pool] = float(lowered[header])
+                except ValueError:
+                    pass
+        retry_after = None
+        if status in (418, 429):
+            try:
+                retry_after = float(lowered.get("retry-after", "60"))
+            except ValueError:
+                retry_after = 60.0
+        if not used and retry_after is None:
+            return None
+        return Feedback(used=used, retry_after_s=retry_after, banned=status == 418, status=status)
+
+    async def published_limits(self, client: Any) -> dict[str, float]:
+        info = await client.call("public_get_exchangeinfo", {"symbol": "BTCUSDT"})
+        out: dict[str, float] = {}
+        for item in info.get("rateLimits", []):
+            key = (item.get("rateLimitType"), item.get("interval"), int(item.get("intervalNum", 1)))
+            if key in _LIMIT_NAMES:
+                out[_LIMIT_NAMES[key]] = float(item["limit"])
+        return out
 
     def fee_schedule(self) -> list[FeeTierSpec]:
         return [

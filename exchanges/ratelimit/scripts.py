@@ -1,0 +1,153 @@
+"""The limiter's Redis scripts: every decision is one atomic round trip on Redis's clock.
+
+Keys are built inside the scripts from the base names passed in KEYS (window keys carry the
+window start), all under one hash tag per limiter, so one limiter stays on one slot.
+"""
+
+# ACQUIRE: find the earliest time T >= now at which every pool has room for this request
+# (a reservation: FIFO by arrival at Redis, no polling, no thundering herd), count it there,
+# and answer how long to wait.
+#
+# KEYS[1]  block key (hash: until ms, kind 'pause'|'ban'), shared by all processes on the IP
+# KEYS[2]  due zset (reservations not yet due: queue depth)
+# KEYS[3..] one base key per pool
+# ARGV[1]  venue clock offset ms (venue minus Redis)
+# ARGV[2]  max wait ms (beyond: refuse)
+# ARGV[3]  guard ms (a request sent this close to a window end counts in the next one too)
+# ARGV[4]  ticket id (for the due zset)
+# then per pool 4 values: kind ('f'|'d'), effective limit, window ms | decay per ms, amount
+#
+# Returns {code, wait_ms, detail}:
+#   0 granted, wait_ms until it may be sent (0 = now)
+#   1 blocked by a pause or ban: detail = kind, wait_ms = until it lifts (nothing counted)
+#   2 refused: it could not be sent within max wait (nothing counted); detail = pool name idx
+ACQUIRE = """
+local t = redis.call('TIME')
+local rnow = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local now = rnow + tonumber(ARGV[1])
+local max_wait = tonumber(ARGV[2])
+local guard = tonumber(ARGV[3])
+
+local block_until = tonumber(redis.call('HGET', KEYS[1], 'until') or '0')
+if block_until > rnow then
+  return {1, block_until - rnow, redis.call('HGET', KEYS[1], 'kind') or 'pause'}
+end
+
+local n = (#ARGV - 4) / 4
+local kinds, limits, params, amounts = {}, {}, {}, {}
+for i = 1, n do
+  local o = 4 + (i - 1) * 4
+  kinds[i] = ARGV[o + 1]
+  limits[i] = tonumber(ARGV[o + 2])
+  params[i] = tonumber(ARGV[o + 3])
+  amounts[i] = tonumber(ARGV[o + 4])
+end
+
+local levels = {}
+local function used_in(i, start)
+  return tonumber(redis.call('GET', KEYS[2 + i] .. ':' .. start) or '0')
+end
+local function decay_level(i)
+  if levels[i] == nil then
+    local h = redis.call('HMGET', KEYS[2 + i], 'level', 'ts')
+    local level = tonumber(h[1] or '0')
+    local ts = tonumber(h[2] or tostring(now))
+    levels[i] = math.max(0, level - (now - ts) * params[i])
+  end
+  return levels[i]
+end
+
+-- Earliest T at which pool i has room, given a candidate T.
+local function earliest(i, T)
+  if amounts[i] <= 0 then return T end
+  if kinds[i] == 'f' then
+    local w = params[i]
+    local start = math.floor(T / w) * w
+    for _ = 1, 100000 do
+      local room = used_in(i, start) + amounts[i] <= limits[i]
+      if room and (T + guard) >= start + w then
+        room = used_in(i, start + w) + amounts[i] <= limits[i]
+      end
+      if room then return T end
+      start = start + w
+      T = start
+      if T - now > max_wait then return T end
+    end
+    return T
+  else
+    local need = decay_level(i) + amounts[i] - limits[i]
+    if need <= 0 then return T end
+    return math.max(T, now + math.ceil(need / params[i]))
+  end
+end
+
+local T = now
+for _ = 1, 1000 do
+  local moved = false
+  for i = 1, n do
+    local e = earliest(i, T)
+    if e > T then T = e; moved = true end
+    if T - now > max_wait then return {2, T - now, tostring(i)} end
+  end
+  if not moved then break end
+end
+
+for i = 1, n do
+  if amounts[i] > 0 then
+    if kinds[i] == 'f' then
+      local w = params[i]
+      local start = math.floor(T / w) * w
+      local key = KEYS[2 + i] .. ':' .. start
+      redis.call('INCRBYFLOAT', key, amounts[i])
+      redis.call('PEXPIREAT', key, start + 2 * w + 60000 - tonumber(ARGV[1]))
+      if (T + guard) >= start + w then
+        local nkey = KEYS[2 + i] .. ':' .. (start + w)
+        redis.call('INCRBYFLOAT', nkey, amounts[i])
+        redis.call('PEXPIREAT', nkey, start + 3 * w + 60000 - tonumber(ARGV[1]))
+      end
+    else
+      redis.call('HSET', KEYS[2 + i], 'level', decay_level(i) + amounts[i], 'ts', now)
+      redis.call('PEXPIRE', KEYS[2 + i], math.ceil((limits[i] * 2) / params[i]) + 60000)
+    end
+  end
+end
+if T > now then
+  redis.call('ZADD', KEYS[2], T, ARGV[4])
+  redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
+  redis.call('PEXPIRE', KEYS[2], T - now + 60000)
+end
+return {0, T - now, ''}
+"""
+
+# ADOPT: the venue reported its own count for the current window; keep the higher number.
+# KEYS[1] pool base; ARGV[1] offset ms, ARGV[2] window ms, ARGV[3] reported value
+ADOPT = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) + tonumber(ARGV[1])
+local w = tonumber(ARGV[2])
+local start = math.floor(now / w) * w
+local key = KEYS[1] .. ':' .. start
+local ours = tonumber(redis.call('GET', key) or '0')
+local theirs = tonumber(ARGV[3])
+if theirs > ours then
+  redis.call('SET', key, theirs, 'PXAT', start + 2 * w + 60000 - tonumber(ARGV[1]))
+  return 1
+end
+return 0
+"""
+
+# BLOCK: stop every process on this IP until a time (429 Retry-After: 'pause'; 418: 'ban').
+# KEYS[1] block hash, KEYS[2] events hash; ARGV[1] seconds, ARGV[2] kind, ARGV[3] status
+BLOCK = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local untl = now + math.ceil(tonumber(ARGV[1]) * 1000)
+local current = tonumber(redis.call('HGET', KEYS[1], 'until') or '0')
+if untl > current then
+  redis.call('HSET', KEYS[1], 'until', untl, 'kind', ARGV[2])
+  redis.call('PEXPIREAT', KEYS[1], untl + 1000)
+end
+redis.call('HSET', KEYS[2], 'last_' .. ARGV[3], now)
+redis.call('HINCRBY', KEYS[2], 'count_' .. ARGV[3], 1)
+return untl
+"""
