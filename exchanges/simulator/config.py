@@ -41,8 +41,22 @@ class SimulatorConfig:
     ws_send_queue: int = 10_000
     markets_file: Path | None = None
     fixtures_dir: Path | None = None
-    #: answer 429 when a client exceeds the venue's published request-weight / order limits
-    enforce_rate_limits: bool = False
+    #: refuse requests past the venue's rate limits like the venue does (429, then 418 bans);
+    #: off, everything is still counted and reported in headers and /_sim/stats
+    enforce_rate_limits: bool = True
+    #: Binance REQUEST_WEIGHT per client IP per minute
+    rate_limit_request_weight: int = 6000
+    #: Binance RAW_REQUESTS per client IP per 5 minutes
+    rate_limit_raw_requests: int = 300_000
+    #: Binance ORDERS per API key per 10 seconds / per day
+    rate_limit_orders_10s: int = 50
+    rate_limit_orders_1d: int = 160_000
+    #: an IP refused with 429 more than this many times in one minute window gets banned (418)
+    ban_after_429s: int = 10
+    #: first automatic ban; each further one of the same IP doubles, up to ban_max_seconds
+    #: (Binance: 2 minutes to 3 days; tests use a few seconds)
+    ban_first_seconds: float = 120.0
+    ban_max_seconds: float = 259_200.0
     volatility: float = 0.0002
     book_depth: int = 100
     fee_rate: Decimal = Decimal("0.001")
@@ -110,7 +124,28 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--volatility", type=float, default=0.0002, help="std dev of log price per tick"
     )
-    parser.add_argument("--enforce-rate-limits", action="store_true")
+    parser.add_argument(
+        "--enforce-rate-limits",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="answer 429 / 418 past the venue's rate limits (default: on)",
+    )
+    parser.add_argument(
+        "--request-weight-limit",
+        type=int,
+        default=6000,
+        metavar="N",
+        help="request weight per IP per minute",
+    )
+    parser.add_argument(
+        "--orders-10s-limit", type=int, default=50, metavar="N", help="orders per key per 10 s"
+    )
+    parser.add_argument(
+        "--ban-first-seconds",
+        type=float,
+        default=120.0,
+        help="first automatic IP ban; doubles for repeat offenders",
+    )
 
 
 def config_from_args(args: argparse.Namespace | Mapping[str, Any]) -> SimulatorConfig:
@@ -129,5 +164,8 @@ def config_from_args(args: argparse.Namespace | Mapping[str, Any]) -> SimulatorC
         markets_file=opts.get("markets_file"),
         book_depth=int(opts.get("book_depth", 100)),
         volatility=float(opts.get("volatility", 0.0002)),
-        enforce_rate_limits=bool(opts.get("enforce_rate_limits", False)),
+        enforce_rate_limits=bool(opts.get("enforce_rate_limits", True)),
+        rate_limit_request_weight=int(opts.get("request_weight_limit", 6000)),
+        rate_limit_orders_10s=int(opts.get("orders_10s_limit", 50)),
+        ban_first_seconds=float(opts.get("ban_first_seconds", 120.0)),
     )

@@ -7,8 +7,17 @@ Control interface (stable; JSON in, JSON out; requests to /_sim/* are not counte
                               "ws_subscriptions", "subscriptions_by_stream", "ws_messages_sent",
                               "ws_messages_received", "ws_closed_by_server", "orders", "ticks",
                               "since"}. errors_by_code keys are venue codes as strings ("-1021");
-                              WebSocket error replies count as "ws:<code>".
-    POST /_sim/reset_stats    zero the counters (not the current-connection gauges)
+                              WebSocket error replies count as "ws:<code>". Binance adds its
+                              rate-limit keys (venues/binance/ratelimits.py): "http_429",
+                              "http_418" (totals), "weight_used" {ip: REQUEST_WEIGHT used in the
+                              current minute}, "raw_requests" {ip: in the current 5 minutes},
+                              "sapi_weight_used" {ip}, "max_weight_in_any_minute" {ip: highest
+                              weight of accepted (not 429/418) requests in one minute window},
+                              "orders_10s" / "orders_1d" {api_key: count in the current window},
+                              "bans" {ip: {"until": ms, "retry_after": s, "offences": n}} (active
+                              only), "rate_limits_enforced". Per-IP/per-key maps omit zeros.
+    POST /_sim/reset_stats    zero the counters (not the current-connection gauges, and not the
+                              rate-limit pools or bans: only http_429/418 and the maxima)
     GET  /_sim/info           {"venue", "seed", "markets", "tick", "paused", "clock_offset_ms",
                               "server_time", ...venue facts}
     POST /_sim/clock          {"offset_ms": 20000}: the venue clock runs 20 s ahead of the wall
@@ -25,6 +34,25 @@ Control interface (stable; JSON in, JSON out; requests to /_sim/* are not counte
     POST /_sim/ws/disconnect  {"code"?: 1001}: close every WebSocket -> {"closed"}
     POST /_sim/ws/mute        {"muted": true}: keep sockets open but send nothing and answer
                               no pings (a half-open link) -> {"muted"}
+
+Rate limits (venues that model them: binance; rules in venues/binance/ratelimits.py):
+
+    GET  /_sim/ratelimits     -> {"enforce", "limits": {"REQUEST_WEIGHT", "RAW_REQUESTS",
+                              "ORDERS_10S", "ORDERS_1D"}, "ban_after", "ban_first_seconds",
+                              "ban_max_seconds", "rateLimits": [as exchangeInfo reports them]}
+    POST /_sim/ratelimits     {"REQUEST_WEIGHT"?: 1200, "RAW_REQUESTS"?: n, "ORDERS_10S"?: 10,
+                              "ORDERS_1D"?: n, "enforce"?: true, "ban_after"?: 10,
+                              "ban_first_seconds"?: 2, "ban_max_seconds"?: 30, "reset"?: true}:
+                              change the limits in force (exchangeInfo follows at once); "reset"
+                              clears every pool, ban, offence count, pending throttle and the
+                              429/418 totals first -> same shape as GET. Unknown fields -> 400.
+    POST /_sim/ban            {"ip": "127.0.0.1", "seconds": 3}: ban the IP now (418 on every
+                              request; 0 lifts a ban; not an offence for escalation) ->
+                              {"ip", "until" (venue-clock ms), "seconds"}
+    POST /_sim/throttle_next  {"n": 1, "retry_after": 2, "ip"?: "10.0.0.1"}: the next n requests
+                              (of that IP, or of anyone) answer 429 -1003 with Retry-After: 2,
+                              without charging weight; replaces a pending throttle ->
+                              {"pending", "retry_after", "ip"}
 
 Errors: 400 {"error": "..."} for bad control input, 404 for unknown symbols / keys.
 """

@@ -4,7 +4,16 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from typing import Any
+from typing import Any, Protocol
+
+
+class StatsSection(Protocol):
+    """More /_sim/stats keys kept by another part of the simulator (a venue's rate limiter):
+    `snapshot()` is merged into the stats dict, `reset()` runs with the stats reset."""
+
+    def snapshot(self) -> dict[str, Any]: ...
+
+    def reset(self) -> None: ...
 
 
 class Stats:
@@ -13,15 +22,22 @@ class Stats:
     Counters (requests, errors, statuses, orders, messages, ticks) are cumulative since the last
     `reset()`. Gauges (current WebSocket connections and subscriptions) describe the present
     and survive `reset()`, otherwise they would go negative when those connections close.
+    Sections (`add_section`) add their own keys; a section's keys must not clash with these.
     """
 
     def __init__(self) -> None:
         # gauges
         self.ws_connections = 0
         self.subscriptions_by_stream: Counter[str] = Counter()
+        self._sections: list[StatsSection] = []
         self.reset()
 
+    def add_section(self, section: StatsSection) -> None:
+        self._sections.append(section)
+
     def reset(self) -> None:
+        for section in self._sections:
+            section.reset()
         self.requests = 0
         self.requests_by_path: Counter[str] = Counter()
         self.errors_by_code: Counter[str] = Counter()
@@ -61,7 +77,7 @@ class Stats:
     # -- reading ---------------------------------------------------------------------------
     def snapshot(self) -> dict[str, Any]:
         """A JSON-ready copy; the shape is the documented /_sim/stats interface."""
-        return {
+        snapshot = {
             "requests": self.requests,
             "requests_by_path": dict(self.requests_by_path),
             "errors_by_code": dict(self.errors_by_code),
@@ -77,3 +93,6 @@ class Stats:
             "ticks": self.ticks,
             "since": self.since,
         }
+        for section in self._sections:
+            snapshot.update(section.snapshot())
+        return snapshot

@@ -1,9 +1,9 @@
 """Binance spot, as seen by unmodified ccxt / ccxt.pro: REST under /api/v3 (and the sapi fee
-endpoint), market streams under /ws and /stream. See rest_public, rest_private and ws."""
+endpoint), market streams under /ws and /stream, Binance's rate limits (and the /_sim controls
+for them). See rest_public, rest_private, ws and ratelimits."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from typing import Any, ClassVar
 
 from aiohttp import web
@@ -12,15 +12,16 @@ from exchanges.simulator.config import SimulatorConfig
 from exchanges.simulator.engine import Engine
 from exchanges.simulator.markets import MarketSpec
 from exchanges.simulator.venues.base import Venue
-from exchanges.simulator.venues.binance.http import Endpoint, Handler, Limits, Weight
+from exchanges.simulator.venues.binance.http import Endpoint, Handler
 from exchanges.simulator.venues.binance.markets import load_specs
-from exchanges.simulator.venues.binance.rest_private import PrivateRest, open_orders_weight
-from exchanges.simulator.venues.binance.rest_public import (
-    PublicRest,
-    book_ticker_weight,
-    depth_weight,
-    ticker_weight,
+from exchanges.simulator.venues.binance.ratelimits import (
+    WEIGHTS,
+    RateLimitControl,
+    RateLimiter,
+    RateLimitSettings,
 )
+from exchanges.simulator.venues.binance.rest_private import PrivateRest
+from exchanges.simulator.venues.binance.rest_public import PublicRest
 from exchanges.simulator.venues.binance.ws import BinanceStreams
 
 __all__ = ["BinanceVenue"]
@@ -31,8 +32,22 @@ class BinanceVenue(Venue):
 
     def __init__(self, engine: Engine, config: SimulatorConfig) -> None:
         super().__init__(engine, config)
-        self.limits = Limits()
-        self.public = PublicRest(engine)
+        self.limiter = RateLimiter(
+            RateLimitSettings(
+                enforce=config.enforce_rate_limits,
+                request_weight=config.rate_limit_request_weight,
+                raw_requests=config.rate_limit_raw_requests,
+                orders_10s=config.rate_limit_orders_10s,
+                orders_1d=config.rate_limit_orders_1d,
+                ban_after=config.ban_after_429s,
+                ban_first_seconds=config.ban_first_seconds,
+                ban_max_seconds=config.ban_max_seconds,
+            ),
+            engine.clock,
+        )
+        # its counters appear in GET /_sim/stats and reset with POST /_sim/reset_stats
+        engine.stats.add_section(self.limiter)
+        self.public = PublicRest(engine, self.limiter)
         self.private = PrivateRest(engine)
         self.streams = BinanceStreams(engine, config)
 
@@ -40,58 +55,67 @@ class BinanceVenue(Venue):
     def load_markets(cls, config: SimulatorConfig) -> list[MarketSpec]:
         return load_specs(config)
 
-    def _endpoint(
-        self, handler: Handler, weight: Weight, **kw: bool
-    ) -> Callable[[web.Request], Awaitable[web.Response]]:
+    def _add(
+        self, app: web.Application, method: str, path: str, handler: Handler, **kw: bool
+    ) -> None:
+        """Route `method path` to `handler`, weighted from the one table (ratelimits.WEIGHTS;
+        a KeyError here means a route was added without its published weight)."""
         endpoint = Endpoint(
             self.engine,
-            self.limits,
+            self.limiter,
             handler,
-            weight,
-            enforce=self.config.enforce_rate_limits,
+            WEIGHTS[(method, path)],
+            sapi=path.startswith("/sapi/"),
             **kw,
         )
-        return endpoint.handle  # a coroutine function, as aiohttp wants
+        # add_route("GET") adds no HEAD route, like allow_head=False elsewhere
+        app.router.add_route(method, path, endpoint.handle)
 
     def routes(self, app: web.Application) -> None:
         pub, prv = self.public, self.private
-        ep = self._endpoint
-        get, post, delete = app.router.add_get, app.router.add_post, app.router.add_delete
-        # weights as published by Binance (spot API, 2024); only used for the header/limits
-        get("/api/v3/ping", ep(pub.ping, 1), allow_head=False)
-        get("/api/v3/time", ep(pub.time, 1), allow_head=False)
-        get("/sapi/v1/system/status", ep(pub.system_status, 1), allow_head=False)
-        get("/api/v3/exchangeInfo", ep(pub.exchange_info, 20), allow_head=False)
-        get("/api/v3/depth", ep(pub.depth, depth_weight), allow_head=False)
-        get("/api/v3/trades", ep(pub.trades, 25), allow_head=False)
-        get("/api/v3/historicalTrades", ep(pub.historical_trades, 25), allow_head=False)
-        get("/api/v3/aggTrades", ep(pub.agg_trades, 4), allow_head=False)
-        get("/api/v3/klines", ep(pub.klines, 2), allow_head=False)
-        get("/api/v3/uiKlines", ep(pub.klines, 2), allow_head=False)
-        get("/api/v3/avgPrice", ep(pub.avg_price, 2), allow_head=False)
-        get("/api/v3/ticker/24hr", ep(pub.ticker_24hr, ticker_weight), allow_head=False)
-        get("/api/v3/ticker/bookTicker", ep(pub.book_ticker, book_ticker_weight), allow_head=False)
-        get("/api/v3/ticker/price", ep(pub.price, book_ticker_weight), allow_head=False)
 
-        get("/api/v3/account", ep(prv.account, 20, signed=True), allow_head=False)
-        get("/api/v3/account/commission", ep(prv.commission, 20, signed=True), allow_head=False)
-        post("/api/v3/order", ep(prv.new_order, 1, signed=True, counts_order=True))
-        post("/api/v3/order/test", ep(prv.test_order, 1, signed=True))
-        get("/api/v3/order", ep(prv.get_order, 4, signed=True), allow_head=False)
-        delete("/api/v3/order", ep(prv.cancel_order, 1, signed=True))
-        get(
-            "/api/v3/openOrders",
-            ep(prv.open_orders, open_orders_weight, signed=True),
-            allow_head=False,
-        )
-        delete("/api/v3/openOrders", ep(prv.cancel_all, 1, signed=True))
-        get("/api/v3/allOrders", ep(prv.all_orders, 20, signed=True), allow_head=False)
-        get("/api/v3/myTrades", ep(prv.my_trades, 20, signed=True), allow_head=False)
-        get("/sapi/v1/asset/tradeFee", ep(prv.trade_fee, 1, signed=True), allow_head=False)
+        def get(path: str, handler: Handler, **kw: bool) -> None:
+            self._add(app, "GET", path, handler, **kw)
 
+        def post(path: str, handler: Handler, **kw: bool) -> None:
+            self._add(app, "POST", path, handler, **kw)
+
+        def delete(path: str, handler: Handler, **kw: bool) -> None:
+            self._add(app, "DELETE", path, handler, **kw)
+
+        get("/api/v3/ping", pub.ping)
+        get("/api/v3/time", pub.time)
+        get("/sapi/v1/system/status", pub.system_status)
+        get("/api/v3/exchangeInfo", pub.exchange_info)
+        get("/api/v3/depth", pub.depth)
+        get("/api/v3/trades", pub.trades)
+        get("/api/v3/historicalTrades", pub.historical_trades)
+        get("/api/v3/aggTrades", pub.agg_trades)
+        get("/api/v3/klines", pub.klines)
+        get("/api/v3/uiKlines", pub.klines)
+        get("/api/v3/avgPrice", pub.avg_price)
+        get("/api/v3/ticker/24hr", pub.ticker_24hr)
+        get("/api/v3/ticker/bookTicker", pub.book_ticker)
+        get("/api/v3/ticker/price", pub.price)
+
+        get("/api/v3/account", prv.account, signed=True)
+        get("/api/v3/account/commission", prv.commission, signed=True)
+        post("/api/v3/order", prv.new_order, signed=True, counts_order=True)
+        post("/api/v3/order/test", prv.test_order, signed=True)
+        get("/api/v3/order", prv.get_order, signed=True)
+        delete("/api/v3/order", prv.cancel_order, signed=True)
+        get("/api/v3/openOrders", prv.open_orders, signed=True)
+        delete("/api/v3/openOrders", prv.cancel_all, signed=True)
+        get("/api/v3/allOrders", prv.all_orders, signed=True)
+        get("/api/v3/myTrades", prv.my_trades, signed=True)
+        get("/sapi/v1/asset/tradeFee", prv.trade_fee, signed=True)
+
+        RateLimitControl(self.limiter).routes(app)
+
+        # WebSocket upgrades are not rate limited (see ratelimits.py)
         ws = self.streams.handle
         for path in ("/ws", "/ws/{tail:.*}", "/stream", "/stream/ws", "/stream/ws/{tail:.*}"):
-            get(path, ws, allow_head=False)
+            app.router.add_get(path, ws, allow_head=False)
 
     def describe(self) -> dict[str, Any]:
         return {

@@ -1,10 +1,11 @@
 """Request plumbing shared by Binance's REST handlers: parameters, signatures, weights, errors.
 
 Every REST handler is wrapped by `Endpoint`: it parses the parameters (query string and form
-body, as Binance accepts either), charges request weight (header X-MBX-USED-WEIGHT-1M), verifies
-signed requests like Binance (X-MBX-APIKEY, HMAC-SHA256 hex signature over the raw query string
-+ raw body without the signature, timestamp within recvWindow of the server clock) and turns
-`BinanceError` into Binance's {"code", "msg"} reply.
+body, as Binance accepts either), charges the client IP's rate-limit pools before anything else
+(ratelimits.py: weight headers, 429/418 with Retry-After), verifies signed requests like Binance
+(X-MBX-APIKEY, HMAC-SHA256 hex signature over the raw query string + raw body without the
+signature, timestamp within recvWindow of the server clock), counts order placements per API
+key, and turns `BinanceError` into Binance's {"code", "msg"} reply.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import hmac
 import json
 import re
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
 from urllib.parse import parse_qsl
@@ -25,19 +26,16 @@ from exchanges.simulator.accounts import Account
 from exchanges.simulator.engine import Engine
 from exchanges.simulator.venues.binance import errors
 from exchanges.simulator.venues.binance.errors import BinanceError
+from exchanges.simulator.venues.binance.ratelimits import (
+    IpPools,
+    Params,
+    RateLimited,
+    RateLimiter,
+    Weight,
+    client_ip,
+    weight_of,
+)
 
-Params = dict[str, str]
-Weight = int | Callable[[Params], int]
-
-#: Binance's published spot limits (GET /api/v3/exchangeInfo "rateLimits")
-RATE_LIMITS: list[dict[str, Any]] = [
-    {"rateLimitType": "REQUEST_WEIGHT", "interval": "MINUTE", "intervalNum": 1, "limit": 6000},
-    {"rateLimitType": "ORDERS", "interval": "SECOND", "intervalNum": 10, "limit": 50},
-    {"rateLimitType": "ORDERS", "interval": "DAY", "intervalNum": 1, "limit": 160000},
-    {"rateLimitType": "RAW_REQUESTS", "interval": "MINUTE", "intervalNum": 5, "limit": 300000},
-]
-_WEIGHT_LIMIT = 6000
-_ORDERS_10S, _ORDERS_DAY = 50, 160000
 _RECV_WINDOW_DEFAULT, _RECV_WINDOW_MAX = 5000, 60000
 _DECIMAL_RE = re.compile(r"^([0-9]{1,20})(\.[0-9]{1,20})?$")
 _INT_RE = re.compile(r"^[0-9]{1,20}$")
@@ -59,64 +57,35 @@ class Call:
 Handler = Callable[[Call], Awaitable[Any]]
 
 
-@dataclass
-class _Window:
-    """A fixed-window counter (Binance resets its counters at interval boundaries)."""
-
-    length_ms: int
-    start: int = -1
-    count: int = 0
-
-    def add(self, now_ms: int, amount: int) -> int:
-        start = now_ms - now_ms % self.length_ms
-        if start != self.start:
-            self.start, self.count = start, 0
-        self.count += amount
-        return self.count
-
-
-@dataclass
-class Limits:
-    """Used request weight per client IP and order counts per API key."""
-
-    weight: dict[str, _Window] = field(default_factory=dict)
-    orders_10s: dict[str, _Window] = field(default_factory=dict)
-    orders_day: dict[str, _Window] = field(default_factory=dict)
-
-    def add_weight(self, ip: str, now_ms: int, amount: int) -> int:
-        return self.weight.setdefault(ip, _Window(60_000)).add(now_ms, amount)
-
-    def add_order(self, key: str, now_ms: int) -> tuple[int, int]:
-        return (
-            self.orders_10s.setdefault(key, _Window(10_000)).add(now_ms, 1),
-            self.orders_day.setdefault(key, _Window(86_400_000)).add(now_ms, 1),
-        )
-
-
 class Endpoint:
     """Wraps a handler with Binance's request handling (see module docstring)."""
 
     def __init__(
         self,
         engine: Engine,
-        limits: Limits,
+        limiter: RateLimiter,
         handler: Handler,
         weight: Weight,
         *,
         signed: bool = False,
         counts_order: bool = False,
-        enforce: bool = False,
+        sapi: bool = False,
     ) -> None:
         self.engine = engine
-        self.limits = limits
+        self.limiter = limiter
         self.handler = handler
         self.weight = weight
         self.signed = signed
         self.counts_order = counts_order
-        self.enforce = enforce
+        self.sapi = sapi
 
     async def handle(self, request: web.Request) -> web.Response:
         headers: dict[str, str] = {}
+        limiter = self.limiter
+        # set once the IP pools let the request through; cleared once it is recorded as
+        # accepted (for max_weight_in_any_minute), so each request is recorded at most once
+        charged: IpPools | None = None
+        weight = 0
         try:
             raw_body = (
                 (await request.read()).decode("utf-8", "replace") if request.can_read_body else ""
@@ -125,39 +94,26 @@ class Endpoint:
             params = dict(parse_qsl(raw_query, keep_blank_values=True))
             if raw_body and "json" not in (request.content_type or ""):
                 params.update(parse_qsl(raw_body, keep_blank_values=True))
+            # from here to the handler's await nothing yields to the event loop, so the
+            # charge, the order check and `accept` all see the same windows
             now = self.engine.clock.now_ms()
-            weight = self.weight(params) if callable(self.weight) else self.weight
-            ip = request.remote or "?"
-            used = self.limits.add_weight(ip, now, weight)
-            headers["X-MBX-USED-WEIGHT-1M"] = headers["X-MBX-USED-WEIGHT"] = str(used)
-            if self.enforce and used > _WEIGHT_LIMIT:
-                raise BinanceError(
-                    429,
-                    -1003,
-                    f"Too many requests; current limit of IP({ip}) request weight per minute is "
-                    f"{_WEIGHT_LIMIT}. Please use WebSocket Streams for live updates to avoid "
-                    "polling the API.",
-                )
+            weight = weight_of(self.weight, params)
+            charged = limiter.charge_ip(client_ip(request), weight, now, headers, sapi=self.sapi)
             call = Call(request, params)
             if self.signed:
                 call.account = self._authenticate(request, params, raw_query, raw_body, now)
                 if self.counts_order:
-                    c10, cday = self.limits.add_order(call.account.api_key, now)
-                    headers["X-MBX-ORDER-COUNT-10S"] = str(c10)
-                    headers["X-MBX-ORDER-COUNT-1D"] = str(cday)
-                    if self.enforce and (c10 > _ORDERS_10S or cday > _ORDERS_DAY):
-                        limit, span = (
-                            (_ORDERS_10S, "10 SECOND")
-                            if c10 > _ORDERS_10S
-                            else (_ORDERS_DAY, "1 DAY")
-                        )
-                        raise BinanceError(
-                            429,
-                            -1015,
-                            f"Too many new orders; current limit is {limit} orders per {span}.",
-                        )
+                    limiter.charge_order(call.account.api_key, now, headers)
+            if not self.sapi:
+                limiter.accept(charged, weight)
+            charged = None
             result = await self.handler(call)
         except BinanceError as exc:
+            if isinstance(exc, RateLimited):
+                headers["Retry-After"] = str(exc.retry_after)
+            elif charged is not None and not self.sapi:
+                # refused by validation or authentication, not by a limit: it was accepted
+                limiter.accept(charged, weight)
             self.engine.stats.count_error(exc.code)
             return web.json_response(exc.body(), status=exc.status, headers=headers)
         if isinstance(result, web.Response):

@@ -34,10 +34,6 @@ _ALL_TYPES = {
 _TIFS = {"GTC": TimeInForce.GTC, "IOC": TimeInForce.IOC, "FOK": TimeInForce.FOK}
 
 
-def open_orders_weight(params: Params) -> int:
-    return 6 if params.get("symbol") else 80
-
-
 class PrivateRest:
     """Handlers of the signed endpoints; every call has `call.account` set."""
 

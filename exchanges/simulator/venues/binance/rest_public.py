@@ -11,7 +11,8 @@ from exchanges.simulator.engine import Engine
 from exchanges.simulator.markets import MarketSpec
 from exchanges.simulator.venues.binance import errors, wire
 from exchanges.simulator.venues.binance.errors import BinanceError
-from exchanges.simulator.venues.binance.http import RATE_LIMITS, Call, Params, int_param
+from exchanges.simulator.venues.binance.http import Call, Params, int_param
+from exchanges.simulator.venues.binance.ratelimits import RateLimiter
 
 INTERVALS_MS: dict[str, int] = {
     "1s": 1_000,
@@ -35,33 +36,13 @@ INTERVALS_MS: dict[str, int] = {
 _SYMBOLS_RE_TEXT = '^\\[("[A-Z0-9-_.]{1,20}"(,"[A-Z0-9-_.]{1,20}"){0,}){0,1}\\]$'
 
 
-# ---------------------------------------------------------------------- weights
-def depth_weight(params: Params) -> int:
-    try:
-        limit = int(params.get("limit") or 100)
-    except ValueError:
-        return 5
-    return 5 if limit <= 100 else 25 if limit <= 500 else 50 if limit <= 1000 else 250
-
-
-def ticker_weight(params: Params) -> int:
-    if params.get("symbol"):
-        return 2
-    if params.get("symbols"):
-        n = params["symbols"].count(",") + 1
-        return 2 if n <= 20 else 40 if n <= 100 else 80
-    return 80
-
-
-def book_ticker_weight(params: Params) -> int:
-    return 2 if params.get("symbol") else 4
-
-
 class PublicRest:
     """Handlers of the public market-data endpoints."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, limiter: RateLimiter) -> None:
         self.engine = engine
+        # exchangeInfo reports the limits in force, which /_sim/ratelimits can change
+        self.limiter = limiter
         # exchangeInfo's symbol list never changes: serialise it once (3,000 markets ~ 7 MB)
         self._all_symbols_json = json.dumps(
             [dict(s.raw) for s in engine.markets.values()], separators=(",", ":")
@@ -118,7 +99,7 @@ class PublicRest:
             {
                 "timezone": "UTC",
                 "serverTime": self.engine.clock.now_ms(),
-                "rateLimits": RATE_LIMITS,
+                "rateLimits": self.limiter.settings.exchange_info(),
                 "exchangeFilters": [],
             },
             separators=(",", ":"),
