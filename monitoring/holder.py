@@ -87,6 +87,7 @@ async def hold_account(account_id: int, *, stale_after_s: float = 30.0) -> str:
                     hold_ticker_stream(spec, symbols, publisher, stop, stale_after_s=stale_after_s)
                 ),
                 asyncio.create_task(publisher.run(stop)),
+                asyncio.create_task(publisher.limiter_loop(spec, stop)),
             ]
             reason = await _watch(account_id, config, lease)
             stop.set()

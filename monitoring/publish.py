@@ -11,11 +11,17 @@ import asyncio
 import logging
 from dataclasses import replace
 from decimal import Decimal
+from typing import Any
 
+import redis
+from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
 from django.conf import settings
 from django.template.loader import render_to_string
+from redis.exceptions import RedisError
 
+from exchanges.client import ClientSpec
+from exchanges.ratelimit.state import LimiterState, read_state
 from monitoring import livestate
 from monitoring.livestate import DASHBOARD_GROUP, StreamState, TickerRow
 
@@ -31,6 +37,23 @@ def render_rows(rows: list[TickerRow], previous: dict[str, TickerRow] | None = N
         )
         for row in rows
     )
+
+
+def limiter_state(account: Any) -> LimiterState | None:
+    """The account's limiter pools as they are now (None if Redis cannot be read)."""
+    return read_spec_state(ClientSpec.for_account(account))
+
+
+def read_spec_state(spec: ClientSpec) -> LimiterState | None:
+    try:
+        with redis.Redis.from_url(settings.REDIS_URL, socket_timeout=2) as r:
+            return read_state(r, spec)
+    except (RedisError, OSError):
+        return None
+
+
+def render_limiter(state: LimiterState) -> str:
+    return render_to_string("monitoring/dashboard.html#limiter", {"lim": state})
 
 
 def render_state(state: StreamState) -> str:
@@ -97,6 +120,22 @@ class DashboardPublisher:
                 await self.flush()
             except Exception:  # a failed push must not end the stream; the next window retries
                 log.exception("dashboard push failed")
+
+    async def limiter_loop(
+        self, spec: ClientSpec, stop: asyncio.Event, every_s: float = 1.0
+    ) -> None:
+        """Push the account's limiter bars once a second while its stream is held."""
+        while not stop.is_set():
+            state = await sync_to_async(read_spec_state, thread_sensitive=False)(spec)
+            if state is not None:
+                try:
+                    await self._send(render_limiter(state))
+                except Exception:
+                    log.exception("limiter push failed")
+            try:
+                await asyncio.wait_for(stop.wait(), timeout=every_s)
+            except TimeoutError:
+                pass
 
     async def _send(self, html: str) -> None:
         if self.layer is not None:

@@ -6,6 +6,7 @@ from django.template.response import TemplateResponse
 
 from exchanges.models import ExchangeAccount
 from monitoring import livestate
+from monitoring.publish import limiter_state
 
 
 @login_required
@@ -22,5 +23,7 @@ def dashboard(request: HttpRequest) -> TemplateResponse:
         state = livestate.state_for(account.pk) or livestate.StreamState(
             account.pk, "waiting", 0.0, "no worker holds this stream yet"
         )
-        panels.append({"account": account, "state": state, "rows": rows})
+        panels.append(
+            {"account": account, "state": state, "rows": rows, "limiter": limiter_state(account)}
+        )
     return TemplateResponse(request, "monitoring/dashboard.html", {"panels": panels})

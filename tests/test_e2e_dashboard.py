@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -89,6 +91,46 @@ class LiveDashboardTests(ChannelsLiveServerTestCase):
         expect(page.locator(f"#tk-{self.account.pk}-ETH-USDT td.bid")).not_to_have_text("—")
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(SCREENSHOTS / "dashboard.png"), full_page=True)
+        page.close()
+
+    def test_the_rate_limit_bars_follow_the_requests_made(self) -> None:
+        from exchanges.client import ClientSpec, ExchangeClient, run_sync
+
+        page = self.browser.new_page()
+        self.client.force_login(User.objects.get(username="olga"))
+        cookie = self.client.cookies["sessionid"]
+        page.context.add_cookies(
+            [{"name": "sessionid", "value": cookie.value, "url": self.live_server_url}]
+        )
+        page.goto(self.live_server_url + "/")
+        bars = page.locator(f"#limiter-{self.account.pk} .pool")
+        expect(bars).to_have_count(5)
+        weight = page.locator(f"#limiter-{self.account.pk} .pool", has_text="REQUEST_WEIGHT")
+        # Keep the burst inside one minute window of the venue clock.
+        if time.time() % 60 > 45:
+            time.sleep(61 - time.time() % 60)
+        spec = ClientSpec.for_account(self.account)
+
+        async def burst() -> None:
+            async with ExchangeClient(spec) as client:
+                for _ in range(4):  # depth with limit 5000: weight 250 each
+                    await client.call("fetch_order_book", "BTC/USDT", 5000)
+
+        # Playwright's loop runs in this thread: the door's own loop gets another.
+        worker = threading.Thread(target=run_sync, args=(burst,))
+        worker.start()
+        worker.join(30)
+        page.wait_for_function(
+            """(sel) => {
+                const num = document.querySelector(sel).innerText.split("/")[0];
+                return parseFloat(num) >= 1000;
+            }""",
+            arg=f"#limiter-{self.account.pk} .pool:first-child .pool-num",
+            timeout=5_000,
+        )
+        expect(weight.locator(".fill")).to_have_attribute("style", re.compile(r"width: \d"))
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(SCREENSHOTS / "dashboard-limiter.png"), full_page=True)
         page.close()
 
     def test_an_anonymous_websocket_is_closed(self) -> None:

@@ -27,7 +27,19 @@
       td.classList.toggle("stale", age > 10);
     });
   }
+  function updateCountdowns() {
+    var now = Date.now() / 1000;
+    document.querySelectorAll(".countdown[data-until]").forEach(function (el) {
+      var left = Math.max(0, parseFloat(el.dataset.until) - now);
+      el.textContent = left.toFixed(0) + " s";
+    });
+    document.querySelectorAll(".since[data-ts]").forEach(function (el) {
+      el.textContent = "(last " + formatAge(Math.max(0, now - parseFloat(el.dataset.ts))) + " ago)";
+    });
+  }
   setInterval(updateAges, 500);
+  setInterval(updateCountdowns, 500);
+  document.addEventListener("htmx:wsAfterMessage", updateCountdowns);
   // Swapped-in rows get their age at once, not on the next interval.
   document.addEventListener("htmx:wsAfterMessage", updateAges);
   document.addEventListener("DOMContentLoaded", updateAges);
