@@ -1,7 +1,8 @@
 from django.urls import path
 
-from monitoring import views
+from monitoring import metrics, views
 
 urlpatterns = [
     path("", views.dashboard, name="dashboard"),
+    path("metrics", metrics.metrics, name="metrics"),
 ]

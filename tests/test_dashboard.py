@@ -135,3 +135,17 @@ def test_prices_show_the_decimals_of_the_markets_tick() -> None:
     assert with_precision(r, Decimal("0.01000000")).last == "2946.10"
     assert with_precision(r, Decimal("0.0001")).bid == "2946.1000"
     assert with_precision(r, Decimal("1")).last == "2946.1"  # whole ticks: shown as sent
+
+
+@pytest.mark.django_db
+def test_prometheus_metrics_show_the_limiter_pools(client: Client, settings) -> None:  # type: ignore[no-untyped-def]
+    make_account()
+    assert client.get("/metrics").status_code == 403
+    settings.XCON_METRICS_TOKEN = "scrape-token-123"
+    assert client.get("/metrics", HTTP_AUTHORIZATION="Bearer wrong").status_code == 403
+    response = client.get("/metrics", HTTP_AUTHORIZATION="Bearer scrape-token-123")
+    assert response.status_code == 200
+    text = response.content.decode()
+    labels = 'account="Sim",pool="REQUEST_WEIGHT",scope="ip",venue="binance"'
+    assert f"xcon_ratelimit_limit{{{labels}}} 6000.0" in text
+    assert "xcon_ratelimit_queued" in text and "xcon_ratelimit_http_responses_total" in text

@@ -213,6 +213,7 @@ EMAIL_USE_SSL = env_bool("EMAIL_USE_SSL", False)
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "xcon <xcon@localhost>")
 SERVER_EMAIL = DEFAULT_FROM_EMAIL
 XCON_ALERT_RECIPIENTS = env_list("XCON_ALERT_RECIPIENTS")
+XCON_METRICS_TOKEN = env_str("XCON_METRICS_TOKEN", "")
 
 # Security: strict by default outside DEBUG so `manage.py check --deploy` passes.
 SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", not DEBUG)

@@ -1,0 +1,76 @@
+"""Prometheus metrics: the same limiter numbers the dashboard shows, read from Redis on scrape.
+
+Scrapers authenticate with `Authorization: Bearer $XCON_METRICS_TOKEN`; staff users may open
+the page in a browser. Without a token configured only staff can read it.
+"""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Iterator
+
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse, HttpResponseForbidden
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+from exchanges.models import ExchangeAccount
+from monitoring.publish import limiter_state
+
+
+class LimiterCollector:
+    def collect(self) -> Iterator[Metric]:
+        labels = ["account", "venue", "pool", "scope"]
+        used = GaugeMetricFamily(
+            "xcon_ratelimit_used",
+            "Units counted in the pool's current window (or decaying counter)",
+            labels=labels,
+        )
+        limit = GaugeMetricFamily("xcon_ratelimit_limit", "The pool's limit", labels=labels)
+        queued = GaugeMetricFamily(
+            "xcon_ratelimit_queued",
+            "Requests reserved for a later window, not yet sent",
+            labels=["account", "venue"],
+        )
+        blocked = GaugeMetricFamily(
+            "xcon_ratelimit_blocked_seconds",
+            "Seconds left of a venue pause (429) or ban (418)",
+            labels=["account", "venue", "kind"],
+        )
+        http = CounterMetricFamily(
+            "xcon_ratelimit_http_responses",
+            "429 and 418 answers received",
+            labels=["account", "venue", "status"],
+        )
+        for account in ExchangeAccount.objects.enabled():
+            state = limiter_state(account)
+            if state is None:
+                continue
+            for pool in state.pools:
+                values = [account.label, account.venue, pool.name, pool.scope]
+                used.add_metric(values, pool.used)
+                limit.add_metric(values, pool.limit)
+            queued.add_metric([account.label, account.venue], state.queued)
+            blocked.add_metric(
+                [account.label, account.venue, state.block_kind or "none"], state.block_remaining_s
+            )
+            http.add_metric([account.label, account.venue, "429"], state.count_429)
+            http.add_metric([account.label, account.venue, "418"], state.count_418)
+        yield from (used, limit, queued, blocked, http)
+
+
+def _authorised(request: HttpRequest) -> bool:
+    token = settings.XCON_METRICS_TOKEN
+    header = request.headers.get("Authorization", "")
+    if token and hmac.compare_digest(header, f"Bearer {token}"):
+        return True
+    return bool(request.user.is_authenticated and request.user.is_staff)
+
+
+def metrics(request: HttpRequest) -> HttpResponse:
+    if not _authorised(request):
+        return HttpResponseForbidden("metrics need a bearer token or a staff login\n")
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(LimiterCollector())  # type: ignore[arg-type]
+    return HttpResponse(generate_latest(registry), content_type=CONTENT_TYPE_LATEST)
