@@ -16,7 +16,6 @@ import logging
 import os
 import time
 from dataclasses import dataclass
-from typing import Any
 
 import redis.asyncio as aredis
 from redis.exceptions import RedisError
@@ -116,6 +115,13 @@ class RateLimiter:
         self._adopt = redis.register_script(scripts.ADOPT)
         self._block = redis.register_script(scripts.BLOCK)
         self._fallback = LocalFallback(policy)
+        # Everything about a request that does not change between calls is computed once:
+        # the per-call work is one EVALSHA with five short arguments.
+        self._pid = os.getpid()
+        self._offset = int(clock_offset_ms)
+        self._max_wait_ms = {lane: int(s * 1000) for lane, s in policy.max_wait_s.items()}
+        self._keys = [self.block_key, self.due_key]
+        self._packed: dict[tuple[Lane, tuple[tuple[str, float], ...]], str] = {}
         #: True while Redis is unreachable and market data runs on the local fallback
         self.degraded = False
 
@@ -136,6 +142,23 @@ class RateLimiter:
         base = self.scopes.base(pool.scope)
         return None if base is None else f"{base}:{name}"
 
+    def _pack(self, cost: Cost) -> str:
+        cap = self.policy.lane_caps[cost.lane]
+        parts = []
+        for pool in self.policy.pools:
+            amount = cost.amounts.get(pool.name, 0.0)
+            key = self.pool_key(pool.name)
+            if not amount or key is None:
+                continue
+            if pool.kind == "fixed":
+                parts.append(f"f {pool.limit * cap!r} {int(pool.window_s * 1000)} {amount!r} {key}")
+            else:
+                parts.append(f"d {pool.limit * cap!r} {pool.decay_per_s / 1000!r} {amount!r} {key}")
+        packed = ";".join(parts)
+        if len(self._packed) < 1024:
+            self._packed[(cost.lane, tuple(sorted(cost.amounts.items())))] = packed
+        return packed
+
     async def acquire(self, cost: Cost) -> float:
         """Wait until the request may be sent; return the seconds waited.
 
@@ -143,24 +166,18 @@ class RateLimiter:
         shed rather than queued behind a full pool), IpBanned during a ban, and
         RateLimiterUnavailable for orders while Redis is unreachable (fail closed).
         """
-        keys = [self.block_key, self.due_key]
-        args: list[Any] = [
-            int(self.clock_offset_ms),
-            int(self.policy.max_wait_s[cost.lane] * 1000),
+        packed = self._packed.get((cost.lane, tuple(sorted(cost.amounts.items()))))
+        if packed is None:
+            packed = self._pack(cost)
+        args = [
+            self._offset,
+            self._max_wait_ms[cost.lane],
             self.policy.guard_ms,
-            f"{os.getpid()}:{next(_tickets)}",
+            f"{self._pid}:{next(_tickets)}",
+            packed,
         ]
-        cap = self.policy.lane_caps[cost.lane]
-        for pool in self.policy.pools:
-            key = self.pool_key(pool.name)
-            amount = cost.amounts.get(pool.name, 0.0)
-            if key is None:
-                continue
-            keys.append(key)
-            param = pool.window_s * 1000 if pool.kind == "fixed" else pool.decay_per_s / 1000
-            args += ["f" if pool.kind == "fixed" else "d", pool.limit * cap, param, amount]
         try:
-            code, wait_ms, detail = await self._acquire(keys=keys, args=args)
+            code, wait_ms, detail = await self._acquire(keys=self._keys, args=args)
         except (RedisError, OSError) as exc:
             return await self._redis_down(cost, exc)
         if self.degraded:
@@ -185,8 +202,8 @@ class RateLimiter:
             raise errors.RateLimited(
                 f"The venue asked us to pause for {wait_s:.0f} s (HTTP 429).", retry_after_s=wait_s
             )
-        index = int(detail) - 1 if detail else 0
-        pool_name = self.policy.pools[index].name if 0 <= index < len(self.policy.pools) else ""
+        full_key = detail.decode() if isinstance(detail, bytes) else str(detail)
+        pool_name = full_key.rsplit(":", 1)[-1]
         raise errors.RateLimited(
             f"Rate limit {pool_name} is full: this request would have to wait {wait_s:.1f} s, "
             f"longer than the {self.policy.max_wait_s[cost.lane]:.0f} s allowed for "

@@ -43,7 +43,7 @@ class Pool:
             raise ValueError(f"pool {self.name}: decay_per_s must be positive")
 
 
-DEFAULT_LANE_CAPS = {Lane.ORDER: 1.0, Lane.ACCOUNT: 0.97, Lane.MARKET: 0.94}
+DEFAULT_LANE_CAPS = {Lane.ORDER: 1.0, Lane.ACCOUNT: 0.98, Lane.MARKET: 0.96}
 DEFAULT_MAX_WAIT_S = {Lane.ORDER: 10.0, Lane.ACCOUNT: 30.0, Lane.MARKET: 15.0}
 
 

@@ -10,21 +10,23 @@ window start), all under one hash tag per limiter, so one limiter stays on one s
 #
 # KEYS[1]  block key (hash: until ms, kind 'pause'|'ban'), shared by all processes on the IP
 # KEYS[2]  due zset (reservations not yet due: queue depth)
-# KEYS[3..] one base key per pool
 # ARGV[1]  venue clock offset ms (venue minus Redis)
 # ARGV[2]  max wait ms (beyond: refuse)
 # ARGV[3]  guard ms (a request sent this close to a window end counts in the next one too)
 # ARGV[4]  ticket id (for the due zset)
-# then per pool 4 values: kind ('f'|'d'), effective limit, window ms | decay per ms, amount
+# ARGV[5]  the pools, packed (one argument is far cheaper to send than four per pool):
+#          "kind limit param amount key;..." with kind 'f' (param: window ms) or 'd' (param:
+#          decay per ms); pools with nothing to count are left out by the caller.
 #
 # Returns {code, wait_ms, detail}:
 #   0 granted, wait_ms until it may be sent (0 = now)
 #   1 blocked by a pause or ban: detail = kind, wait_ms = until it lifts (nothing counted)
-#   2 refused: it could not be sent within max wait (nothing counted); detail = pool name idx
+#   2 refused: it could not be sent within max wait (nothing counted); detail = pool key
 ACQUIRE = """
 local t = redis.call('TIME')
 local rnow = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local now = rnow + tonumber(ARGV[1])
+local offset = tonumber(ARGV[1])
+local now = rnow + offset
 local max_wait = tonumber(ARGV[2])
 local guard = tonumber(ARGV[3])
 
@@ -33,23 +35,46 @@ if block_until > rnow then
   return {1, block_until - rnow, redis.call('HGET', KEYS[1], 'kind') or 'pause'}
 end
 
-local n = (#ARGV - 4) / 4
-local kinds, limits, params, amounts = {}, {}, {}, {}
-for i = 1, n do
-  local o = 4 + (i - 1) * 4
-  kinds[i] = ARGV[o + 1]
-  limits[i] = tonumber(ARGV[o + 2])
-  params[i] = tonumber(ARGV[o + 3])
-  amounts[i] = tonumber(ARGV[o + 4])
+local kinds, limits, params, amounts, keys = {}, {}, {}, {}, {}
+local n = 0
+for kind, limit, param, amount, key in string.gmatch(ARGV[5], '(%a) (%S+) (%S+) (%S+) ([^;]+)') do
+  n = n + 1
+  kinds[n] = kind
+  limits[n] = tonumber(limit)
+  params[n] = tonumber(param)
+  amounts[n] = tonumber(amount)
+  keys[n] = key
+end
+
+-- Fast path: nothing queued ahead, every pool is a fixed window with room now, and the
+-- request is not near a window's end. Count optimistically; undo if any pool overflows.
+if redis.call('ZCOUNT', KEYS[2], now, '+inf') == 0 then
+  local done, fast = {}, true
+  for i = 1, n do
+    if kinds[i] ~= 'f' then fast = false; break end
+    local w = params[i]
+    local start = math.floor(now / w) * w
+    if now + guard >= start + w then fast = false; break end
+    local key = keys[i] .. ':' .. start
+    local v = tonumber(redis.call('INCRBYFLOAT', key, amounts[i]))
+    done[#done + 1] = i
+    if v == amounts[i] then redis.call('PEXPIREAT', key, start + 2 * w + 60000 - offset) end
+    if v > limits[i] then fast = false; break end
+  end
+  if fast then return {0, 0, ''} end
+  for _, i in ipairs(done) do
+    local w = params[i]
+    redis.call('INCRBYFLOAT', keys[i] .. ':' .. (math.floor(now / w) * w), -amounts[i])
+  end
 end
 
 local levels = {}
 local function used_in(i, start)
-  return tonumber(redis.call('GET', KEYS[2 + i] .. ':' .. start) or '0')
+  return tonumber(redis.call('GET', keys[i] .. ':' .. start) or '0')
 end
 local function decay_level(i)
   if levels[i] == nil then
-    local h = redis.call('HMGET', KEYS[2 + i], 'level', 'ts')
+    local h = redis.call('HMGET', keys[i], 'level', 'ts')
     local level = tonumber(h[1] or '0')
     local ts = tonumber(h[2] or tostring(now))
     levels[i] = math.max(0, level - (now - ts) * params[i])
@@ -59,7 +84,6 @@ end
 
 -- Earliest T at which pool i has room, given a candidate T.
 local function earliest(i, T)
-  if amounts[i] <= 0 then return T end
   if kinds[i] == 'f' then
     local w = params[i]
     local start = math.floor(T / w) * w
@@ -87,28 +111,28 @@ for _ = 1, 1000 do
   for i = 1, n do
     local e = earliest(i, T)
     if e > T then T = e; moved = true end
-    if T - now > max_wait then return {2, T - now, tostring(i)} end
+    if T - now > max_wait then return {2, T - now, keys[i]} end
   end
   if not moved then break end
 end
 
+local function count(key, amount, expire_at)
+  if tonumber(redis.call('INCRBYFLOAT', key, amount)) == amount then
+    redis.call('PEXPIREAT', key, expire_at)  -- a new window key: give it an end
+  end
+end
+
 for i = 1, n do
-  if amounts[i] > 0 then
-    if kinds[i] == 'f' then
-      local w = params[i]
-      local start = math.floor(T / w) * w
-      local key = KEYS[2 + i] .. ':' .. start
-      redis.call('INCRBYFLOAT', key, amounts[i])
-      redis.call('PEXPIREAT', key, start + 2 * w + 60000 - tonumber(ARGV[1]))
-      if (T + guard) >= start + w then
-        local nkey = KEYS[2 + i] .. ':' .. (start + w)
-        redis.call('INCRBYFLOAT', nkey, amounts[i])
-        redis.call('PEXPIREAT', nkey, start + 3 * w + 60000 - tonumber(ARGV[1]))
-      end
-    else
-      redis.call('HSET', KEYS[2 + i], 'level', decay_level(i) + amounts[i], 'ts', now)
-      redis.call('PEXPIRE', KEYS[2 + i], math.ceil((limits[i] * 2) / params[i]) + 60000)
+  if kinds[i] == 'f' then
+    local w = params[i]
+    local start = math.floor(T / w) * w
+    count(keys[i] .. ':' .. start, amounts[i], start + 2 * w + 60000 - offset)
+    if (T + guard) >= start + w then
+      count(keys[i] .. ':' .. (start + w), amounts[i], start + 3 * w + 60000 - offset)
     end
+  else
+    redis.call('HSET', keys[i], 'level', decay_level(i) + amounts[i], 'ts', now)
+    redis.call('PEXPIRE', keys[i], math.ceil((limits[i] * 2) / params[i]) + 60000)
   end
 end
 if T > now then
