@@ -29,7 +29,8 @@ rules (spot API docs, "LIMITS") rather than anything convenient:
   from loopback.
 - Fault injection (control interface): `throttle_next` makes the next n requests (of one IP or
   any) answer 429 -1003 with a given Retry-After without charging weight; `force_ban` bans an
-  IP for a given time without counting as an offence. Both work with enforcement off.
+  IP for a given time without counting as an offence. Both work with enforcement off. A ban
+  comes first: a banned IP gets 418 and does not use up a pending throttle.
 - With `enforce` off everything is still counted and reported in headers and stats, nothing is
   refused except by fault injection.
 
