@@ -29,8 +29,10 @@ def pct(values: list[float], q: float) -> float:
 
 
 def summary(values: list[float]) -> str:
-    return (f"p50 {pct(values, 50):.1f}  p90 {pct(values, 90):.1f}  p99 {pct(values, 99):.1f}  "
-            f"mean {statistics.fmean(values):.1f}  n {len(values)}")
+    return (
+        f"p50 {pct(values, 50):.1f}  p90 {pct(values, 90):.1f}  p99 {pct(values, 99):.1f}  "
+        f"mean {statistics.fmean(values):.1f}  n {len(values)}"
+    )
 
 
 def emit(result: dict[str, Any]) -> None:

@@ -42,13 +42,28 @@ async def timed(n: int, op) -> list[float]:  # type: ignore[no-untyped-def]
 
 async def main(n: int) -> None:
     r = aredis.Redis.from_url(settings.REDIS_URL)
-    policy = get_venue("binance").rate_limit_policy().with_overrides(
-        {"pools": {name: {"limit": 1e12} for name in
-                   ("REQUEST_WEIGHT", "RAW_REQUESTS", "SAPI_IP_WEIGHT", "ORDERS_10S", "ORDERS_1D")}}
+    policy = (
+        get_venue("binance")
+        .rate_limit_policy()
+        .with_overrides(
+            {
+                "pools": {
+                    name: {"limit": 1e12}
+                    for name in (
+                        "REQUEST_WEIGHT",
+                        "RAW_REQUESTS",
+                        "SAPI_IP_WEIGHT",
+                        "ORDERS_10S",
+                        "ORDERS_1D",
+                    )
+                }
+            }
+        )
     )
     limiter = RateLimiter(r, policy, Scopes(f"bench{uuid.uuid4().hex[:6]}", "ip", "key"))
-    cost = Cost({"REQUEST_WEIGHT": 2, "RAW_REQUESTS": 1, "ORDERS_10S": 1, "ORDERS_1D": 1},
-                Lane.ORDER)
+    cost = Cost(
+        {"REQUEST_WEIGHT": 2, "RAW_REQUESTS": 1, "ORDERS_10S": 1, "ORDERS_1D": 1}, Lane.ORDER
+    )
     exchange = ccxt_async.binance({"enableRateLimit": True, "rateLimit": 0.000001})
 
     # Warm up all three (script load, connection, code paths).
@@ -69,12 +84,21 @@ async def main(n: int) -> None:
     print(f"xcon acquire    µs: {summary(ours)}")
     print(f"ccxt throttle   µs: {summary(theirs)}")
     p50, ping50 = pct(ours, 50), pct(ping, 50)
-    print(f"acquire p50 / PING p50 = {p50 / ping50:.2f} (target <= 2), "
-          f"acquire p99 = {pct(ours, 99):.0f} µs (target <= 500)")
-    emit({"p50_us": round(p50, 1), "p99_us": round(pct(ours, 99), 1),
-          "ping_p50_us": round(ping50, 1), "ping_p99_us": round(pct(ping, 99), 1),
-          "ccxt_p50_us": round(pct(theirs, 50), 1), "ccxt_p99_us": round(pct(theirs, 99), 1),
-          "n": len(ours)})
+    print(
+        f"acquire p50 / PING p50 = {p50 / ping50:.2f} (target <= 2), "
+        f"acquire p99 = {pct(ours, 99):.0f} µs (target <= 500)"
+    )
+    emit(
+        {
+            "p50_us": round(p50, 1),
+            "p99_us": round(pct(ours, 99), 1),
+            "ping_p50_us": round(ping50, 1),
+            "ping_p99_us": round(pct(ping, 99), 1),
+            "ccxt_p50_us": round(pct(theirs, 50), 1),
+            "ccxt_p99_us": round(pct(theirs, 99), 1),
+            "n": len(ours),
+        }
+    )
 
 
 if __name__ == "__main__":

@@ -222,6 +222,7 @@ class ExchangeClient:
             await asyncio.gather(*self._feedback, return_exceptions=True)
         if self._redis is not None:
             await self._redis.aclose()
+            await self._redis.connection_pool.disconnect()
 
     def _install_limiter(self) -> None:
         """Route every REST request through the shared limiter instead of ccxt's throttler.
@@ -233,9 +234,16 @@ class ExchangeClient:
         import redis.asyncio as aredis
         from django.conf import settings
 
-        self._redis = aredis.Redis.from_url(
-            settings.REDIS_URL, socket_timeout=5, socket_connect_timeout=2
+        # A blocking pool: many concurrent calls on one client wait for a connection instead
+        # of failing with "Too many connections" (which would look like Redis being down).
+        pool = aredis.BlockingConnectionPool.from_url(
+            settings.REDIS_URL,
+            max_connections=64,
+            timeout=5,
+            socket_timeout=5,
+            socket_connect_timeout=2,
         )
+        self._redis = aredis.Redis(connection_pool=pool)
         policy = self.venue.rate_limit_policy().with_overrides(self.spec.rate_limits)
         key = self.spec.credentials.api_key if self.spec.credentials else None
         scopes = Scopes(self.spec.venue, egress_ip(), key_identity(key) if key else None)

@@ -172,3 +172,58 @@ async def test_with_redis_down_orders_fail_closed_and_market_data_falls_back() -
     with pytest.raises(asyncio.TimeoutError):
         await asyncio.wait_for(limiter.acquire(Cost({"W": 100}, Lane.MARKET)), 0.5)
     await dead.aclose()
+
+
+@pytest.mark.django_db
+def test_the_door_counts_the_same_weight_as_the_venue_for_every_call(simulator) -> None:  # type: ignore[no-untyped-def]
+    """Our count after each call equals Binance's X-MBX-USED-WEIGHT-1M (as the simulator
+    applies Binance's published weights), so the limiter never under-counts."""
+    import os
+
+    from exchanges.client import ClientSpec, ExchangeClient, run_sync
+    from exchanges.models import Credentials
+
+    os.environ["XCON_EGRESS_IP"] = f"door-{uuid.uuid4().hex[:6]}"
+    spec = ClientSpec(
+        venue="binance",
+        label="sim",
+        rest_url=simulator.base_url,
+        credentials=Credentials("test-key", "test-secret"),
+    )
+    calls = [
+        ("fetch_ticker", ("BTC/USDT",)),
+        ("fetch_order_book", ("ETH/USDT", 100)),
+        ("fetch_order_book", ("ETH/USDT", 1000)),
+        ("fetch_trades", ("BTC/USDT",)),
+        ("fetch_ohlcv", ("BTC/USDT", "1m", None, 10)),
+        ("fetch_balance", ()),
+        ("fetch_open_orders", ("BTC/USDT",)),
+        ("fetch_time", ()),
+    ]
+
+    async def run() -> list[tuple[str, float, float]]:
+        seen = []
+        async with ExchangeClient(spec) as client:
+            await client.call("load_markets")
+            start = client.limiter.pool_key("REQUEST_WEIGHT")  # type: ignore[union-attr]
+            for name, args in calls:
+                before = float(client.ccxt.last_response_headers["X-MBX-USED-WEIGHT-1M"])
+                ours_before = await _used(client, start)
+                await client.call(name, *args)
+                after = float(client.ccxt.last_response_headers["X-MBX-USED-WEIGHT-1M"])
+                seen.append((name, after - before, await _used(client, start) - ours_before))
+        return seen
+
+    try:
+        if time.time() % 60 > 50:  # keep the calls inside one minute window
+            time.sleep(61 - time.time() % 60)
+        for name, venue_weight, our_weight in run_sync(run):
+            assert our_weight == venue_weight, (name, venue_weight, our_weight)
+    finally:
+        del os.environ["XCON_EGRESS_IP"]
+
+
+async def _used(client, base: str) -> float:  # type: ignore[no-untyped-def]
+    t = await client.limiter.redis.time()
+    start = (t[0] * 1000 + t[1] // 1000) // 60000 * 60000
+    return float(await client.limiter.redis.get(f"{base}:{start}") or 0)

@@ -30,6 +30,13 @@ _FILTER_RE = re.compile(r"Filter failure: (\w+)")
 # ccxt's Binance cost descriptors are the published weights scaled by rateLimit (50 ms):
 # spot /api 1 weight = 0.2 cost, /sapi 1 weight = 0.1 cost.
 _WEIGHT_PER_COST = {"public": 5.0, "private": 5.0, "v1": 5.0, "sapi": 10.0}
+# Binance's published weights where ccxt 4.5's descriptors are stale (checked against
+# developers.binance.com "Market Data endpoints"): under-counting trips the venue's limit.
+_PUBLISHED_WEIGHTS = {
+    ("public", "GET", "trades"): 25.0,
+    ("public", "GET", "historicalTrades"): 25.0,
+    ("public", "GET", "aggTrades"): 4.0,
+}
 # exchangeInfo.rateLimits (rateLimitType, interval, intervalNum) -> our pool names
 _LIMIT_NAMES = {
     ("REQUEST_WEIGHT", "MINUTE", 1): "REQUEST_WEIGHT",
@@ -147,13 +154,15 @@ class Binance(Venue):
         self, api: Any, method: str, path: str, params: dict[str, Any], ccxt_cost: float
     ) -> Cost:
         section = api if isinstance(api, str) else (api[0] if api else "public")
-        weight = ccxt_cost * _WEIGHT_PER_COST.get(section, 5.0)
+        method = method.upper()
+        weight = _PUBLISHED_WEIGHTS.get(
+            (section, method, path), ccxt_cost * _WEIGHT_PER_COST.get(section, 5.0)
+        )
         amounts: dict[str, float] = {"RAW_REQUESTS": 1}
         if section == "sapi":
             amounts["SAPI_IP_WEIGHT"] = weight
         else:
             amounts["REQUEST_WEIGHT"] = weight
-        method = method.upper()
         if section == "private" and path in _ORDER_PATHS and method in ("POST", "DELETE"):
             lane = Lane.ORDER
             if method == "POST":
