@@ -410,6 +410,14 @@ class ExchangeClient:
     async def fetch_ticker(self, symbol: str) -> Ticker:
         return self._ticker(await self.call("fetch_ticker", symbol))
 
+    async def fetch_tickers(self, symbols: list[str]) -> list[Ticker]:
+        """Tickers of `symbols`: one batched call where the venue counts it cheaper."""
+        batch, single = self.venue.ticker_weights(len(symbols))
+        if batch is not None and batch < single * len(symbols):
+            raw = await self.call("fetch_tickers", symbols)
+            return [self._ticker(t) for t in raw.values()]
+        return [await self.fetch_ticker(symbol) for symbol in symbols]
+
     async def watch_tickers(self, symbols: list[str]) -> list[Ticker]:
         """Every ticker of `symbols` that changed since the last call (at least one).
 

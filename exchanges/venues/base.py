@@ -95,6 +95,10 @@ class Venue:
         """Usage counts, pauses and bans that a response reports."""
         return None
 
+    def ticker_weights(self, n: int) -> tuple[float | None, float]:
+        """(weight of one call for n tickers or None if the venue cannot batch, one ticker)."""
+        return None, 1.0
+
     async def published_limits(self, client: Any) -> dict[str, float]:
         """The limits the venue itself announces (pool name -> limit), where it does."""
         return {}

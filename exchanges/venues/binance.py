@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from decimal import Decimal
 from typing import Any
@@ -51,6 +52,11 @@ _USED_HEADERS = {
 }
 _ORDER_PATHS = ("order", "order/oco", "orderList/oco", "orderList/oto", "orderList/otoco",
                 "order/cancelReplace", "sor/order")  # fmt: skip
+
+
+def _ticker_24hr_weight(n: int) -> float:
+    """Binance's weight of /api/v3/ticker/24hr with `symbols`: 1-20 -> 2, 21-100 -> 40."""
+    return 2.0 if n <= 20 else 40.0 if n <= 100 else 80.0
 
 
 class Binance(Venue):
@@ -158,6 +164,9 @@ class Binance(Venue):
         weight = _PUBLISHED_WEIGHTS.get(
             (section, method, path), ccxt_cost * _WEIGHT_PER_COST.get(section, 5.0)
         )
+        if path == "ticker/24hr" and "symbols" in params:
+            # ccxt charges a `symbols=[...]` call as "all symbols" (80); Binance counts by size
+            weight = _ticker_24hr_weight(len(json.loads(params["symbols"])))
         amounts: dict[str, float] = {"RAW_REQUESTS": 1}
         if section == "sapi":
             amounts["SAPI_IP_WEIGHT"] = weight
@@ -173,6 +182,9 @@ class Binance(Venue):
         else:
             lane = Lane.MARKET
         return Cost(amounts, lane)
+
+    def ticker_weights(self, n: int) -> tuple[float | None, float]:
+        return _ticker_24hr_weight(n), 2.0
 
     def rate_feedback(self, status: int, headers: dict[str, str]) -> Feedback | None:
         lowered = {k.lower(): v for k, v in headers.items()}
