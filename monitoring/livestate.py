@@ -15,6 +15,7 @@ from typing import Any
 import redis
 import redis.asyncio as aredis
 from django.conf import settings
+from redis.exceptions import RedisError
 
 TICK_KEY = "xcon:live:tickers:{account_id}"
 STATE_KEY = "xcon:live:state:{account_id}"
@@ -56,7 +57,9 @@ def row_dom_id(account_id: int, symbol: str) -> str:
 
 
 def _client() -> redis.Redis:
-    return redis.Redis.from_url(settings.REDIS_URL, decode_responses=True)
+    return redis.Redis.from_url(
+        settings.REDIS_URL, decode_responses=True, socket_timeout=2, socket_connect_timeout=2
+    )
 
 
 def async_client() -> aredis.Redis:
@@ -64,12 +67,19 @@ def async_client() -> aredis.Redis:
 
 
 def tickers_for(account_id: int) -> dict[str, TickerRow]:
-    raw: dict[str, str] = _client().hgetall(TICK_KEY.format(account_id=account_id))  # type: ignore[assignment]
+    """The latest ticker per symbol; empty when Redis cannot be read (the page still renders)."""
+    try:
+        raw: dict[str, str] = _client().hgetall(TICK_KEY.format(account_id=account_id))  # type: ignore[assignment]
+    except (RedisError, OSError):
+        return {}
     return {sym: TickerRow(**json.loads(v)) for sym, v in raw.items()}
 
 
 def state_for(account_id: int) -> StreamState | None:
-    raw = _client().get(STATE_KEY.format(account_id=account_id))
+    try:
+        raw = _client().get(STATE_KEY.format(account_id=account_id))
+    except (RedisError, OSError):
+        return StreamState(account_id, "unknown", 0.0, "live state unreadable: Redis is down")
     return StreamState(**json.loads(raw)) if raw else None  # type: ignore[arg-type]
 
 

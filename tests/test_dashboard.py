@@ -149,3 +149,18 @@ def test_prometheus_metrics_show_the_limiter_pools(client: Client, settings) -> 
     labels = 'account="Sim",pool="REQUEST_WEIGHT",scope="ip",venue="binance"'
     assert f"xcon_ratelimit_limit{{{labels}}} 6000.0" in text
     assert "xcon_ratelimit_queued" in text and "xcon_ratelimit_http_responses_total" in text
+
+
+@pytest.mark.django_db
+def test_the_dashboard_says_so_when_the_limiter_state_cannot_be_read(
+    client: Client, settings
+) -> None:  # type: ignore[no-untyped-def]
+    make_account()
+    User.objects.create_user("olga", password="pw-olga-123")
+    client.login(username="olga", password="pw-olga-123")
+    settings.REDIS_URL = "redis://127.0.0.1:1/0"  # nothing listens there
+    response = client.get("/")
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert "Rate-limiter state unavailable: Redis is unreachable" in html
+    assert "live state unreadable: Redis is down" in html
