@@ -244,7 +244,7 @@ class ExchangeClient:
             socket_connect_timeout=2,
         )
         self._redis = aredis.Redis(connection_pool=pool)
-        policy = self.venue.rate_limit_policy().with_overrides(self.spec.rate_limits)
+        policy = self.venue.policy(self.spec.rate_limits)
         key = self.spec.credentials.api_key if self.spec.credentials else None
         scopes = Scopes(self.spec.venue, egress_ip(), key_identity(key) if key else None)
         self.limiter = RateLimiter(
@@ -270,7 +270,12 @@ class ExchangeClient:
         def on_response(
             code: Any, reason: Any, url: Any, method: Any, headers: Any, body: Any, *rest: Any
         ) -> Any:
-            feedback = venue.rate_feedback(int(code or 0), dict(headers or {}))
+            feedback = venue.rate_feedback(
+                int(code or 0),
+                dict(headers or {}),
+                body if isinstance(body, str) else "",
+                str(url),
+            )
             if feedback is not None:
                 task = asyncio.ensure_future(limiter.feedback(feedback))
                 self._feedback.add(task)
@@ -303,7 +308,13 @@ class ExchangeClient:
 
     async def call(self, method: str, *args: Any, **kwargs: Any) -> Any:
         try:
-            return await getattr(self.ccxt, method)(*args, **kwargs)
+            result = await getattr(self.ccxt, method)(*args, **kwargs)
+            if method == "create_order" and isinstance(result, dict) and result.get("id"):
+                # Some venues charge a cancel by the order's market and age (Kraken).
+                market = self.ccxt.market(result.get("symbol") or args[0])
+                placed = (result.get("timestamp") or time.time() * 1000) / 1000
+                self.venue.remember_order(str(result["id"]), str(market["id"]), placed)
+            return result
         except (TimeoutError, ccxt.BaseError) as exc:
             raise self.map_exception(exc) from None
 

@@ -88,7 +88,7 @@ class ExchangeAccount(models.Model):
         from exchanges.venues import get_venue
 
         try:
-            get_venue(self.venue).rate_limit_policy().with_overrides(self.rate_limit_policy)
+            get_venue(self.venue).policy(self.rate_limit_policy)
         except (ValueError, KeyError, TypeError) as exc:
             raise ValidationError(
                 {"rate_limit_policy": f"Not a valid policy override: {exc}"}

@@ -67,7 +67,7 @@ def limit_warnings(account: ExchangeAccount, published: dict[str, float]) -> lis
     """Where the venue's announced limits differ from the policy xcon enforces."""
     from exchanges.venues import get_venue
 
-    policy = get_venue(account.venue).rate_limit_policy().with_overrides(account.rate_limit_policy)
+    policy = get_venue(account.venue).policy(account.rate_limit_policy)
     out = []
     for name, limit in sorted(published.items()):
         try:

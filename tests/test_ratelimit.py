@@ -227,3 +227,18 @@ async def _used(client, base: str) -> float:  # type: ignore[no-untyped-def]
     t = await client.limiter.redis.time()
     start = (t[0] * 1000 + t[1] // 1000) // 60000 * 60000
     return float(await client.limiter.redis.get(f"{base}:{start}") or 0)
+
+
+@pytest.mark.asyncio
+async def test_per_pair_counters_are_independent(r) -> None:  # type: ignore[no-untyped-def]
+    policy = Policy(
+        pools=(Pool("TRADING", 10, "key", kind="decay", decay_per_s=1.0, per_symbol=True),),
+        lane_caps={lane: 1.0 for lane in Lane},
+        max_wait_s={lane: 0.5 for lane in Lane},
+    )
+    limiter = RateLimiter(r, policy, Scopes(venue(), "ip", "key1"))
+    await limiter.acquire(Cost({"TRADING": 10}, Lane.ORDER, symbol="XXBTZUSD"))
+    # The BTC pair is full, the ETH pair is not.
+    assert await limiter.acquire(Cost({"TRADING": 10}, Lane.ORDER, symbol="XETHZUSD")) == 0
+    with pytest.raises(errors.RateLimited):
+        await limiter.acquire(Cost({"TRADING": 5}, Lane.ORDER, symbol="XXBTZUSD"))

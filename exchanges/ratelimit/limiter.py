@@ -16,6 +16,7 @@ import logging
 import os
 import time
 from dataclasses import dataclass
+from typing import Any
 
 import redis.asyncio as aredis
 from redis.exceptions import RedisError
@@ -121,7 +122,7 @@ class RateLimiter:
         self._offset = int(clock_offset_ms)
         self._max_wait_ms = {lane: int(s * 1000) for lane, s in policy.max_wait_s.items()}
         self._keys = [self.block_key, self.due_key]
-        self._packed: dict[tuple[Lane, tuple[tuple[str, float], ...]], str] = {}
+        self._packed: dict[tuple[Any, ...], str] = {}
         #: True while Redis is unreachable and market data runs on the local fallback
         self.degraded = False
 
@@ -137,17 +138,25 @@ class RateLimiter:
     def due_key(self) -> str:
         return f"{self.scopes.base('ip')}:due"
 
-    def pool_key(self, name: str) -> str | None:
+    def pool_key(self, name: str, symbol: str | None = None) -> str | None:
         pool = self.policy.pool(name)
         base = self.scopes.base(pool.scope)
-        return None if base is None else f"{base}:{name}"
+        if base is None:
+            return None
+        if pool.per_symbol:
+            return f"{base}:{name}:{symbol or '?'}"
+        return f"{base}:{name}"
+
+    @staticmethod
+    def _cache_key(cost: Cost) -> tuple[Any, ...]:
+        return (cost.lane, cost.symbol, tuple(sorted(cost.amounts.items())))
 
     def _pack(self, cost: Cost) -> str:
         cap = self.policy.lane_caps[cost.lane]
         parts = []
         for pool in self.policy.pools:
             amount = cost.amounts.get(pool.name, 0.0)
-            key = self.pool_key(pool.name)
+            key = self.pool_key(pool.name, cost.symbol)
             if not amount or key is None:
                 continue
             if pool.kind == "fixed":
@@ -156,7 +165,7 @@ class RateLimiter:
                 parts.append(f"d {pool.limit * cap!r} {pool.decay_per_s / 1000!r} {amount!r} {key}")
         packed = ";".join(parts)
         if len(self._packed) < 1024:
-            self._packed[(cost.lane, tuple(sorted(cost.amounts.items())))] = packed
+            self._packed[self._cache_key(cost)] = packed
         return packed
 
     async def acquire(self, cost: Cost) -> float:
@@ -166,7 +175,7 @@ class RateLimiter:
         shed rather than queued behind a full pool), IpBanned during a ban, and
         RateLimiterUnavailable for orders while Redis is unreachable (fail closed).
         """
-        packed = self._packed.get((cost.lane, tuple(sorted(cost.amounts.items()))))
+        packed = self._packed.get(self._cache_key(cost))
         if packed is None:
             packed = self._pack(cost)
         args = [

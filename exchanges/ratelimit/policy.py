@@ -29,6 +29,7 @@ class Pool:
     kind: str = "fixed"  # "fixed" window, or "decay" counter
     window_s: float = 60.0  # fixed: window length (aligned to the venue clock)
     decay_per_s: float = 0.0  # decay: units drained per second
+    per_symbol: bool = False  # one counter per market (Kraken's per-pair trading counter)
 
     def __post_init__(self) -> None:
         if self.kind not in ("fixed", "decay"):
@@ -67,6 +68,12 @@ class Policy:
         """Apply an account's overrides: {"pools": {"REQUEST_WEIGHT": {"limit": 1200}}, ...}."""
         if not overrides:
             return self
+        unknown_keys = set(overrides) - {"pools", "guard_ms", "lane_caps", "max_wait_s"}
+        if unknown_keys:
+            raise ValueError(
+                f"unknown settings {sorted(unknown_keys)}; use pools, guard_ms, lane_caps, "
+                "max_wait_s"
+            )
         pool_over = overrides.get("pools", {})
         unknown = set(pool_over) - {p.name for p in self.pools}
         if unknown:
@@ -94,6 +101,7 @@ class Cost:
 
     amounts: dict[str, float]
     lane: Lane
+    symbol: str | None = None  # the market, for per-symbol pools
 
 
 @dataclass(frozen=True)

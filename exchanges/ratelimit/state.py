@@ -48,7 +48,7 @@ def scopes_for(spec: ClientSpec) -> Scopes:
 
 
 def policy_for(spec: ClientSpec) -> Policy:
-    return get_venue(spec.venue).rate_limit_policy().with_overrides(spec.rate_limits)
+    return get_venue(spec.venue).policy(spec.rate_limits)
 
 
 def read_state(r: redis.Redis, spec: ClientSpec) -> LimiterState:
@@ -63,7 +63,17 @@ def read_state(r: redis.Redis, spec: ClientSpec) -> LimiterState:
         if base is None:
             continue
         key = f"{base}:{pool.name}"
-        if pool.kind == "fixed":
+        if pool.per_symbol:
+            # one decaying counter per market: show the fullest one
+            used = 0.0
+            for member in r.scan_iter(match=f"{key}:*", count=200):
+                level, ts = r.hmget(member, "level", "ts")  # type: ignore[misc]
+                used = max(
+                    used,
+                    float(level or 0)
+                    - (venue_ms - float(ts or venue_ms)) * pool.decay_per_s / 1000,
+                )
+        elif pool.kind == "fixed":
             window_ms = int(pool.window_s * 1000)
             start = venue_ms // window_ms * window_ms
             used = float(r.get(f"{key}:{start}") or 0)  # type: ignore[arg-type]

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from exchanges.venues.base import Venue
 from exchanges.venues.binance import Binance
+from exchanges.venues.coinbase import Coinbase
+from exchanges.venues.kraken import Kraken
 
-VENUES: dict[str, Venue] = {venue.id: venue for venue in (Binance(),)}
+VENUES: dict[str, Venue] = {venue.id: venue for venue in (Binance(), Kraken(), Coinbase())}
 
 
 def get_venue(venue_id: str) -> Venue:

@@ -85,15 +85,24 @@ class Venue:
         """The venue's published pools (what it counts, per IP or per key)."""
         raise NotImplementedError
 
+    def policy(self, overrides: dict[str, Any] | None) -> Policy:
+        """The published policy with an account's overrides applied."""
+        return self.rate_limit_policy().with_overrides(overrides)
+
     def request_cost(
         self, api: Any, method: str, path: str, params: dict[str, Any], ccxt_cost: float
     ) -> Cost:
         """What one REST request costs in each pool, and its lane."""
         raise NotImplementedError
 
-    def rate_feedback(self, status: int, headers: dict[str, str]) -> Feedback | None:
+    def rate_feedback(
+        self, status: int, headers: dict[str, str], body: str = "", path: str = ""
+    ) -> Feedback | None:
         """Usage counts, pauses and bans that a response reports."""
         return None
+
+    def remember_order(self, order_id: str, market_id: str, placed_at: float) -> None:
+        """Called by the door after an order is placed (venues whose costs depend on it)."""
 
     def ticker_weights(self, n: int) -> tuple[float | None, float]:
         """(weight of one call for n tickers or None if the venue cannot batch, one ticker)."""

@@ -186,7 +186,9 @@ class Binance(Venue):
     def ticker_weights(self, n: int) -> tuple[float | None, float]:
         return _ticker_24hr_weight(n), 2.0
 
-    def rate_feedback(self, status: int, headers: dict[str, str]) -> Feedback | None:
+    def rate_feedback(
+        self, status: int, headers: dict[str, str], body: str = "", path: str = ""
+    ) -> Feedback | None:
         lowered = {k.lower(): v for k, v in headers.items()}
         used: dict[str, float] = {}
         for header, pool in _USED_HEADERS.items():

@@ -1,0 +1,140 @@
+"""Kraken spot: its decaying call counters, per-pair trading counter, and error texts."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from exchanges import errors
+from exchanges.ratelimit.policy import Cost, Feedback, Lane, Policy, Pool
+from exchanges.venues.base import Venue
+
+# docs.kraken.com "Spot REST rate limits" and "Trading rate limits", by verification tier:
+# (REST counter max, REST decay per s, trading counter max per pair, trading decay per s)
+TIERS = {
+    "starter": (15, 0.33, 60, 1.0),
+    "intermediate": (20, 0.5, 125, 2.34),
+    "pro": (20, 1.0, 180, 3.75),
+}
+# Ledger and trade-history queries add 2 to the REST counter instead of 1.
+_HISTORY_CALLS = {"Ledgers", "QueryLedgers", "TradesHistory", "QueryTrades"}
+_TRADING_CALLS = {"AddOrder", "AddOrderBatch", "CancelOrder", "CancelOrderBatch", "EditOrder",
+                  "AmendOrder"}  # fmt: skip
+# Cancelling or amending a young order costs more on the pair's trading counter.
+_CANCEL_PENALTY = [(5, 8), (10, 6), (15, 5), (45, 4), (90, 2), (300, 1)]
+_AMEND_PENALTY = [(5, 3), (10, 2), (15, 1)]
+_ERRORS: list[tuple[str, type[errors.ExchangeError], str]] = [
+    ("EAPI:Rate limit exceeded", errors.RateLimited,
+     "Kraken's API call counter is full; calls pause until it decays."),
+    ("EOrder:Rate limit exceeded", errors.RateLimited,
+     "Kraken's trading counter for this pair is full; orders pause until it decays."),
+    ("EGeneral:Too many requests", errors.RateLimited, "Kraken: too many requests."),
+    ("EGeneral:Temporary lockout", errors.IpBanned,
+     "Kraken locked this API key out for a while after too many errors or calls."),
+    ("EAPI:Invalid nonce", errors.ClockSkew,
+     "Kraken refused an out-of-order nonce (another process may use the same key)."),
+    ("EAPI:Invalid key", errors.AuthenticationFailed, "Kraken rejected the API key."),
+    ("EAPI:Invalid signature", errors.AuthenticationFailed,
+     "Kraken rejected the signature: the API secret does not match the key."),
+    ("EGeneral:Permission denied", errors.PermissionDenied,
+     "The Kraken API key lacks the permission for this call."),
+    ("EOrder:Insufficient funds", errors.InsufficientFunds,
+     "Kraken: not enough free balance for this order."),
+    ("EOrder:Order minimum not met", errors.OrderRejected,
+     "Kraken rejected the order: below the pair's minimum order size (ordermin)."),
+    ("EOrder:Cost minimum not met", errors.OrderRejected,
+     "Kraken rejected the order: below the pair's minimum cost (costmin)."),
+    ("EOrder:Unknown order", errors.OrderNotFound, "Kraken does not know this order."),
+    ("EQuery:Unknown asset pair", errors.BadSymbol, "Kraken does not list this pair."),
+    ("EService:Unavailable", errors.ExchangeUnavailable, "Kraken is unavailable."),
+    ("EService:Busy", errors.ExchangeUnavailable, "Kraken is busy; try again shortly."),
+    ("EService:Market in cancel_only mode", errors.OrderRejected,
+     "Kraken: this market only accepts cancels right now."),
+    ("EGeneral:Invalid arguments", errors.BadRequest, "Kraken refused a request parameter."),
+]  # fmt: skip
+
+
+def _penalty(table: list[tuple[int, int]], age_s: float | None) -> float:
+    if age_s is None:
+        return float(table[0][1])  # age unknown: assume the youngest (dearest) case
+    for limit, cost in table:
+        if age_s < limit:
+            return float(cost)
+    return 0.0
+
+
+class Kraken(Venue):
+    id = "kraken"
+    name = "Kraken"
+
+    def __init__(self) -> None:
+        # txid -> (pair, placed at): cancels are charged by the order's pair and age.
+        self._orders: dict[str, tuple[str, float]] = {}
+
+    def ccxt_config(self, *, keyed: bool) -> dict[str, Any]:
+        return {"has": {"fetchCurrencies": False}}
+
+    def rate_limit_policy(self, tier: str = "starter") -> Policy:
+        rest_max, rest_decay, trade_max, trade_decay = TIERS[tier]
+        return Policy(
+            pools=(
+                Pool("REST_COUNTER", rest_max, "key", kind="decay", decay_per_s=rest_decay),
+                Pool(
+                    "TRADING",
+                    trade_max,
+                    "key",
+                    kind="decay",
+                    decay_per_s=trade_decay,
+                    per_symbol=True,
+                ),
+                # Public endpoints: about one call per second per IP.
+                Pool("PUBLIC", 1, "ip", kind="decay", decay_per_s=1.0),
+            ),
+            guard_ms=0,
+        )
+
+    def policy(self, overrides: dict[str, Any] | None) -> Policy:
+        overrides = dict(overrides or {})
+        tier = str(overrides.pop("tier", "starter"))
+        if tier not in TIERS:
+            raise ValueError(f"unknown Kraken tier {tier!r}; known: {sorted(TIERS)}")
+        return self.rate_limit_policy(tier).with_overrides(overrides)
+
+    def request_cost(
+        self, api: Any, method: str, path: str, params: dict[str, Any], ccxt_cost: float
+    ) -> Cost:
+        section = api if isinstance(api, str) else (api[0] if api else "public")
+        if section != "private":
+            return Cost({"PUBLIC": 1.0}, Lane.MARKET)
+        if path in _TRADING_CALLS:
+            if path.startswith("Add"):
+                return Cost({"TRADING": 1.0}, Lane.ORDER, symbol=params.get("pair"))
+            known = self._orders.get(str(params.get("txid", "")))
+            age = time.time() - known[1] if known else None
+            table = _AMEND_PENALTY if path in ("EditOrder", "AmendOrder") else _CANCEL_PENALTY
+            return Cost(
+                {"TRADING": _penalty(table, age)}, Lane.ORDER, symbol=known[0] if known else None
+            )
+        units = 2.0 if path in _HISTORY_CALLS else 1.0
+        return Cost({"REST_COUNTER": units}, Lane.ACCOUNT)
+
+    def remember_order(self, txid: str, pair: str, placed_at: float) -> None:
+        self._orders[txid] = (pair, placed_at)
+
+    def rate_feedback(
+        self, status: int, headers: dict[str, str], body: str = "", path: str = ""
+    ) -> Feedback | None:
+        # Kraken answers HTTP 200 with an error list: the body says what happened.
+        if "EGeneral:Temporary lockout" in body:
+            return Feedback(retry_after_s=900.0, banned=True, status=418)
+        if "Rate limit exceeded" in body or "EGeneral:Too many requests" in body:
+            return Feedback(retry_after_s=3.0, status=429)
+        if status == 429:
+            return Feedback(retry_after_s=float(headers.get("Retry-After", 5) or 5), status=429)
+        return None
+
+    def map_error(self, message: str) -> errors.ExchangeError | None:
+        for text, cls, operator_message in _ERRORS:
+            if text in message:
+                return cls(operator_message, venue_code=text, venue_message=text)
+        return None

@@ -1,0 +1,120 @@
+"""Venue modules: what each request costs, how errors and rate feedback read (pure functions)."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from exchanges import errors
+from exchanges.ratelimit.policy import Lane
+from exchanges.venues import VENUES, get_venue
+from exchanges.venues.kraken import Kraken
+
+
+def test_every_registered_venue_has_a_rate_limit_policy() -> None:
+    for venue in VENUES.values():
+        policy = venue.policy({})
+        assert policy.pools, venue.id
+
+
+def test_binance_counts_weight_orders_and_lanes_like_binance() -> None:
+    binance = get_venue("binance")
+    order = binance.request_cost("private", "POST", "order", {}, 0.2)
+    assert order.lane == Lane.ORDER
+    assert order.amounts == {
+        "RAW_REQUESTS": 1,
+        "REQUEST_WEIGHT": 1.0,
+        "ORDERS_10S": 1,
+        "ORDERS_1D": 1,
+    }
+    cancel = binance.request_cost("private", "DELETE", "order", {}, 0.2)
+    assert cancel.lane == Lane.ORDER and "ORDERS_10S" not in cancel.amounts
+    assert binance.request_cost("private", "GET", "account", {}, 4).lane == Lane.ACCOUNT
+    trades = binance.request_cost("public", "GET", "aggTrades", {}, 0.4)
+    assert trades.amounts["REQUEST_WEIGHT"] == 4.0  # Binance's weight, not ccxt's stale 2
+    batch = binance.request_cost("public", "GET", "ticker/24hr", {"symbols": '["A","B"]'}, 16)
+    assert batch.amounts["REQUEST_WEIGHT"] == 2.0
+    assert binance.request_cost("sapi", "GET", "asset/tradeFee", {}, 0.1).amounts == {
+        "RAW_REQUESTS": 1,
+        "SAPI_IP_WEIGHT": 1.0,
+    }
+
+
+def test_binance_feedback_reads_usage_headers_pauses_and_bans() -> None:
+    binance = get_venue("binance")
+    fb = binance.rate_feedback(200, {"X-MBX-USED-WEIGHT-1M": "120", "X-MBX-ORDER-COUNT-10S": "3"})
+    assert fb is not None and fb.used == {"REQUEST_WEIGHT": 120.0, "ORDERS_10S": 3.0}
+    paused = binance.rate_feedback(429, {"Retry-After": "7"})
+    assert paused is not None and paused.retry_after_s == 7 and not paused.banned
+    banned = binance.rate_feedback(418, {"Retry-After": "120"})
+    assert banned is not None and banned.banned and banned.retry_after_s == 120
+    assert binance.rate_feedback(200, {}) is None
+
+
+def test_binance_ban_message_maps_to_ip_banned() -> None:
+    mapped = get_venue("binance").map_error(
+        'binance {"code":-1003,"msg":"Way too many requests; IP(1.2.3.4) banned until 1700."}'
+    )
+    assert isinstance(mapped, errors.IpBanned) and not mapped.retryable
+
+
+def test_kraken_tiers_set_the_counters_and_history_calls_cost_two() -> None:
+    kraken = get_venue("kraken")
+    starter = kraken.policy({})
+    assert starter.pool("REST_COUNTER").limit == 15
+    assert starter.pool("REST_COUNTER").decay_per_s == 0.33
+    pro = kraken.policy({"tier": "pro"})
+    assert pro.pool("REST_COUNTER").decay_per_s == 1.0 and pro.pool("TRADING").limit == 180
+    with pytest.raises(ValueError, match="tier"):
+        kraken.policy({"tier": "whale"})
+    assert kraken.request_cost("private", "POST", "Ledgers", {}, 6).amounts == {"REST_COUNTER": 2.0}
+    assert kraken.request_cost("private", "POST", "Balance", {}, 3).amounts == {"REST_COUNTER": 1.0}
+    assert kraken.request_cost("public", "GET", "Ticker", {}, 1).lane == Lane.MARKET
+
+
+def test_kraken_charges_a_cancel_by_the_orders_pair_and_age() -> None:
+    kraken = Kraken()
+    add = kraken.request_cost("private", "POST", "AddOrder", {"pair": "XXBTZUSD"}, 0)
+    assert add.amounts == {"TRADING": 1.0} and add.symbol == "XXBTZUSD"
+    kraken.remember_order("OID-YOUNG", "XXBTZUSD", time.time() - 2)
+    kraken.remember_order("OID-OLD", "XETHZUSD", time.time() - 60)
+    young = kraken.request_cost("private", "POST", "CancelOrder", {"txid": "OID-YOUNG"}, 0)
+    assert young.amounts == {"TRADING": 8.0} and young.symbol == "XXBTZUSD"
+    old = kraken.request_cost("private", "POST", "CancelOrder", {"txid": "OID-OLD"}, 0)
+    assert old.amounts == {"TRADING": 2.0} and old.symbol == "XETHZUSD"
+    unknown = kraken.request_cost("private", "POST", "CancelOrder", {"txid": "NOPE"}, 0)
+    assert unknown.amounts == {"TRADING": 8.0}  # age unknown: the dearest case
+
+
+def test_kraken_errors_and_rate_feedback_read_its_error_texts() -> None:
+    kraken = get_venue("kraken")
+    assert isinstance(
+        kraken.map_error('kraken {"error":["EAPI:Rate limit exceeded"]}'), errors.RateLimited
+    )
+    assert isinstance(
+        kraken.map_error('kraken {"error":["EGeneral:Temporary lockout"]}'), errors.IpBanned
+    )
+    assert isinstance(
+        kraken.map_error('kraken {"error":["EOrder:Insufficient funds"]}'), errors.InsufficientFunds
+    )
+    fb = kraken.rate_feedback(200, {}, '{"error":["EAPI:Rate limit exceeded"],"result":{}}')
+    assert fb is not None and fb.retry_after_s and not fb.banned
+    lockout = kraken.rate_feedback(200, {}, '{"error":["EGeneral:Temporary lockout"]}')
+    assert lockout is not None and lockout.banned
+
+
+def test_coinbase_counts_requests_per_second_per_key_and_per_ip() -> None:
+    coinbase = get_venue("coinbase")
+    policy = coinbase.policy({})
+    assert policy.pool("PRIVATE").limit == 30 and policy.pool("PRIVATE").scope == "key"
+    assert policy.pool("PUBLIC").limit == 10 and policy.pool("PUBLIC").scope == "ip"
+    order = coinbase.request_cost(["v3", "private"], "POST", "brokerage/orders", {}, 1)
+    assert order.lane == Lane.ORDER and order.amounts == {"PRIVATE": 1.0}
+    public = coinbase.request_cost(["v3", "public"], "GET", "brokerage/market/products", {}, 3)
+    assert public.lane == Lane.MARKET and public.amounts == {"PUBLIC": 1.0}
+    mapped = coinbase.map_error(
+        'coinbase {"success":false,"error_response":{"preview_failure_reason":'
+        '"PREVIEW_INSUFFICIENT_FUND"}}'
+    )
+    assert isinstance(mapped, errors.InsufficientFunds)
