@@ -7,6 +7,7 @@ errors (`exchanges.errors`); venue quirks come from `exchanges.venues`.
 from __future__ import annotations
 
 import asyncio
+import logging
 import statistics
 import time
 from collections.abc import Awaitable, Callable, Coroutine
@@ -19,14 +20,17 @@ import ccxt.async_support
 import ccxt.pro
 
 from exchanges import errors
+from exchanges.breaker import BreakerPolicy, CircuitBreaker, Transition
 from exchanges.ratelimit.limiter import RateLimiter, Scopes, egress_ip, key_identity
 from exchanges.ratelimit.policy import Cost, Lane
+from exchanges.signals import breaker_changed
 from exchanges.venues import get_venue
 
 if TYPE_CHECKING:
     from exchanges.models import Credentials, ExchangeAccount
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 DEFAULT_TIMEOUT_S = 10.0
 
@@ -49,6 +53,7 @@ class ClientSpec:
     shared_limiter: bool = True
     #: venue clock minus ours (ms), so fixed windows align with the venue's
     clock_offset_ms: float = 0.0
+    breaker_policy: BreakerPolicy = field(default_factory=BreakerPolicy)
 
     @classmethod
     def for_account(cls, account: ExchangeAccount) -> ClientSpec:
@@ -200,6 +205,7 @@ class ExchangeClient:
             raise errors.ConfigurationError(f"ccxt has no exchange {spec.venue!r}.") from None
         self._seen_tickers: dict[str, Any] = {}
         self.limiter: RateLimiter | None = None
+        self.breaker: CircuitBreaker | None = None
         self._redis: Any = None
         self._pending_cost: Cost | None = None
         self._feedback: set[asyncio.Task[None]] = set()
@@ -249,6 +255,14 @@ class ExchangeClient:
         scopes = Scopes(self.spec.venue, egress_ip(), key_identity(key) if key else None)
         self.limiter = RateLimiter(
             self._redis, policy, scopes, clock_offset_ms=self.spec.clock_offset_ms
+        )
+        name = (
+            f"acct:{self.spec.account_id}"
+            if self.spec.account_id is not None
+            else f"{self.spec.venue}:{key_identity(self.spec.rest_url or 'default')}"
+        )
+        self.breaker = CircuitBreaker(
+            self._redis, name, self.spec.label or self.spec.venue, self.spec.breaker_policy
         )
         ex = self.ccxt
         venue = self.venue
@@ -307,16 +321,73 @@ class ExchangeClient:
         return mapped
 
     async def call(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        """Call a ccxt method behind the breaker, the limiter and the error map.
+
+        Streaming `watch_*` calls skip the breaker (one per message would cost two Redis
+        round trips per tick); their holders judge stream health themselves.
+        """
+        guarded = self.breaker is not None and not method.startswith("watch_")
+        if guarded:
+            await self._announce(await self.breaker.before_call())  # type: ignore[union-attr]
         try:
             result = await getattr(self.ccxt, method)(*args, **kwargs)
-            if method == "create_order" and isinstance(result, dict) and result.get("id"):
-                # Some venues charge a cancel by the order's market and age (Kraken).
-                market = self.ccxt.market(result.get("symbol") or args[0])
-                placed = (result.get("timestamp") or time.time() * 1000) / 1000
-                self.venue.remember_order(str(result["id"]), str(market["id"]), placed)
-            return result
         except (TimeoutError, ccxt.BaseError) as exc:
-            raise self.map_exception(exc) from None
+            if self._feedback:
+                # A 429/418 must stop every process before anyone acts on this error.
+                await asyncio.gather(*self._feedback, return_exceptions=True)
+            mapped = self.map_exception(exc)
+            if guarded:
+                await self._judge(mapped)
+            raise mapped from None
+        except errors.ExchangeError as exc:  # refused by our own limiter: nothing was sent
+            if guarded and isinstance(exc, errors.IpBanned):
+                await self._judge(exc)
+            raise
+        if guarded:
+            await self._announce(await self.breaker.record("ok"))  # type: ignore[union-attr]
+        if method == "create_order" and isinstance(result, dict) and result.get("id"):
+            # Some venues charge a cancel by the order's market and age (Kraken).
+            market = self.ccxt.market(result.get("symbol") or args[0])
+            placed = (result.get("timestamp") or time.time() * 1000) / 1000
+            self.venue.remember_order(str(result["id"]), str(market["id"]), placed)
+        return result
+
+    async def _judge(self, exc: errors.ExchangeError) -> None:
+        """Tell the breaker what a failure says about the venue's health."""
+        assert self.breaker is not None
+        if isinstance(exc, errors.IpBanned):
+            transition = await self.breaker.record(
+                "ban", f"banned: {exc.operator_message}", ban_s=exc.retry_after_s or 60.0
+            )
+        elif exc.counts_against_breaker:
+            transition = await self.breaker.record("fail", exc.operator_message)
+        else:
+            # The venue answered (our request was wrong): it is reachable and healthy.
+            transition = await self.breaker.record("ok")
+        await self._announce(transition)
+
+    async def _announce(self, transition: Transition | None) -> None:
+        if transition is None:
+            return
+        log.warning(
+            "%s circuit breaker %s -> %s: %s",
+            self.spec.label,
+            transition.old,
+            transition.new,
+            transition.reason,
+        )
+        try:
+            await breaker_changed.asend(
+                sender=ExchangeClient,
+                account_id=self.spec.account_id,
+                label=self.spec.label,
+                old=transition.old,
+                new=transition.new,
+                reason=transition.reason,
+                open_for_s=transition.open_for_s,
+            )
+        except Exception:  # a failing receiver must not turn into a failed exchange call
+            log.exception("breaker_changed receiver failed")
 
     # -- the calls xcon makes ------------------------------------------------------------
 

@@ -118,3 +118,10 @@ class ConfigurationError(ExchangeError):
 class RateLimiterUnavailable(ExchangeError):
     retryable = True
     default_message = "The shared rate limiter is unreachable; orders are refused until it is back."
+
+
+class CircuitOpen(ExchangeError):
+    """Refused locally: the venue failed too often; nothing was sent."""
+
+    retryable = True
+    default_message = "Calls to this exchange are paused by its circuit breaker."

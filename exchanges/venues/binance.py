@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from decimal import Decimal
 from typing import Any
 
@@ -27,6 +28,7 @@ _SPOT_TIERS = [
 ]
 
 _FILTER_RE = re.compile(r"Filter failure: (\w+)")
+_BANNED_UNTIL_RE = re.compile(r"banned until (\d{12,})")
 
 # ccxt's Binance cost descriptors are the published weights scaled by rateLimit (50 ms):
 # spot /api 1 weight = 0.2 cost, /sapi 1 weight = 0.1 cost.
@@ -98,7 +100,9 @@ class Binance(Venue):
                 **kw,
             )
         if code == -1003 and "banned" in msg.lower():
-            return errors.IpBanned(f"Binance banned this IP: {msg}", **kw)
+            until = _BANNED_UNTIL_RE.search(msg)
+            retry = max(0.0, int(until.group(1)) / 1000 - time.time()) if until else None
+            return errors.IpBanned(f"Binance banned this IP: {msg}", retry_after_s=retry, **kw)
         if code in (-1003, -1015):
             return errors.RateLimited(f"Binance rate limit: {msg}", **kw)
         if code == -1013:
