@@ -129,7 +129,7 @@ class CircuitBreaker:
         self, redis: aredis.Redis, name: str, label: str, policy: BreakerPolicy | None = None
     ) -> None:
         self.redis = redis
-        self.key = f"xcon:cb:{{{name}}}"
+        self.key = f"xcon:cb:{{{name}}}"  # read_breaker() reads the same key
         self.label = label
         self.policy = policy or BreakerPolicy()
         self._before = redis.register_script(_BEFORE)
@@ -199,6 +199,43 @@ class CircuitBreaker:
     async def state(self) -> dict[str, Any]:
         raw = await self.redis.hgetall(self.key)
         return {_text(k): _text(v) for k, v in raw.items()}
+
+
+def breaker_name(account_id: int | None, venue: str, rest_url: str) -> str:
+    """One breaker per exchange account (per venue URL for account-less clients)."""
+    if account_id is not None:
+        return f"acct:{account_id}"
+    import hashlib
+
+    return f"{venue}:{hashlib.sha256((rest_url or 'default').encode()).hexdigest()[:16]}"
+
+
+@dataclass(frozen=True)
+class BreakerView:
+    """What the dashboard shows of a breaker (read without changing it)."""
+
+    state: str
+    reason: str
+    remaining_s: float
+    until_ts: float
+    failures: int
+
+
+def read_breaker(r: Any, name: str) -> BreakerView:
+    """Sync read for pages and metrics: state, reason, seconds until the next probe."""
+    raw = {_text(k): _text(v) for k, v in r.hgetall(f"xcon:cb:{{{name}}}").items()}
+    seconds, micros = r.time()
+    now_ms = seconds * 1000 + micros // 1000
+    until = float(raw.get("until") or 0)
+    state = raw.get("state") or "closed"
+    remaining = max(0.0, (until - now_ms) / 1000) if state == "open" else 0.0
+    return BreakerView(
+        state,
+        raw.get("reason", ""),
+        remaining,
+        until / 1000 if remaining else 0.0,
+        int(raw.get("fails") or 0),
+    )
 
 
 def _text(value: Any) -> str:

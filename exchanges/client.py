@@ -20,7 +20,7 @@ import ccxt.async_support
 import ccxt.pro
 
 from exchanges import errors
-from exchanges.breaker import BreakerPolicy, CircuitBreaker, Transition
+from exchanges.breaker import BreakerPolicy, CircuitBreaker, Transition, breaker_name
 from exchanges.ratelimit.limiter import RateLimiter, Scopes, egress_ip, key_identity
 from exchanges.ratelimit.policy import Cost, Lane
 from exchanges.signals import breaker_changed
@@ -256,11 +256,7 @@ class ExchangeClient:
         self.limiter = RateLimiter(
             self._redis, policy, scopes, clock_offset_ms=self.spec.clock_offset_ms
         )
-        name = (
-            f"acct:{self.spec.account_id}"
-            if self.spec.account_id is not None
-            else f"{self.spec.venue}:{key_identity(self.spec.rest_url or 'default')}"
-        )
+        name = breaker_name(self.spec.account_id, self.spec.venue, self.spec.rest_url)
         self.breaker = CircuitBreaker(
             self._redis, name, self.spec.label or self.spec.venue, self.spec.breaker_policy
         )

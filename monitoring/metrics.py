@@ -38,6 +38,11 @@ class LimiterCollector:
             "Seconds left of a venue pause (429) or ban (418)",
             labels=["account", "venue", "kind"],
         )
+        breaker = GaugeMetricFamily(
+            "xcon_breaker_state",
+            "1 for the circuit breaker's current state",
+            labels=["account", "venue", "state"],
+        )
         http = CounterMetricFamily(
             "xcon_ratelimit_http_responses",
             "429 and 418 answers received",
@@ -55,9 +60,15 @@ class LimiterCollector:
             blocked.add_metric(
                 [account.label, account.venue, state.block_kind or "none"], state.block_remaining_s
             )
+            if state.breaker is not None:
+                for name in ("closed", "open", "half_open"):
+                    breaker.add_metric(
+                        [account.label, account.venue, name],
+                        1.0 if state.breaker.state == name else 0.0,
+                    )
             http.add_metric([account.label, account.venue, "429"], state.count_429)
             http.add_metric([account.label, account.venue, "418"], state.count_418)
-        yield from (used, limit, queued, blocked, http)
+        yield from (used, limit, queued, blocked, breaker, http)
 
 
 def _authorised(request: HttpRequest) -> bool:

@@ -202,3 +202,30 @@ def test_a_watched_symbol_the_venue_does_not_list_is_refused(simulator) -> None:
     WatchedSymbol(account=account, symbol="BTC/USDT").full_clean()
     with pytest.raises(ValidationError, match="NOPE/USDT is not a market of Sim"):
         WatchedSymbol(account=account, symbol="NOPE/USDT").full_clean()
+
+
+@pytest.mark.django_db
+def test_sync_records_the_venues_announced_limits_and_warns_when_they_differ(simulator) -> None:  # type: ignore[no-untyped-def]
+    account = make_account(simulator, key="")
+    requests.post(f"{simulator.base_url}/_sim/ratelimits", json={"REQUEST_WEIGHT": 1200}, timeout=5)
+    try:
+        result = sync_markets(account)
+    finally:
+        requests.post(
+            f"{simulator.base_url}/_sim/ratelimits", json={"REQUEST_WEIGHT": 6000}, timeout=5
+        )
+    account.refresh_from_db()
+    assert account.venue_rate_limits["REQUEST_WEIGHT"] == 1200
+    assert account.venue_rate_limits["ORDERS_10S"] == 50
+    assert result.warnings == ("REQUEST_WEIGHT: the venue announces 1200, xcon's policy uses 6000",)
+    assert "Rate limits differ" in str(result)
+    # An admin adopting the venue's figure silences the warning.
+    account.rate_limit_policy = {"pools": {"REQUEST_WEIGHT": {"limit": 1200}}}
+    account.save()
+    requests.post(f"{simulator.base_url}/_sim/ratelimits", json={"REQUEST_WEIGHT": 1200}, timeout=5)
+    try:
+        assert sync_markets(account).warnings == ()
+    finally:
+        requests.post(
+            f"{simulator.base_url}/_sim/ratelimits", json={"REQUEST_WEIGHT": 6000}, timeout=5
+        )

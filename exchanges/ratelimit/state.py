@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import redis
 
+from exchanges.breaker import BreakerView, breaker_name, read_breaker
 from exchanges.client import ClientSpec
 from exchanges.ratelimit.limiter import Scopes, egress_ip, key_identity
 from exchanges.ratelimit.policy import Policy
@@ -40,6 +41,7 @@ class LimiterState:
     last_418_ts: float | None
     count_429: int
     count_418: int
+    breaker: BreakerView | None = None
 
 
 def scopes_for(spec: ClientSpec) -> Scopes:
@@ -105,6 +107,7 @@ def read_state(r: redis.Redis, spec: ClientSpec) -> LimiterState:
         last_418_ts=ts("last_418"),
         count_429=int(events.get(b"count_429", 0)),  # type: ignore[union-attr]
         count_418=int(events.get(b"count_418", 0)),  # type: ignore[union-attr]
+        breaker=read_breaker(r, breaker_name(spec.account_id, spec.venue, spec.rest_url)),
     )
 
 
