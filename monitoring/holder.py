@@ -23,8 +23,10 @@ from monitoring.streams import hold_ticker_stream
 
 log = logging.getLogger(__name__)
 
-LEASE_TTL_S = 10.0
-RENEW_EVERY_S = 3.0
+# A dead holder's streams are picked up by another worker within LEASE_TTL_S plus one
+# ensure_streams period (settings.CELERY_BEAT_SCHEDULE): 5 + 3 s, under the 10 s target.
+LEASE_TTL_S = 5.0
+RENEW_EVERY_S = 1.5
 
 #: Set on worker shutdown so every holder ends cleanly and frees its lease.
 shutdown = threading.Event()

@@ -14,7 +14,7 @@ from exchanges.models import ExchangeAccount
 from monitoring import holder
 from monitoring.lease import stream_lease_key
 
-ENSURE_EVERY_S = 10
+ENSURE_EVERY_S = settings.CELERY_BEAT_SCHEDULE["ensure-streams"]["schedule"]
 
 
 @worker_shutting_down.connect

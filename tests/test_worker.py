@@ -35,44 +35,105 @@ def wait_for(predicate, timeout: float, what: str):  # type: ignore[no-untyped-d
     raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
-@pytest.fixture
-def worker(tmp_path: Path) -> Iterator[subprocess.Popen[bytes]]:
-    log_path = tmp_path / "worker.log"
-    log = log_path.open("wb")
+def start(kind: str, tmp_path: Path, name: str, **env_extra: str) -> subprocess.Popen[bytes]:
+    """A celery worker or beat process on the test database and the test Redis."""
+    log_path = tmp_path / f"{name}.log"
     db = connection.settings_dict
     env = {
         **os.environ,
         "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
         "REDIS_URL": settings.REDIS_URL,
+        **env_extra,
     }
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "xcon",
+    if kind == "worker":
+        args = [
             "worker",
             "--pool",
             "threads",
             "--concurrency",
             "4",
-            "--loglevel",
-            "INFO",
+            "-n",
+            f"{name}@%h",
             "--without-heartbeat",
             "--without-gossip",
             "--without-mingle",
-        ],
+        ]
+    else:
+        args = ["beat", "--schedule", str(tmp_path / "beat-schedule")]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "xcon", *args, "--loglevel", "INFO"],
         cwd=ROOT,
         env=env,
-        stdout=log,
+        stdout=log_path.open("wb"),
         stderr=subprocess.STDOUT,
     )
     proc.log_path = log_path  # type: ignore[attr-defined]
-    yield proc
+    return proc
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
     if proc.poll() is None:
         proc.kill()
         proc.wait(timeout=10)
+
+
+@pytest.fixture
+def worker(tmp_path: Path) -> Iterator[subprocess.Popen[bytes]]:
+    proc = start("worker", tmp_path, "w1")
+    yield proc
+    stop(proc)
+
+
+def make_account(simulator, *symbols: str) -> ExchangeAccount:  # type: ignore[no-untyped-def]
+    account = ExchangeAccount.objects.create(
+        label=f"Worker sim {time.monotonic_ns()}", venue="binance", rest_url=simulator.base_url
+    )
+    cred = ApiCredential(account=account)
+    cred.set_plaintext("test-key", "test-secret")
+    cred.save()
+    for i, symbol in enumerate(symbols):
+        WatchedSymbol.objects.create(account=account, symbol=symbol, position=i)
+    return account
+
+
+def test_a_killed_workers_stream_is_resumed_by_another_worker_within_ten_seconds(
+    simulator,
+    tmp_path: Path,  # type: ignore[no-untyped-def]
+) -> None:
+    r = redis.Redis.from_url(settings.REDIS_URL, decode_responses=True)
+    account = make_account(simulator, "BTC/USDT")
+    key = livestate.TICK_KEY.format(account_id=account.pk)
+    lease = stream_lease_key(account.pk)
+    first = start("worker", tmp_path, "first")
+    beat = start("beat", tmp_path, "beat", XCON_ENSURE_STREAMS_EVERY_S="2")
+    second = None
+    try:
+        wait_for(lambda: r.hlen(key) == 1, 30, "the first worker's stream")
+        holder_token = r.get(lease)
+        second = start("worker", tmp_path, "second")
+        time.sleep(3)  # let the second worker come up; it must not steal a held stream
+        assert r.get(lease) == holder_token
+
+        os.kill(first.pid, signal.SIGKILL)  # no clean shutdown: the lease is simply not renewed
+        killed_at = time.time()
+        first.wait(timeout=10)
+
+        def resumed() -> bool:
+            token = r.get(lease)
+            row = json.loads(r.hget(key, "BTC/USDT") or "{}")
+            return bool(token and token != holder_token and row.get("received_ts", 0) > killed_at)
+
+        try:
+            wait_for(resumed, 15, "the second worker to resume the stream")
+        except AssertionError:
+            print(second.log_path.read_text()[-5000:])  # type: ignore[attr-defined]
+            raise
+        took = time.time() - killed_at
+        assert took <= 10, f"resumed after {took:.1f} s"
+    finally:
+        for proc in (first, beat, second):
+            if proc is not None:
+                stop(proc)
 
 
 def test_a_worker_holds_the_stream_publishes_prices_and_stops_cleanly(
@@ -80,14 +141,7 @@ def test_a_worker_holds_the_stream_publishes_prices_and_stops_cleanly(
     worker: subprocess.Popen[bytes],  # type: ignore[no-untyped-def]
 ) -> None:
     r = redis.Redis.from_url(settings.REDIS_URL, decode_responses=True)
-    account = ExchangeAccount.objects.create(
-        label="Worker sim", venue="binance", rest_url=simulator.base_url
-    )
-    cred = ApiCredential(account=account)
-    cred.set_plaintext("test-key", "test-secret")
-    cred.save()
-    WatchedSymbol.objects.create(account=account, symbol="BTC/USDT")
-    WatchedSymbol.objects.create(account=account, symbol="ETH/USDT", position=1)
+    account = make_account(simulator, "BTC/USDT", "ETH/USDT")
 
     assert ensure_streams.delay() is not None
     key = livestate.TICK_KEY.format(account_id=account.pk)

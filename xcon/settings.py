@@ -163,7 +163,7 @@ CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 CELERY_BEAT_SCHEDULE = {
     "ensure-streams": {
         "task": "monitoring.tasks.ensure_streams",
-        "schedule": float(env_int("XCON_ENSURE_STREAMS_EVERY_S", 10)),
+        "schedule": float(env_int("XCON_ENSURE_STREAMS_EVERY_S", 3)),
     },
 }
 
