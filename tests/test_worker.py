@@ -129,6 +129,7 @@ def test_a_killed_workers_stream_is_resumed_by_another_worker_within_ten_seconds
             print(second.log_path.read_text()[-5000:])  # type: ignore[attr-defined]
             raise
         took = time.time() - killed_at
+        print(f"resumed after {took:.1f} s")
         assert took <= 10, f"resumed after {took:.1f} s"
     finally:
         for proc in (first, beat, second):
