@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import replace
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -22,7 +23,7 @@ from redis.exceptions import RedisError
 
 from exchanges.client import ClientSpec
 from exchanges.ratelimit.state import LimiterState, read_state
-from monitoring import livestate
+from monitoring import events, livestate
 from monitoring.livestate import DASHBOARD_GROUP, StreamState, TickerRow
 
 log = logging.getLogger(__name__)
@@ -37,6 +38,15 @@ def render_rows(rows: list[TickerRow], previous: dict[str, TickerRow] | None = N
         )
         for row in rows
     )
+
+
+def stream_health(state: StreamState) -> str | None:
+    """The health-event state of a stream state (None: not a health change)."""
+    if state.state == "live":
+        return "up"
+    if state.state == "reconnecting":
+        return "stale" if state.reason.startswith("no data") else "down"
+    return None  # connecting, or stopped on purpose
 
 
 def limiter_state(account: Any) -> LimiterState | None:
@@ -99,6 +109,16 @@ class DashboardPublisher:
     async def state(self, state: StreamState) -> None:
         await livestate.store_state(self.redis, state)
         await self._send(render_state(state))
+        health = stream_health(state)
+        if health is not None:
+            await events.arecord(
+                state.account_id,
+                "stream",
+                "tickers",
+                health,
+                state.reason,
+                since=datetime.fromtimestamp(state.since, tz=UTC),
+            )
 
     async def flush(self) -> int:
         if not self._pending:

@@ -11,7 +11,7 @@ from celery.signals import worker_ready, worker_shutting_down
 from django.conf import settings
 
 from exchanges.models import ExchangeAccount
-from monitoring import holder
+from monitoring import alerts, holder
 from monitoring.lease import stream_lease_key
 
 ENSURE_EVERY_S = settings.CELERY_BEAT_SCHEDULE["ensure-streams"]["schedule"]
@@ -52,3 +52,9 @@ def ensure_streams() -> int:
                 hold_streams.apply_async((account_id,), expires=ENSURE_EVERY_S * 2)
                 queued += 1
     return queued
+
+
+@shared_task(ignore_result=True)
+def send_alerts() -> int:
+    """Mail whatever alerts are due; safe in several workers at once. Returns emails sent."""
+    return alerts.send_pending().sent

@@ -4,5 +4,6 @@ from monitoring import metrics, views
 
 urlpatterns = [
     path("", views.dashboard, name="dashboard"),
+    path("events/", views.event_log, name="events"),
     path("metrics", metrics.metrics, name="metrics"),
 ]

@@ -1,11 +1,17 @@
 from __future__ import annotations
 
+from typing import Any
+
+from django import forms
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest
 from django.template.response import TemplateResponse
+from django_htmx.middleware import HtmxDetails
 
 from exchanges.models import ExchangeAccount
 from monitoring import livestate
+from monitoring.events import event_page
+from monitoring.models import HealthEvent, Incident, Kind, Severity, State
 from monitoring.publish import limiter_state
 
 
@@ -27,3 +33,60 @@ def dashboard(request: HttpRequest) -> TemplateResponse:
             {"account": account, "state": state, "rows": rows, "limiter": limiter_state(account)}
         )
     return TemplateResponse(request, "monitoring/dashboard.html", {"panels": panels})
+
+
+class HtmxHttpRequest(HttpRequest):
+    htmx: HtmxDetails
+
+
+class EventFilter(forms.Form):
+    """The event log's GET parameters; an invalid one is ignored (and shown as such)."""
+
+    account = forms.ModelChoiceField(
+        ExchangeAccount.objects.all(), required=False, empty_label="All accounts"
+    )
+    kind = forms.ChoiceField(choices=[("", "All kinds"), *Kind.choices], required=False)
+    subject = forms.CharField(required=False, max_length=120)
+    state = forms.ChoiceField(choices=[("", "All states"), *State.choices], required=False)
+    severity = forms.ChoiceField(choices=[("", "Any severity"), *Severity.choices], required=False)
+    since = forms.DateTimeField(
+        label="From (UTC)",
+        required=False,
+        widget=forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"),
+    )
+    until = forms.DateTimeField(
+        label="To (UTC)",
+        required=False,
+        widget=forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"),
+    )
+    incident = forms.IntegerField(required=False, min_value=1, widget=forms.HiddenInput)
+    before = forms.IntegerField(required=False, min_value=1, widget=forms.HiddenInput)
+    after = forms.IntegerField(required=False, min_value=0, widget=forms.HiddenInput)
+
+    def filters(self) -> dict[str, Any]:
+        """The valid, non-empty filters, as keyword arguments of HealthEvent.objects.matching."""
+        self.is_valid()
+        data = getattr(self, "cleaned_data", {})
+        return {
+            k: v for k, v in data.items() if k not in ("before", "after") and v not in ("", None)
+        }
+
+
+@login_required
+def event_log(request: HtmxHttpRequest) -> TemplateResponse:
+    """Health events newest first, filtered by GET parameters (alert emails link here with
+    them); an htmx request gets just the table."""
+    form = EventFilter(request.GET)
+    filters = form.filters()
+    page = event_page(
+        HealthEvent.objects.matching(**filters),
+        before=form.cleaned_data.get("before"),
+        after=form.cleaned_data.get("after"),
+    )
+    incident = None
+    if "incident" in filters:
+        incident = Incident.objects.select_related("account").filter(pk=filters["incident"]).first()
+    template = "monitoring/events.html"
+    if request.htmx and not request.htmx.boosted:
+        template += "#event-table"
+    return TemplateResponse(request, template, {"form": form, "page": page, "incident": incident})

@@ -164,3 +164,36 @@ def test_the_dashboard_says_so_when_the_limiter_state_cannot_be_read(
     html = response.content.decode()
     assert "Rate-limiter state unavailable: Redis is unreachable" in html
     assert "live state unreadable: Redis is down" in html
+
+
+@pytest.mark.asyncio
+@pytest.mark.django_db(transaction=True)
+async def test_stream_state_changes_become_health_events_with_an_incident() -> None:
+    from monitoring.models import HealthEvent, Incident
+
+    account = await sync_to_async(make_account)()
+    publisher = DashboardPublisher(window_s=0.05)
+    try:
+        now = time.time()
+        await publisher.state(StreamState(account.pk, "live", now))
+        await publisher.state(
+            StreamState(account.pk, "reconnecting", now + 1, "no data for 30 s", 1)
+        )
+        await publisher.state(
+            StreamState(account.pk, "reconnecting", now + 2, "no data for 30 s", 2)
+        )
+        await publisher.state(StreamState(account.pk, "live", now + 3, "", 2))
+    finally:
+        await publisher.close()
+
+    def check() -> None:
+        states = list(
+            HealthEvent.objects.filter(account=account)
+            .order_by("id")
+            .values_list("state", flat=True)
+        )
+        assert states == ["up", "stale", "up"]  # the repeated stale report wrote nothing
+        incident = Incident.objects.get(account=account)
+        assert incident.subject == "tickers" and incident.closed_at is not None
+
+    await sync_to_async(check)()

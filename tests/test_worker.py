@@ -103,6 +103,7 @@ def test_a_killed_workers_stream_is_resumed_by_another_worker_within_ten_seconds
     r = redis.Redis.from_url(settings.REDIS_URL, decode_responses=True)
     account = make_account(simulator, "BTC/USDT")
     key = livestate.TICK_KEY.format(account_id=account.pk)
+    r.delete(key)  # account ids repeat across runs; start from no live state
     lease = stream_lease_key(account.pk)
     first = start("worker", tmp_path, "first")
     beat = start("beat", tmp_path, "beat", XCON_ENSURE_STREAMS_EVERY_S="2")
@@ -143,6 +144,7 @@ def test_a_worker_holds_the_stream_publishes_prices_and_stops_cleanly(
 ) -> None:
     r = redis.Redis.from_url(settings.REDIS_URL, decode_responses=True)
     account = make_account(simulator, "BTC/USDT", "ETH/USDT")
+    r.delete(livestate.TICK_KEY.format(account_id=account.pk))
 
     assert ensure_streams.delay() is not None
     key = livestate.TICK_KEY.format(account_id=account.pk)

@@ -165,6 +165,7 @@ CELERY_BEAT_SCHEDULE = {
         "task": "monitoring.tasks.ensure_streams",
         "schedule": float(env_int("XCON_ENSURE_STREAMS_EVERY_S", 3)),
     },
+    "send-alerts": {"task": "monitoring.tasks.send_alerts", "schedule": 5.0},
 }
 
 AUTH_PASSWORD_VALIDATORS = [
@@ -214,6 +215,8 @@ DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "xcon <xcon@localhost>")
 SERVER_EMAIL = DEFAULT_FROM_EMAIL
 XCON_ALERT_RECIPIENTS = env_list("XCON_ALERT_RECIPIENTS")
 XCON_METRICS_TOKEN = env_str("XCON_METRICS_TOKEN", "")
+# Where alert emails link to (the event log): the public URL of this deployment.
+XCON_BASE_URL = env_str("XCON_BASE_URL", "http://localhost:8000")
 
 # Security: strict by default outside DEBUG so `manage.py check --deploy` passes.
 SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", not DEBUG)

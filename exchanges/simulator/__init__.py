@@ -2,7 +2,9 @@
 
 Layout: `engine` (venue-neutral market model: prices, books, trades, accounts, clock, stats),
 `venues/` (one wire protocol per venue: `venues/binance`), `server` (aiohttp app with the venue
-routes and the /_sim control interface), `testing` (run it in a thread, point ccxt at it).
+routes and the /_sim control interface), `faults` (fault injection: WebSocket drops, stalls and
+delays, depth gaps, REST 5xx / timeouts, maintenance), `testing` (run it in a thread, point
+ccxt at it).
 Pure Python + aiohttp; nothing here imports Django or the rest of xcon.
 
 Run it: `python -m exchanges.simulator --venue binance --port 8900 --seed 1 --account k:s`

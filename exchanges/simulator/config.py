@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from exchanges.simulator.engine import EngineConfig
+from exchanges.simulator.faults import RestFaultSettings
 
 
 @dataclass
@@ -61,7 +62,15 @@ class SimulatorConfig:
     book_depth: int = 100
     fee_rate: Decimal = Decimal("0.001")
     default_balances: dict[str, Decimal] | None = None
+    #: the venue clock runs this far ahead of the wall clock (POST /_sim/clock changes it)
     clock_offset_ms: int = 0
+    # Faults in force from the start (faults.py; the /_sim controls change them later)
+    rest_faults: RestFaultSettings = field(default_factory=RestFaultSettings)
+    #: hold every outgoing WebSocket frame this long (+- jitter)
+    ws_delay_ms: int = 0
+    ws_delay_jitter_ms: int = 0
+    #: start in maintenance: REST refused with the venue's maintenance error, WebSockets refused
+    maintenance: bool = False
 
     def __post_init__(self) -> None:
         # accept ["KEY:SECRET", ...] as well as [("KEY", "SECRET"), ...]
@@ -146,6 +155,61 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=120.0,
         help="first automatic IP ban; doubles for repeat offenders",
     )
+    parser.add_argument(
+        "--clock-offset-ms",
+        type=int,
+        default=0,
+        metavar="MS",
+        help="venue clock ahead (+) or behind (-) the wall clock",
+    )
+    faults = parser.add_argument_group(
+        "faults", "in force from the start; POST /_sim/... changes them (see server.py)"
+    )
+    faults.add_argument(
+        "--fault-rest-error-rate",
+        type=float,
+        default=0.0,
+        metavar="P",
+        help="share of REST requests answered with --fault-rest-status",
+    )
+    faults.add_argument("--fault-rest-status", type=int, default=503, metavar="CODE")
+    faults.add_argument(
+        "--fault-rest-timeout-rate",
+        type=float,
+        default=0.0,
+        metavar="P",
+        help="share of REST requests held without an answer for --fault-rest-timeout-s",
+    )
+    faults.add_argument("--fault-rest-timeout-s", type=float, default=30.0, metavar="S")
+    faults.add_argument(
+        "--fault-rest-path",
+        action="append",
+        default=[],
+        metavar="PATH",
+        help="only these REST paths (repeatable; a trailing * matches a prefix)",
+    )
+    faults.add_argument(
+        "--fault-rest-seed", type=int, default=None, metavar="N", help="default: --seed"
+    )
+    faults.add_argument(
+        "--fault-rest-body",
+        choices=("json", "html"),
+        default=None,
+        help="error body (default: HTML for 502/504, the venue's JSON otherwise)",
+    )
+    faults.add_argument(
+        "--fault-ws-delay-ms",
+        type=int,
+        default=0,
+        metavar="MS",
+        help="hold every outgoing WebSocket frame this long",
+    )
+    faults.add_argument("--fault-ws-jitter-ms", type=int, default=0, metavar="MS")
+    faults.add_argument(
+        "--fault-maintenance",
+        action="store_true",
+        help="start in maintenance (REST refused, WebSockets refused)",
+    )
 
 
 def config_from_args(args: argparse.Namespace | Mapping[str, Any]) -> SimulatorConfig:
@@ -168,4 +232,17 @@ def config_from_args(args: argparse.Namespace | Mapping[str, Any]) -> SimulatorC
         rate_limit_request_weight=int(opts.get("request_weight_limit", 6000)),
         rate_limit_orders_10s=int(opts.get("orders_10s_limit", 50)),
         ban_first_seconds=float(opts.get("ban_first_seconds", 120.0)),
+        clock_offset_ms=int(opts.get("clock_offset_ms") or 0),
+        rest_faults=RestFaultSettings(
+            error_rate=float(opts.get("fault_rest_error_rate") or 0.0),
+            status=int(opts.get("fault_rest_status") or 503),
+            timeout_rate=float(opts.get("fault_rest_timeout_rate") or 0.0),
+            timeout_s=float(opts.get("fault_rest_timeout_s") or 30.0),
+            paths=tuple(opts.get("fault_rest_path") or ()) or None,
+            seed=opts.get("fault_rest_seed"),
+            body=opts.get("fault_rest_body"),
+        ),
+        ws_delay_ms=int(opts.get("fault_ws_delay_ms") or 0),
+        ws_delay_jitter_ms=int(opts.get("fault_ws_jitter_ms") or 0),
+        maintenance=bool(opts.get("fault_maintenance", False)),
     )

@@ -31,9 +31,64 @@ Control interface (stable; JSON in, JSON out; requests to /_sim/* are not counte
                               {"api_key", "secret", "balances"} (409 if the key exists)
     GET  /_sim/accounts/{key} {"api_key", "balances": {asset: {"free", "locked"}},
                               "open_orders"}
-    POST /_sim/ws/disconnect  {"code"?: 1001}: close every WebSocket -> {"closed"}
-    POST /_sim/ws/mute        {"muted": true}: keep sockets open but send nothing and answer
-                              no pings (a half-open link) -> {"muted"}
+
+Faults (faults.py; unknown fields are refused with 400; GET /_sim/stats counts them under
+"faults_injected": {"ws_dropped", "ws_stalled", "ws_frames_delayed", "depth_gaps", "rest_5xx",
+"rest_timeouts", "maintenance_rest", "maintenance_ws_refused"}; start-up flags --fault-* and
+--clock-offset-ms in config.py). Connection selection, where accepted:
+{"fraction"?: 0.5, "streams"?: ["btcusdt@ticker"]} = the connections subscribed to any of the
+streams (default: every connection), then that share of them rounded half up (default: all),
+picked with a generator seeded by the simulator's seed; no selection = every connection.
+
+    POST /_sim/ws/disconnect  {"code"?: 1001, ...selection}: close the selected WebSockets ->
+                              {"closed": n}
+    POST /_sim/ws/mute        {"muted"?: true, "seconds"?: 5, ...selection}: a stall (half-open
+                              link): keep the sockets open but send nothing, answer no pings,
+                              send no server pings. Without a selection every connection is
+                              muted, including ones opened later; with one only the selected
+                              open ones. "seconds": unmute them by themselves after that long.
+                              {"muted": false} unmutes everything -> {"muted", "connections": n
+                              muted by this call, "seconds"}
+    POST /_sim/ws/delay       {"ms": 200, "jitter_ms"?: 50}: hold every outgoing frame (pongs
+                              too) ms +- jitter_ms (uniform, seeded), order per connection kept;
+                              {"ms": 0} turns it off -> {"ms", "jitter_ms"}
+    POST /_sim/depth/gap      {"symbol": "BTCUSDT", "count"?: 1}: open `count` gaps in the
+                              symbol's diff-depth events: a gap withholds one event from every
+                              subscriber (its changes still apply to the simulator's book, so a
+                              fresh REST snapshot is consistent), so the next delivered event's
+                              U is past the previous u + 1; with count > 1 withheld and
+                              delivered events alternate (count visible jumps). Only events
+                              someone is subscribed to use gaps up; count 0 cancels pending
+                              gaps -> {"symbol", "pending"}; 404 for an unknown symbol
+    POST /_sim/rest/faults    {"error_rate"?: 0.3, "status"?: 503, "timeout_rate"?: 0.1,
+                              "timeout_s"?: 30, "paths"?: ["/api/v3/ticker/24hr"] (exact, or a
+                              prefix ending in "*"; default every venue path), "seed"?: n
+                              (default the simulator's), "body"?: "json" | "html"}: replaces
+                              the REST faults. Each matching request draws once from the seeded
+                              generator: a share answers `status` with the venue's body for it
+                              (Binance: 503 {"code": -1001, "msg": "Internal error; ..."}, other
+                              5xx {"code": -1000, ...}; "html" or by default 502/504: a CDN's
+                              HTML error page), a share is held timeout_s with no answer (then
+                              504 HTML; released to its handler if the faults change or are
+                              cleared). WebSocket upgrades and /_sim are never hit. {} or zero
+                              rates turn it off -> the settings + {"active"}; unknown fields 400
+    POST /_sim/maintenance    {"on"?: true}: venue maintenance: REST answers the venue's
+                              maintenance error (Binance: 503 {"code": 1, "msg": "System is
+                              under maintenance."}; /sapi/v1/system/status answers {"status": 1,
+                              "msg": "system_maintenance"}), open WebSockets are closed (1001)
+                              and upgrades refused (same 503) while on -> {"on", "closed"}
+    GET  /_sim/faults         every fault in force: {"active": [names], "ws_mute": {"all",
+                              "connections", "seconds_left"}, "ws_delay": {"ms", "jitter_ms"},
+                              "depth_gaps": {symbol: pending}, "rest": {settings as above},
+                              "rest_hanging": n requests held now, "maintenance", "clock_offset_ms",
+                              ...venue faults (binance: "throttle_next": {"pending",
+                              "retry_after", "ip"}, "bans": {ip: {"until", "retry_after"}})}.
+                              Names: ws_mute, ws_delay, depth_gaps, rest, maintenance,
+                              clock_offset, throttle_next, bans
+    POST /_sim/faults/clear   everything above off: unmute, no delay, no pending gaps, no REST
+                              faults (held requests go on to their handlers), maintenance off,
+                              clock offset 0, pending throttle dropped, bans lifted ->
+                              {"cleared": [names that were active], ...GET /_sim/faults}
 
 Rate limits (venues that model them: binance; rules in venues/binance/ratelimits.py):
 
@@ -71,6 +126,7 @@ from aiohttp import web
 
 from exchanges.simulator.config import SimulatorConfig, add_arguments, config_from_args
 from exchanges.simulator.engine import Engine
+from exchanges.simulator.faults import FaultControl, fault_middleware
 from exchanges.simulator.venues import VENUES, Venue
 
 log = logging.getLogger(__name__)
@@ -100,12 +156,17 @@ async def _count_requests(
 
 
 def build_app(engine: Engine, venue: Venue, config: SimulatorConfig) -> web.Application:
-    app = web.Application(middlewares=[_count_requests], client_max_size=8 * 1024 * 1024)
+    app = web.Application(
+        # the fault middleware sits inside the counter, so injected answers are counted too
+        middlewares=[_count_requests, fault_middleware(venue.faults, venue)],
+        client_max_size=8 * 1024 * 1024,
+    )
     app[ENGINE_KEY] = engine
     app[VENUE_KEY] = venue
     app[CONFIG_KEY] = config
     venue.routes(app)
     _Control(engine, venue, config).routes(app)
+    FaultControl(engine, venue).routes(app)
     return app
 
 
@@ -126,8 +187,6 @@ class _Control:
         r.add_post("/_sim/price", self.price)
         r.add_post("/_sim/accounts", self.create_account)
         r.add_get("/_sim/accounts/{api_key}", self.get_account, allow_head=False)
-        r.add_post("/_sim/ws/disconnect", self.disconnect)
-        r.add_post("/_sim/ws/mute", self.mute)
 
     @staticmethod
     async def _body(request: web.Request) -> dict[str, Any]:
@@ -243,17 +302,6 @@ class _Control:
             }
         )
 
-    async def disconnect(self, request: web.Request) -> web.Response:
-        body = await self._body(request)
-        closed = await self.venue.close_connections(int(body.get("code", 1001)), "disconnect")
-        return web.json_response({"closed": closed})
-
-    async def mute(self, request: web.Request) -> web.Response:
-        body = await self._body(request)
-        muted = bool(body.get("muted", True))
-        self.venue.set_ws_muted(muted)
-        return web.json_response({"muted": muted})
-
 
 def _bad(message: str) -> web.HTTPBadRequest:
     return web.HTTPBadRequest(text=json.dumps({"error": message}), content_type="application/json")
@@ -356,8 +404,12 @@ def main(argv: list[str] | None = None) -> int:
     add_arguments(parser)
     parser.add_argument("--log-level", default="INFO")
     args = parser.parse_args(argv)
+    try:
+        config = config_from_args(args)
+    except ValueError as exc:  # e.g. a fault rate outside 0..1
+        parser.error(str(exc))
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    asyncio.run(run_forever(config_from_args(args)))
+    asyncio.run(run_forever(config))
     return 0

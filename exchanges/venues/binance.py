@@ -137,7 +137,7 @@ class Binance(Venue):
                 "Binance does not know this order (already filled or canceled, or never placed).",
                 **kw,
             )
-        if code in (-1001, -1016):
+        if code in (-1000, -1001, -1016):
             return errors.ExchangeUnavailable(f"Binance is unavailable: {msg}", **kw)
         if code == -1007:
             return errors.RequestTimeout(

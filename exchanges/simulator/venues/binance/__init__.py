@@ -4,14 +4,17 @@ for them). See rest_public, rest_private, ws and ratelimits."""
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from collections.abc import Iterable
+from typing import Any, ClassVar, cast
 
 from aiohttp import web
 
 from exchanges.simulator.config import SimulatorConfig
 from exchanges.simulator.engine import Engine
+from exchanges.simulator.faults import ConnSelection, gateway_page
 from exchanges.simulator.markets import MarketSpec
 from exchanges.simulator.venues.base import Venue
+from exchanges.simulator.venues.binance import errors
 from exchanges.simulator.venues.binance.http import Endpoint, Handler
 from exchanges.simulator.venues.binance.markets import load_specs
 from exchanges.simulator.venues.binance.ratelimits import (
@@ -22,7 +25,7 @@ from exchanges.simulator.venues.binance.ratelimits import (
 )
 from exchanges.simulator.venues.binance.rest_private import PrivateRest
 from exchanges.simulator.venues.binance.rest_public import PublicRest
-from exchanges.simulator.venues.binance.ws import BinanceStreams
+from exchanges.simulator.venues.binance.ws import BinanceStreams, Connection
 
 __all__ = ["BinanceVenue"]
 
@@ -47,9 +50,9 @@ class BinanceVenue(Venue):
         )
         # its counters appear in GET /_sim/stats and reset with POST /_sim/reset_stats
         engine.stats.add_section(self.limiter)
-        self.public = PublicRest(engine, self.limiter)
+        self.public = PublicRest(engine, self.limiter, self.faults)
         self.private = PrivateRest(engine)
-        self.streams = BinanceStreams(engine, config)
+        self.streams = BinanceStreams(engine, config, self.faults)
 
     @classmethod
     def load_markets(cls, config: SimulatorConfig) -> list[MarketSpec]:
@@ -126,8 +129,48 @@ class BinanceVenue(Venue):
             "markets": len(self.engine.markets),
         }
 
-    async def close_connections(self, code: int = 1001, message: str = "") -> int:
-        return await self.streams.close_all(code, message or "closed by simulator")
+    # -- fault hooks (see venues/base.py and faults.py) -----------------------------------
+    async def close_connections(
+        self, code: int = 1001, message: str = "", selection: ConnSelection | None = None
+    ) -> int:
+        return await self.streams.close_all(code, message or "closed by simulator", selection)
 
-    def set_ws_muted(self, muted: bool) -> None:
-        self.streams.set_muted(muted)
+    def mute_connections(self, selection: ConnSelection | None) -> list[object]:
+        return list(self.streams.mute(selection))
+
+    def unmute_connections(self, conns: Iterable[object] | None) -> None:
+        self.streams.unmute(None if conns is None else cast(Iterable[Connection], conns))
+
+    def muted_connections(self) -> int:
+        return self.streams.muted_count()
+
+    def fault_response(self, status: int, html: bool) -> web.Response:
+        if html:
+            return gateway_page(status)
+        code, msg = errors.INTERNAL_ERROR if status == 503 else errors.UNKNOWN_ERROR
+        self.engine.stats.count_error(code)
+        return web.json_response({"code": code, "msg": msg}, status=status)
+
+    def maintenance_response(self, request: web.Request) -> web.Response | None:
+        if request.path == "/sapi/v1/system/status":
+            return None  # answers {"status": 1, "msg": "system_maintenance"} (rest_public)
+        status, code, msg = errors.MAINTENANCE
+        self.engine.stats.count_error(code)
+        return web.json_response({"code": code, "msg": msg}, status=status)
+
+    def venue_faults(self) -> dict[str, Any]:
+        return {
+            "throttle_next": self.limiter.throttle_state(),
+            "bans": self.limiter.active_bans(),
+        }
+
+    def active_venue_faults(self) -> list[str]:
+        active = []
+        if self.limiter.throttle_pending:
+            active.append("throttle_next")
+        if self.limiter.active_bans():
+            active.append("bans")
+        return active
+
+    def clear_venue_faults(self) -> None:
+        self.limiter.lift_faults()

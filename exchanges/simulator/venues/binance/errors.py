@@ -51,6 +51,16 @@ OUTSIDE_RECV_WINDOW = (400, -1021, "Timestamp for this request is outside of the
 AHEAD_OF_SERVER = (400, -1021, "Timestamp for this request was 1000ms ahead of the server's time.")
 RECV_WINDOW_TOO_BIG = (400, -1131, "recvWindow must be less than 60000")
 
+# Injected faults (faults.py). 5xx bodies as Binance's spot API documents them: -1001
+# DISCONNECTED for 503, -1000 UNKNOWN for other 5xx. ccxt 4.5.90 maps both codes to
+# OperationFailed (before it looks at the HTTP status).
+INTERNAL_ERROR = (-1001, "Internal error; unable to process your request. Please try again.")
+UNKNOWN_ERROR = (-1000, "An unknown error occurred while processing the request.")
+# Maintenance: the body Binance's wallet endpoints answer during system maintenance (ccxt
+# matches this exact message to OnMaintenance, whatever the status or host); 503 because the
+# service is unavailable.
+MAINTENANCE = (503, 1, "System is under maintenance.")
+
 _FILTER_NAMES = {
     FilterKind.PRICE: "PRICE_FILTER",
     FilterKind.LOT_SIZE: "LOT_SIZE",

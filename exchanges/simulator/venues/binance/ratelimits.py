@@ -31,6 +31,8 @@ rules (spot API docs, "LIMITS") rather than anything convenient:
   any) answer 429 -1003 with a given Retry-After without charging weight; `force_ban` bans an
   IP for a given time without counting as an offence. Both work with enforcement off. A ban
   comes first: a banned IP gets 418 and does not use up a pending throttle.
+- POST /_sim/faults/clear (faults.py) drops a pending throttle and lifts every ban, forced or
+  automatic; GET /_sim/faults lists them.
 - With `enforce` off everything is still counted and reported in headers and stats, nothing is
   refused except by fault injection.
 
@@ -488,6 +490,29 @@ class RateLimiter:
     @property
     def throttle_pending(self) -> int:
         return self._throttle_left
+
+    def throttle_state(self) -> dict[str, Any]:
+        """The pending throttle as POST /_sim/throttle_next reports it."""
+        return {
+            "pending": self._throttle_left,
+            "retry_after": self._throttle_retry_after,
+            "ip": self._throttle_ip,
+        }
+
+    def active_bans(self) -> dict[str, dict[str, int]]:
+        """{ip: {"until", "retry_after"}} of the IPs banned now (forced or automatic)."""
+        now = self.clock.now_ms()
+        return {
+            ip: {"until": s.ban_until, "retry_after": _seconds_until(s.ban_until, now)}
+            for ip, s in self._ips.items()
+            if s.ban_until > now
+        }
+
+    def lift_faults(self) -> None:
+        """Drop a pending throttle and lift every ban (offence counts and pools stay)."""
+        self._throttle_left = 0
+        for state in self._ips.values():
+            state.ban_until = 0
 
     # -- stats section ---------------------------------------------------------------------
     def reset(self) -> None:

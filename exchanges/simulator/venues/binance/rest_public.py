@@ -8,6 +8,7 @@ from typing import Any
 from aiohttp import web
 
 from exchanges.simulator.engine import Engine
+from exchanges.simulator.faults import Faults
 from exchanges.simulator.markets import MarketSpec
 from exchanges.simulator.venues.binance import errors, wire
 from exchanges.simulator.venues.binance.errors import BinanceError
@@ -39,8 +40,10 @@ _SYMBOLS_RE_TEXT = '^\\[("[A-Z0-9-_.]{1,20}"(,"[A-Z0-9-_.]{1,20}"){0,}){0,1}\\]$
 class PublicRest:
     """Handlers of the public market-data endpoints."""
 
-    def __init__(self, engine: Engine, limiter: RateLimiter) -> None:
+    def __init__(self, engine: Engine, limiter: RateLimiter, faults: Faults) -> None:
         self.engine = engine
+        # the system-status endpoint reports maintenance (POST /_sim/maintenance)
+        self.faults = faults
         # exchangeInfo reports the limits in force, which /_sim/ratelimits can change
         self.limiter = limiter
         # exchangeInfo's symbol list never changes: serialise it once (3,000 markets ~ 7 MB)
@@ -81,7 +84,9 @@ class PublicRest:
         return {}
 
     async def system_status(self, call: Call) -> Any:
-        """GET /sapi/v1/system/status (ccxt fetch_status)."""
+        """GET /sapi/v1/system/status (ccxt fetch_status: 0 "ok", 1 "maintenance")."""
+        if self.faults.maintenance:
+            return {"status": 1, "msg": "system_maintenance"}
         return {"status": 0, "msg": "normal"}
 
     async def time(self, call: Call) -> Any:

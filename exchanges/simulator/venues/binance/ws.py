@@ -18,21 +18,28 @@ Streams: <symbol>@trade, @aggTrade, @ticker, @miniTicker, @bookTicker, @depth, @
 !miniTicker@arr (at most once a second). Events are produced per engine tick (tick_interval),
 not at Binance's fixed 100 ms / 1000 ms cadence. Depth diffs are contiguous with REST
 /api/v3/depth: each event's U is the previous event's u + 1 and a snapshot's lastUpdateId falls
-inside (or right before) the next event's U..u.
+inside (or right before) the next event's U..u (unless a depth-gap fault withholds an event).
 
 Keep-alive like Binance: the server pings every `ws_ping_interval` seconds and closes (1008)
 a connection that has not sent a pong for `ws_pong_timeout` seconds; it answers client pings.
 A connection whose send queue overflows (a client that does not read) is closed as well.
+
+Faults (faults.py, driven by the /_sim controls): selected connections can be closed or muted
+(muted: nothing sent, pings unanswered, no server pings or pong-timeout closes), every frame
+(pongs included) can be held for a delay in its connection's queue, and diff-depth events of a
+symbol can be withheld to open a gap in U/u.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import json
 import logging
 import re
-from dataclasses import dataclass, field
+from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from aiohttp import WSMsgType, web
@@ -40,6 +47,7 @@ from aiohttp import WSMsgType, web
 from exchanges.simulator.config import SimulatorConfig
 from exchanges.simulator.engine import Engine
 from exchanges.simulator.events import TickBatch, TickerStats
+from exchanges.simulator.faults import ConnSelection, Faults, WsDelay
 from exchanges.simulator.venues.binance import wire
 from exchanges.simulator.venues.binance.rest_public import INTERVALS_MS
 
@@ -91,13 +99,29 @@ def parse_stream(name: str, engine: Engine) -> StreamKey | None:
     return StreamKey(name, kind, symbol)
 
 
+def normalise_stream(name: str) -> str:
+    """A stream name as subscriptions store it (the symbol part lowercase)."""
+    head, sep, tail = name.partition("@")
+    return head.lower() + sep + tail if sep and not head.startswith("!") else name
+
+
+#: a queued frame: text, or (monotonic time to send it, text or pong payload) under a delay
+_Frame = str | tuple[float, str | bytes]
+
+
 @dataclass(eq=False)
-class _Conn:
+class Connection:
+    """One client WebSocket: its send queue, subscriptions and fault flags."""
+
+    #: opening order (fault selections pick from connections sorted by it)
+    id: int
     ws: web.WebSocketResponse
     combined: bool
-    queue: asyncio.Queue[str]
+    queue: asyncio.Queue[_Frame]
     last_pong: float
     streams: set[str] = field(default_factory=set)
+    #: a stalled (half-open) link: nothing is queued and pings go unanswered
+    muted: bool = False
     #: set once the server decided to close; the handler waits for it before returning so
     #: the close handshake can finish (returning early would drop the TCP connection)
     close_task: asyncio.Task[None] | None = None
@@ -106,13 +130,14 @@ class _Conn:
 class BinanceStreams:
     """The stream hub: connections, subscriptions and the per-tick fan-out."""
 
-    def __init__(self, engine: Engine, config: SimulatorConfig) -> None:
+    def __init__(self, engine: Engine, config: SimulatorConfig, faults: Faults) -> None:
         self.engine = engine
         self.config = config
-        self.conns: set[_Conn] = set()
-        self.subs: dict[str, set[_Conn]] = {}
+        self.faults = faults
+        self.conns: set[Connection] = set()
+        self.subs: dict[str, set[Connection]] = {}
         self.keys: dict[str, StreamKey] = {}
-        self.muted = False
+        self._ids = itertools.count(1)
         self._array_sent_ms: dict[str, int] = {}
         engine.add_listener(self.on_batch)
 
@@ -127,7 +152,12 @@ class BinanceStreams:
         else:
             initial = [s for s in request.match_info.get("tail", "").split("/") if s]
         loop = asyncio.get_running_loop()
-        conn = _Conn(ws, combined, asyncio.Queue(self.config.ws_send_queue), loop.time())
+        conn = Connection(
+            next(self._ids), ws, combined, asyncio.Queue(self.config.ws_send_queue), loop.time()
+        )
+        if self.faults.ws_muted_all:
+            conn.muted = True
+            self.faults.count("ws_stalled")
         self.conns.add(conn)
         self.engine.stats.ws_opened()
         self._subscribe(conn, [k for k in (parse_stream(s, self.engine) for s in initial) if k])
@@ -139,7 +169,12 @@ class BinanceStreams:
                     self.engine.stats.ws_messages_received += 1
                     self._on_text(conn, msg.data)
                 elif msg.type is WSMsgType.PING:
-                    if not self.muted:
+                    delay = self.faults.ws_delay
+                    if conn.muted:
+                        pass
+                    elif delay is not None:
+                        self._send_delayed(conn, bytes(msg.data), delay)  # held like any frame
+                    else:
                         with contextlib.suppress(ConnectionError, RuntimeError):
                             await ws.pong(msg.data)
                 elif msg.type is WSMsgType.PONG:
@@ -155,29 +190,50 @@ class BinanceStreams:
                     await conn.close_task
         return ws
 
-    def _drop(self, conn: _Conn) -> None:
+    def _drop(self, conn: Connection) -> None:
         if conn not in self.conns:
             return
         self.conns.discard(conn)
         self._unsubscribe(conn, list(conn.streams))
         self.engine.stats.ws_closed()
 
-    async def _writer(self, conn: _Conn) -> None:
+    async def _writer(self, conn: Connection) -> None:
         stats = self.engine.stats
+        loop = asyncio.get_running_loop()
+        ws = conn.ws
         try:
             while True:
-                text = await conn.queue.get()
-                await conn.ws.send_str(text)
-                stats.ws_messages_sent += 1
+                frame = await conn.queue.get()
+                if isinstance(frame, str):
+                    await ws.send_str(frame)
+                    stats.ws_messages_sent += 1
+                    continue
+                # a delayed frame: FIFO per connection, so waiting for each one in turn keeps
+                # the order (a shorter jitter draw just leaves right after its predecessor)
+                due, payload = frame
+                wait = due - loop.time()
+                if wait > 0:
+                    await asyncio.sleep(wait)
+                    if conn.muted:
+                        continue  # stalled while this frame was held: it is lost too
+                if isinstance(payload, str):
+                    await ws.send_str(payload)
+                    stats.ws_messages_sent += 1
+                else:  # a pong's payload (aiohttp hands pings over as bytes or bytearray)
+                    await ws.pong(payload)
         except (ConnectionError, RuntimeError):
             return  # the socket is gone; the reader loop cleans up
+        except Exception:
+            # a dead writer would look like a stalled link to the client: close instead
+            log.exception("WebSocket writer failed")
+            self._start_close(conn, 1011, "internal error")
 
-    async def _pinger(self, conn: _Conn) -> None:
+    async def _pinger(self, conn: Connection) -> None:
         loop = asyncio.get_running_loop()
         interval, timeout = self.config.ws_ping_interval, self.config.ws_pong_timeout
         while not conn.ws.closed:
             await asyncio.sleep(interval)
-            if self.muted:
+            if conn.muted:
                 continue
             if loop.time() - conn.last_pong > timeout:
                 self._start_close(conn, 1008, "pong timeout")
@@ -187,7 +243,7 @@ class BinanceStreams:
             except (ConnectionError, RuntimeError):
                 return
 
-    def _start_close(self, conn: _Conn, code: int, reason: str) -> asyncio.Task[None] | None:
+    def _start_close(self, conn: Connection, code: int, reason: str) -> asyncio.Task[None] | None:
         """Begin the close handshake in its own task (idempotent)."""
         if conn.close_task is not None or conn.ws.closed:
             return conn.close_task
@@ -200,37 +256,82 @@ class BinanceStreams:
         with contextlib.suppress(ConnectionError, RuntimeError, asyncio.TimeoutError):
             await ws.close(code=code, message=reason.encode())
 
-    async def close_all(self, code: int = 1001, reason: str = "server closed") -> int:
-        tasks = [t for c in list(self.conns) if (t := self._start_close(c, code, reason))]
+    async def close_all(
+        self,
+        code: int = 1001,
+        reason: str = "server closed",
+        selection: ConnSelection | None = None,
+    ) -> int:
+        """Close the selected connections (None: all) that are not closing already; returns how
+        many closes this call started."""
+        conns = self.select(selection)
+        tasks = [t for c in conns if (t := self._start_close(c, code, reason))]
         await asyncio.gather(*tasks, return_exceptions=True)
         return len(tasks)
 
-    def set_muted(self, muted: bool) -> None:
-        self.muted = muted
-        if not muted:
-            # a muted link sent no pings; do not count that silence against the clients
-            now = asyncio.get_running_loop().time()
-            for conn in self.conns:
-                conn.last_pong = now
+    def select(self, selection: ConnSelection | None) -> list[Connection]:
+        """Open (not closing) connections picked by `selection`, in the order they opened."""
+        conns = sorted((c for c in self.conns if c.close_task is None), key=lambda c: c.id)
+        if selection is None:
+            return conns
+        if selection.streams is not None:
+            selection = replace(
+                selection, streams=frozenset(normalise_stream(s) for s in selection.streams)
+            )
+        return selection.pick(conns, lambda c: c.streams, self.faults.select_rng)
+
+    def mute(self, selection: ConnSelection | None) -> list[Connection]:
+        """Stall the selected connections; frames still queued (e.g. held by a delay) are lost
+        like data in flight on a dead link, so nothing at all arrives after the mute."""
+        conns = [c for c in self.select(selection) if not c.muted]
+        for conn in conns:
+            conn.muted = True
+            while not conn.queue.empty():
+                conn.queue.get_nowait()
+        return conns
+
+    def unmute(self, conns: Iterable[Connection] | None = None) -> None:
+        # a muted link sent no pings; do not count that silence against the clients
+        now = asyncio.get_running_loop().time()
+        for conn in self.conns if conns is None else conns:
+            conn.muted = False
+            conn.last_pong = now
+
+    def muted_count(self) -> int:
+        return sum(1 for c in self.conns if c.muted)
 
     # ------------------------------------------------------------------ sending
-    def _send(self, conn: _Conn, text: str) -> None:
-        if self.muted or conn.close_task is not None:
+    def _send(self, conn: Connection, text: str) -> None:
+        if conn.muted or conn.close_task is not None:
+            return
+        delay = self.faults.ws_delay
+        if delay is not None:
+            self._send_delayed(conn, text, delay)
             return
         try:
             conn.queue.put_nowait(text)
         except asyncio.QueueFull:
             self._start_close(conn, 1008, "slow consumer")
 
-    def _reply(self, conn: _Conn, body: dict[str, Any]) -> None:
+    def _send_delayed(self, conn: Connection, payload: str | bytes, delay: WsDelay) -> None:
+        """Queue a text frame or a pong payload (bytes) to leave after the drawn delay."""
+        due = asyncio.get_running_loop().time() + delay.draw()
+        try:
+            conn.queue.put_nowait((due, payload))
+        except asyncio.QueueFull:
+            self._start_close(conn, 1008, "slow consumer")
+            return
+        self.faults.count("ws_frames_delayed")
+
+    def _reply(self, conn: Connection, body: dict[str, Any]) -> None:
         self._send(conn, json.dumps(body, separators=(",", ":")))
 
-    def _error(self, conn: _Conn, code: int, msg: str, req_id: Any = None) -> None:
+    def _error(self, conn: Connection, code: int, msg: str, req_id: Any = None) -> None:
         self.engine.stats.count_error(f"ws:{code}")
         self._reply(conn, {"error": {"code": code, "msg": msg}, "id": req_id})
 
     # ------------------------------------------------------------------ control frames
-    def _on_text(self, conn: _Conn, text: str) -> None:
+    def _on_text(self, conn: Connection, text: str) -> None:
         try:
             frame = json.loads(text)
         except ValueError as exc:
@@ -286,7 +387,7 @@ class BinanceStreams:
                 req_id,
             )
 
-    def _property(self, conn: _Conn, method: str, params: Any, req_id: Any) -> None:
+    def _property(self, conn: Connection, method: str, params: Any, req_id: Any) -> None:
         if not isinstance(params, list) or not params or not isinstance(params[0], str):
             self._error(conn, 2, "Invalid request: property name must be a string", req_id)
         elif params[0] != "combined":
@@ -299,7 +400,7 @@ class BinanceStreams:
             conn.combined = params[1]
             self._reply(conn, {"result": None, "id": req_id})
 
-    def _subscribe(self, conn: _Conn, keys: list[StreamKey]) -> None:
+    def _subscribe(self, conn: Connection, keys: list[StreamKey]) -> None:
         for key in keys:
             if key.name in conn.streams:
                 continue
@@ -310,7 +411,7 @@ class BinanceStreams:
             if key.symbol is not None:
                 self.engine.retain(key.symbol)
 
-    def _unsubscribe(self, conn: _Conn, names: list[str]) -> None:
+    def _unsubscribe(self, conn: Connection, names: list[str]) -> None:
         for name in names:
             if name not in conn.streams:
                 continue
@@ -328,11 +429,14 @@ class BinanceStreams:
     # ------------------------------------------------------------------ fan-out
     def on_batch(self, batch: TickBatch) -> None:
         """Render each subscribed stream once per batch and queue it to its subscribers."""
-        if not self.subs or self.muted:
+        if not self.subs or self.faults.ws_muted_all:
             return
+        lost = self._withheld_depth(batch) if self.faults.depth_gaps else frozenset()
         tickers: dict[str, TickerStats] = {}
         for name, conns in list(self.subs.items()):
             key = self.keys[name]
+            if lost and key.kind == "depth" and key.symbol in lost:
+                continue  # a gap: this diff never reaches anyone, the next one's U jumps
             try:
                 events = self._render(key, batch, tickers)
             except Exception:
@@ -348,6 +452,13 @@ class BinanceStreams:
                         self._send(conn, wrapped)
                     else:
                         self._send(conn, raw)
+
+    def _withheld_depth(self, batch: TickBatch) -> frozenset[str]:
+        """Symbols whose diff-depth event of this batch is withheld (a depth-gap fault). Only a
+        diff someone is subscribed to uses up a pending gap, so a gap set before the client
+        subscribes still hits it."""
+        watched = {k.symbol for n, k in self.keys.items() if k.kind == "depth" and n in self.subs}
+        return self.faults.take_depth_gaps(s for s in batch.book_diffs if s in watched)
 
     def _ticker(self, symbol: str, cache: dict[str, TickerStats]) -> TickerStats:
         t = cache.get(symbol)
