@@ -10,7 +10,7 @@ import asyncio
 from argparse import ArgumentParser
 from typing import Any
 
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 
 from exchanges.simulator.config import add_arguments, config_from_args
 from exchanges.simulator.server import run_forever
@@ -23,4 +23,8 @@ class Command(BaseCommand):
         add_arguments(parser)
 
     def handle(self, *args: Any, **options: Any) -> None:
-        asyncio.run(run_forever(config_from_args(options)))
+        try:
+            config = config_from_args(options)
+        except ValueError as exc:  # a bad --account or fault value: a usage error, not a crash
+            raise CommandError(str(exc)) from None
+        asyncio.run(run_forever(config))
