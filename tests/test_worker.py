@@ -112,7 +112,9 @@ def test_a_killed_workers_stream_is_resumed_by_another_worker_within_ten_seconds
         wait_for(lambda: r.hlen(key) == 1, 30, "the first worker's stream")
         holder_token = r.get(lease)
         second = start("worker", tmp_path, "second")
-        time.sleep(3)  # let the second worker come up; it must not steal a held stream
+        log = second.log_path  # type: ignore[attr-defined]
+        wait_for(lambda: " ready." in log.read_text(), 30, "the second worker to be ready")
+        ensure_streams()  # a pass while the stream is held must not move it
         assert r.get(lease) == holder_token
 
         os.kill(first.pid, signal.SIGKILL)  # no clean shutdown: the lease is simply not renewed
