@@ -15,13 +15,14 @@ from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
-from monitoring.routing import websocket_urlpatterns  # noqa: E402
+from monitoring.routing import websocket_urlpatterns as monitoring_ws  # noqa: E402
+from orders.routing import websocket_urlpatterns as orders_ws  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
         "http": django_asgi_app,
         "websocket": AllowedHostsOriginValidator(
-            AuthMiddlewareStack(URLRouter(websocket_urlpatterns))
+            AuthMiddlewareStack(URLRouter(monitoring_ws + orders_ws))
         ),
     }
 )

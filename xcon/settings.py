@@ -166,6 +166,11 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": float(env_int("XCON_ENSURE_STREAMS_EVERY_S", 3)),
     },
     "send-alerts": {"task": "monitoring.tasks.send_alerts", "schedule": 5.0},
+    "ensure-order-streams": {
+        "task": "orders.tasks.ensure_order_streams",
+        "schedule": float(env_int("XCON_ENSURE_STREAMS_EVERY_S", 3)),
+    },
+    "reconcile-orders": {"task": "orders.tasks.reconcile_orders", "schedule": 15.0},
 }
 
 AUTH_PASSWORD_VALIDATORS = [

@@ -29,6 +29,32 @@ _SPOT_TIERS = [
 
 _FILTER_RE = re.compile(r"Filter failure: (\w+)")
 _BANNED_UNTIL_RE = re.compile(r"banned until (\d{12,})")
+# When ccxt matches a Binance `msg` against its own exception table it raises with
+# "binance <msg>" and the code is gone: recover the code from Binance's fixed texts.
+_TEXT_CODES = (
+    ("Filter failure:", -1013),
+    ("Precision is over the maximum", -1111),
+    ("Account has insufficient balance", -2010),
+    ("Duplicate order sent", -2010),
+    ("Stop price would trigger immediately", -2010),
+    ("Order would immediately match and take", -2010),
+    ("Order would trigger immediately", -2010),
+    ("Unknown order sent", -2011),
+    ("Order does not exist", -2013),
+    ("Invalid symbol", -1121),
+    ("Timestamp for this request", -1021),
+    ("Signature for this request is not valid", -1022),
+    ("Invalid API-key", -2015),
+)
+
+
+def _body_from_text(message: str) -> dict[str, Any] | None:
+    text = message.removeprefix("binance ").strip()
+    for prefix, code in _TEXT_CODES:
+        if prefix in text:
+            return {"code": code, "msg": text}
+    return None
+
 
 # ccxt's Binance cost descriptors are the published weights scaled by rateLimit (50 ms):
 # spot /api 1 weight = 0.2 cost, /sapi 1 weight = 0.1 cost.
@@ -76,7 +102,7 @@ class Binance(Venue):
         }
 
     def map_error(self, message: str) -> errors.ExchangeError | None:
-        body = json_body(message)
+        body = json_body(message) or _body_from_text(message)
         if not body or "code" not in body:
             return None
         code = int(body["code"])
@@ -157,6 +183,10 @@ class Binance(Venue):
                 Pool("SAPI_IP_WEIGHT", 12000, "ip", window_s=60),
                 Pool("ORDERS_10S", 50, "key", window_s=10),
                 Pool("ORDERS_1D", 160000, "key", window_s=86400),
+                # New WebSocket connections: 300 per 5 minutes per IP. Stream holders take a
+                # unit before every (re)dial (ExchangeClient.reserve_connections), so a
+                # flapping venue cannot make us dial faster than Binance allows.
+                Pool("WS_CONNECTIONS", 300, "ip", window_s=300),
             )
         )
 

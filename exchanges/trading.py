@@ -1,0 +1,215 @@
+"""Orders through the client door: typed requests and answers, Decimal throughout.
+
+Everything goes through `ExchangeClient.call` (breaker, shared limiter with the order lane,
+error map); this module only shapes the calls and turns ccxt's unified order and trade dicts
+(floats and strings) into exact values. Amounts and prices are sent as strings so no binary
+float ever touches them.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from exchanges import errors
+from exchanges.client import ExchangeClient, dec
+
+#: our order types → (ccxt type, extra params builder)
+_POST_ONLY = "limit_maker"
+_STOP_TYPES = {"stop_loss_limit": "stopLossPrice", "take_profit_limit": "takeProfitPrice"}
+
+
+@dataclass(frozen=True)
+class OrderRequest:
+    symbol: str
+    side: str  # buy | sell
+    type: str  # market | limit | limit_maker | stop_loss_limit | take_profit_limit
+    amount: Decimal
+    client_order_id: str
+    price: Decimal | None = None
+    stop_price: Decimal | None = None
+    time_in_force: str = "GTC"
+
+
+@dataclass(frozen=True)
+class VenueTrade:
+    id: str
+    order_id: str
+    symbol: str
+    price: Decimal
+    amount: Decimal
+    cost: Decimal
+    fee_cost: Decimal | None
+    fee_currency: str
+    is_maker: bool | None
+    timestamp_ms: int | None
+    client_order_id: str = ""
+    raw: dict[str, Any] = field(default_factory=dict, compare=False)
+
+    @property
+    def executed_at(self) -> dt.datetime:
+        ms = self.timestamp_ms
+        if ms is None:
+            return dt.datetime.now(dt.UTC)
+        return dt.datetime.fromtimestamp(ms / 1000, dt.UTC)
+
+
+@dataclass(frozen=True)
+class VenueOrder:
+    id: str
+    client_order_id: str
+    symbol: str
+    status: str  # ccxt's: open, closed, canceled, expired, rejected
+    filled: Decimal
+    amount: Decimal | None
+    average: Decimal | None
+    venue_status: str
+    timestamp_ms: int | None
+    trades: tuple[VenueTrade, ...] = ()
+    raw: dict[str, Any] = field(default_factory=dict, compare=False)
+
+
+def _str(value: Decimal | None) -> str | None:
+    return None if value is None else format(value, "f")
+
+
+def order_params(req: OrderRequest) -> tuple[str, dict[str, Any]]:
+    """ccxt's order type and params for our request (unified names; ccxt maps them)."""
+    params: dict[str, Any] = {"clientOrderId": req.client_order_id}
+    if req.type == "market":
+        return "market", params
+    if req.type == _POST_ONLY:
+        params["postOnly"] = True
+        return "limit", params
+    if req.type in _STOP_TYPES:
+        if req.stop_price is None:
+            raise errors.BadRequest("A stop order needs a stop price.")
+        params[_STOP_TYPES[req.type]] = _str(req.stop_price)
+    params["timeInForce"] = req.time_in_force
+    return "limit", params
+
+
+def parse_trade(t: dict[str, Any]) -> VenueTrade:
+    fee = t.get("fee") or {}
+    info = t.get("info") or {}
+    taker = t.get("takerOrMaker")
+    return VenueTrade(
+        id=str(t.get("id") or ""),
+        order_id=str(t.get("order") or ""),
+        symbol=str(t.get("symbol") or ""),
+        price=dec(t.get("price")) or Decimal(0),
+        amount=dec(t.get("amount")) or Decimal(0),
+        cost=dec(t.get("cost")) or Decimal(0),
+        fee_cost=dec(fee.get("cost")),
+        fee_currency=str(fee.get("currency") or ""),
+        is_maker=None if taker is None else taker == "maker",
+        timestamp_ms=t.get("timestamp"),
+        client_order_id=str(info.get("c") or info.get("clientOrderId") or ""),
+        raw=info if isinstance(info, dict) else {},
+    )
+
+
+def parse_order(o: dict[str, Any]) -> VenueOrder:
+    info = o.get("info") or {}
+    venue_status = ""
+    if isinstance(info, dict):
+        venue_status = str(info.get("status") or info.get("X") or "")
+    return VenueOrder(
+        id=str(o.get("id") or ""),
+        client_order_id=str(o.get("clientOrderId") or ""),
+        symbol=str(o.get("symbol") or ""),
+        status=str(o.get("status") or "open"),
+        filled=dec(o.get("filled")) or Decimal(0),
+        amount=dec(o.get("amount")),
+        average=dec(o.get("average")),
+        venue_status=venue_status,
+        timestamp_ms=o.get("lastTradeTimestamp") or o.get("timestamp"),
+        trades=tuple(parse_trade(t) for t in (o.get("trades") or []) if t.get("id")),
+        raw=info if isinstance(info, dict) else {},
+    )
+
+
+async def create_order(client: ExchangeClient, req: OrderRequest) -> VenueOrder:
+    """Place an order exactly as given: ccxt rounds amounts and prices to the market's
+    precision *silently* (truncating), so refuse to send anything it would change."""
+    ccxt_type, params = order_params(req)
+    await client.call("load_markets")
+    checks = [("quantity", req.amount, client.ccxt.amount_to_precision)]
+    if req.price is not None:
+        checks.append(("price", req.price, client.ccxt.price_to_precision))
+    if req.stop_price is not None:
+        checks.append(("stop price", req.stop_price, client.ccxt.price_to_precision))
+    for what, value, to_precision in checks:
+        try:
+            sent = Decimal(str(to_precision(req.symbol, _str(value))))
+        except Exception as exc:  # ccxt raises for values below its precision
+            raise errors.OrderRejected(
+                f"The {what} {value} cannot be sent as is: {client.map_exception(exc)}",
+                rule="PRECISION",
+            ) from None
+        if sent != value:
+            raise errors.OrderRejected(
+                f"The {what} {value} is not on the market's grid; ccxt would send {sent}.",
+                rule="PRECISION",
+            )
+    answer = await client.call(
+        "create_order",
+        req.symbol,
+        ccxt_type,
+        req.side,
+        _str(req.amount),
+        _str(req.price),
+        params,
+    )
+    return parse_order(answer)
+
+
+async def fetch_order_by_client_id(
+    client: ExchangeClient, symbol: str, client_order_id: str
+) -> VenueOrder:
+    """The order placed with `client_order_id`; raises errors.OrderNotFound if none."""
+    answer = await client.call("fetch_order", "", symbol, {"clientOrderId": client_order_id})
+    return parse_order(answer)
+
+
+async def cancel_order(
+    client: ExchangeClient, symbol: str, exchange_order_id: str, client_order_id: str
+) -> VenueOrder:
+    if exchange_order_id:
+        answer = await client.call("cancel_order", exchange_order_id, symbol)
+    else:
+        answer = await client.call("cancel_order", "", symbol, {"clientOrderId": client_order_id})
+    return parse_order(answer)
+
+
+async def fetch_open_orders(client: ExchangeClient, symbol: str | None = None) -> list[VenueOrder]:
+    return [parse_order(o) for o in await client.call("fetch_open_orders", symbol)]
+
+
+async def fetch_my_trades(
+    client: ExchangeClient, symbol: str, since_ms: int | None = None
+) -> list[VenueTrade]:
+    return [parse_trade(t) for t in await client.call("fetch_my_trades", symbol, since_ms)]
+
+
+async def watch_orders(client: ExchangeClient) -> list[VenueOrder]:
+    return [parse_order(o) for o in await client.call("watch_orders")]
+
+
+async def watch_my_trades(client: ExchangeClient) -> list[VenueTrade]:
+    return [parse_trade(t) for t in await client.call("watch_my_trades")]
+
+
+async def watch_balance(client: ExchangeClient) -> dict[str, dict[str, Decimal | None]]:
+    raw = await client.call("watch_balance")
+    return {
+        asset: {
+            "free": dec(v.get("free")),
+            "used": dec(v.get("used")),
+            "total": dec(v.get("total")),
+        }
+        for asset, v in raw.items()
+        if isinstance(v, dict) and asset not in ("info", "free", "used", "total")
+    }

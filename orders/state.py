@@ -1,0 +1,102 @@
+"""The order state machine as pure functions: which transitions exist, and what a venue's
+report of an order means for ours.
+
+Reports arrive from three places in any order (the placement answer, the user-data stream,
+REST reconciliation), so applying one must be idempotent and must never move an order
+backwards: a late "NEW" after "FILLED" is ignored, a fill count never shrinks.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+
+from orders.models import TERMINAL_STATES, OrderState
+
+S = OrderState
+
+TRANSITIONS: dict[str, frozenset[str]] = {
+    S.DRAFT: frozenset({S.PENDING_SUBMIT}),
+    S.PENDING_SUBMIT: frozenset(
+        {S.OPEN, S.PARTIALLY_FILLED, S.FILLED, S.CANCELED, S.REJECTED, S.EXPIRED, S.UNKNOWN}
+    ),
+    # unknown: the placement's outcome is being looked up; pending_submit again only once a
+    # lookup proved the exchange never received it
+    S.UNKNOWN: frozenset(
+        {
+            S.PENDING_SUBMIT,
+            S.OPEN,
+            S.PARTIALLY_FILLED,
+            S.FILLED,
+            S.CANCELED,
+            S.REJECTED,
+            S.EXPIRED,
+        }
+    ),
+    S.OPEN: frozenset({S.PARTIALLY_FILLED, S.FILLED, S.CANCEL_PENDING, S.CANCELED, S.EXPIRED}),
+    S.PARTIALLY_FILLED: frozenset(
+        {S.PARTIALLY_FILLED, S.FILLED, S.CANCEL_PENDING, S.CANCELED, S.EXPIRED}
+    ),
+    # a cancel can lose the race against a fill, or be refused (back to open)
+    S.CANCEL_PENDING: frozenset(
+        {S.OPEN, S.PARTIALLY_FILLED, S.FILLED, S.CANCELED, S.EXPIRED, S.CANCEL_PENDING}
+    ),
+    S.FILLED: frozenset(),
+    S.CANCELED: frozenset(),
+    S.REJECTED: frozenset(),
+    S.EXPIRED: frozenset(),
+}
+
+
+def can_move(current: str, target: str) -> bool:
+    return target in TRANSITIONS.get(current, frozenset())
+
+
+@dataclass(frozen=True)
+class VenueReport:
+    """What a venue said about an order at some moment (ccxt's unified order, typed)."""
+
+    status: str  # ccxt's: open, closed, canceled, expired, rejected
+    filled: Decimal
+    amount: Decimal | None = None
+    average: Decimal | None = None
+    exchange_order_id: str = ""
+    venue_status: str = ""  # the venue's own word (NEW, PARTIALLY_FILLED, ...)
+
+
+def target_state(report: VenueReport) -> str:
+    """Our state for a venue report."""
+    if report.status == "open":
+        return S.PARTIALLY_FILLED if report.filled > 0 else S.OPEN
+    if report.status == "closed":
+        return S.FILLED
+    if report.status == "canceled":
+        return S.CANCELED
+    if report.status == "expired":
+        return S.EXPIRED
+    if report.status == "rejected":
+        return S.REJECTED
+    raise ValueError(f"unknown venue order status {report.status!r}")
+
+
+def next_state(current: str, current_filled: Decimal, report: VenueReport) -> str | None:
+    """The state to move to on `report`, or None when the report brings nothing new.
+
+    Stale reports (less filled than we know, or an earlier stage than we are at) and reports
+    about terminal orders are ignored; a cancel in flight is not undone by a report of the
+    order still being open from before the cancel.
+    """
+    if current in TERMINAL_STATES:
+        return None
+    if report.filled < current_filled:
+        return None
+    target = target_state(report)
+    if current == S.CANCEL_PENDING and target in (S.OPEN, S.PARTIALLY_FILLED):
+        # still open as far as the venue knew when it answered; the cancel's own answer
+        # (or the stream's CANCELED) settles it
+        return S.CANCEL_PENDING if report.filled > current_filled else None
+    if target == current and report.filled == current_filled:
+        return None
+    if target == current and target != S.PARTIALLY_FILLED:
+        return None
+    return target if can_move(current, target) else None

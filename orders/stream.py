@@ -1,0 +1,267 @@
+"""The account's own-order stream: live order states, fills and balances.
+
+One holder per account (a Redis lease, as for market-data streams) watches ccxt.pro's
+`watch_orders`, `watch_my_trades` and `watch_balance` on the venue's user-data stream.
+Every (re)connect is followed by a REST reconciliation of our live orders, since updates
+sent while the stream was down are gone. Balances are kept in Redis for the order form.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from decimal import Decimal
+from typing import Any
+
+from asgiref.sync import sync_to_async
+from django.conf import settings
+
+from exchanges import errors, trading
+from exchanges.client import ClientSpec, ExchangeClient
+from exchanges.models import ApiCredential, ExchangeAccount
+from monitoring import livestate
+from monitoring.lease import Lease
+from monitoring.streams import Backoff
+from orders import placement
+from orders.models import Order, OrderEvent
+
+log = logging.getLogger(__name__)
+
+LEASE_TTL_S = 5.0
+RENEW_EVERY_S = 1.5
+#: a user-data stream may be silent for hours (no orders): only the keepalive says it is dead
+WATCH_TIMEOUT_S = 3600.0
+
+
+def lease_key(account_id: int) -> str:
+    return f"xcon:lease:orders:{account_id}"
+
+
+def balances_key(account_id: int) -> str:
+    return f"xcon:balances:{account_id}"
+
+
+def accounts_to_hold() -> list[int]:
+    keyed = ApiCredential.objects.exclude(api_key_encrypted="").values("account_id")
+    return list(ExchangeAccount.objects.enabled().filter(pk__in=keyed).values_list("pk", flat=True))
+
+
+# ------------------------------------------------------------------ balances
+def store_balances(r: Any, account_id: int, balances: dict[str, dict[str, Decimal | None]]) -> None:
+    payload = {
+        asset: json.dumps({k: None if v is None else str(v) for k, v in b.items()})
+        for asset, b in balances.items()
+    }
+    if payload:
+        r.hset(balances_key(account_id), mapping={**payload, "_ts": str(time.time())})
+
+
+def read_balances(account_id: int) -> tuple[dict[str, dict[str, Decimal | None]], float | None]:
+    """Balances as last streamed or fetched, and when (None when never or Redis is down)."""
+    import redis
+
+    try:
+        with redis.Redis.from_url(settings.REDIS_URL, decode_responses=True, socket_timeout=2) as r:
+            raw = r.hgetall(balances_key(account_id))
+    except redis.RedisError:
+        return {}, None
+    ts = float(raw.pop("_ts")) if "_ts" in raw else None
+    out = {
+        asset: {k: None if v is None else Decimal(v) for k, v in json.loads(b).items()}
+        for asset, b in raw.items()
+    }
+    return out, ts
+
+
+def refresh_balances(account_id: int) -> dict[str, dict[str, Decimal | None]]:
+    """Fetch balances through the door (REST) and store them; {} when it fails."""
+    import redis
+
+    from exchanges.client import run_sync
+
+    account = ExchangeAccount.objects.get(pk=account_id)
+    spec = ClientSpec.for_account(account)
+
+    async def go() -> dict[str, dict[str, Decimal | None]]:
+        async with ExchangeClient(spec) as client:
+            return await client.fetch_balance()
+
+    try:
+        balances = run_sync(go)
+    except errors.ExchangeError as exc:
+        log.info("%s: balances not fetched (%s)", account, exc)
+        return {}
+    try:
+        with redis.Redis.from_url(settings.REDIS_URL, socket_timeout=2) as r:
+            store_balances(r, account_id, balances)
+    except redis.RedisError:
+        pass
+    return balances
+
+
+# ------------------------------------------------------------------ applying updates
+def _order_for(account_id: int, client_order_id: str, exchange_order_id: str) -> int | None:
+    qs = Order.objects.filter(account_id=account_id)
+    if client_order_id:
+        found = qs.filter(client_order_id=client_order_id).values_list("pk", flat=True).first()
+        if found:
+            return found
+    if exchange_order_id:
+        return qs.filter(exchange_order_id=exchange_order_id).values_list("pk", flat=True).first()
+    return None
+
+
+def apply_orders(account_id: int, orders: list[trading.VenueOrder]) -> int:
+    n = 0
+    for o in orders:
+        pk = _order_for(account_id, o.client_order_id, o.id)
+        if pk is None:
+            continue  # not placed through xcon
+        n += placement.apply_report(pk, o, OrderEvent.Source.STREAM)
+    return n
+
+
+def apply_trades(account_id: int, trades: list[trading.VenueTrade]) -> int:
+    from django.db import transaction
+
+    from orders import broadcast
+
+    n = 0
+    for t in trades:
+        pk = _order_for(account_id, t.client_order_id, t.order_id)
+        if pk is None:
+            continue
+        with transaction.atomic():
+            order = Order.objects.select_for_update().get(pk=pk)
+            if placement.record_fills(order, [t]):
+                n += 1
+                transaction.on_commit(lambda pk=pk: broadcast.order_changed(pk))
+    return n
+
+
+def reconcile_account(account_id: int) -> int:
+    """Look up every live order of the account (after a reconnect); how many were checked."""
+    ids = list(
+        Order.objects.live()
+        .filter(account_id=account_id)
+        .exclude(state="pending_submit")
+        .values_list("pk", flat=True)
+    )
+    for pk in ids:
+        placement.resolve(pk)
+    return len(ids)
+
+
+# ------------------------------------------------------------------ the holder
+def _load(account_id: int) -> ClientSpec | None:
+    account = ExchangeAccount.objects.filter(pk=account_id, enabled=True).first()
+    if account is None:
+        return None
+    spec = ClientSpec.for_account(account)
+    return spec if spec.credentials is not None else None
+
+
+async def hold(account_id: int, *, stop: asyncio.Event | None = None) -> str:
+    """Hold the own-order stream while this process owns its lease; say why it ended."""
+    from monitoring.holder import shutdown
+
+    redis = livestate.async_client()
+    lease = Lease(redis, lease_key(account_id), LEASE_TTL_S)
+    if not await lease.acquire():
+        await redis.aclose()
+        return "already held"
+    stop = stop or asyncio.Event()
+    try:
+        spec = await sync_to_async(_load)(account_id)
+        if spec is None:
+            return "disabled or no credentials"
+        runner = asyncio.create_task(_run(account_id, spec, stop))
+        while not stop.is_set() and not runner.done():
+            await asyncio.sleep(RENEW_EVERY_S)
+            if shutdown.is_set():
+                stop.set()
+                break
+            if not await lease.renew():
+                log.warning("lost the order-stream lease of account %s", account_id)
+                stop.set()
+                break
+            if await sync_to_async(_load)(account_id) != spec:
+                stop.set()
+                break
+        stop.set()
+        await asyncio.gather(runner, return_exceptions=True)
+        return "stopped"
+    finally:
+        await lease.release()
+        await redis.aclose()
+
+
+async def _run(account_id: int, spec: ClientSpec, stop: asyncio.Event) -> None:
+    backoff = Backoff()
+    sync_redis = _sync_redis()
+    while not stop.is_set():
+        client = ExchangeClient(spec, streaming=True)
+        try:
+            await _session(account_id, client, stop, sync_redis)
+        except errors.ExchangeError as exc:
+            log.info("%s own-order stream failed: %s", spec.label, exc)
+        finally:
+            await client.close()
+        if stop.is_set():
+            break
+        delay = backoff.next_delay()
+        try:
+            await asyncio.wait_for(stop.wait(), timeout=max(delay, 0.05))
+        except TimeoutError:
+            pass
+
+
+def _sync_redis() -> Any:
+    import redis
+
+    return redis.Redis.from_url(settings.REDIS_URL, socket_timeout=2)
+
+
+async def _session(
+    account_id: int, client: ExchangeClient, stop: asyncio.Event, sync_redis: Any
+) -> None:
+    """One connection: subscribe, reconcile what was missed, then apply updates as they come."""
+
+    async def loop(watch: Callable[[], Awaitable[Any]], apply: Callable[[Any], Any]) -> None:
+        while not stop.is_set():
+            item = await watch()
+            await sync_to_async(apply, thread_sensitive=False)(item)
+
+    watchers = [
+        asyncio.create_task(
+            loop(lambda: trading.watch_orders(client), lambda o: apply_orders(account_id, o))
+        ),
+        asyncio.create_task(
+            loop(lambda: trading.watch_my_trades(client), lambda t: apply_trades(account_id, t))
+        ),
+        asyncio.create_task(
+            loop(
+                lambda: trading.watch_balance(client),
+                lambda b: store_balances(sync_redis, account_id, b),
+            )
+        ),
+    ]
+    # give the subscriptions a moment to be on the wire, then catch up on what was missed
+    await asyncio.sleep(0.2)
+    await sync_to_async(reconcile_account, thread_sensitive=False)(account_id)
+    await sync_to_async(refresh_balances, thread_sensitive=False)(account_id)
+    stopper = asyncio.create_task(stop.wait())
+    try:
+        done, _ = await asyncio.wait(
+            [*watchers, stopper], return_when=asyncio.FIRST_COMPLETED, timeout=WATCH_TIMEOUT_S
+        )
+        for task in done:
+            if task is not stopper and task.exception() is not None:
+                raise task.exception()  # type: ignore[misc]
+    finally:
+        for task in [*watchers, stopper]:
+            task.cancel()
+        await asyncio.gather(*watchers, stopper, return_exceptions=True)

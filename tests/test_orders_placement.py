@@ -1,0 +1,325 @@
+"""Placing, tracking and canceling orders against the simulator through the real door.
+
+Real PostgreSQL, real Redis (limiter, breaker), real ccxt over loopback; the placement
+functions are the ones the Celery tasks call.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from decimal import Decimal
+
+import pytest
+from django.contrib.auth.models import Permission, User
+
+from exchanges.models import ApiCredential, ExchangeAccount
+from exchanges.simulator import SimulatorConfig
+from exchanges.simulator.testing import SimulatorHandle, run_in_thread
+from orders import placement, services
+from orders.models import AccountAccess, Fill, Order, OrderEvent, OrderState
+from orders.state import VenueReport, next_state
+
+S = OrderState
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture(scope="module")
+def sim() -> Iterator[SimulatorHandle]:
+    with run_in_thread(SimulatorConfig(venue="binance", seed=21, tick_interval=0.2)) as handle:
+        yield handle
+
+
+@pytest.fixture
+def account(sim: SimulatorHandle) -> ExchangeAccount:
+    key, secret = sim.create_account(
+        balances={"USDT": "100000", "BTC": "5", "ETH": "50", "BNB": "100"}
+    )
+    account = ExchangeAccount.objects.create(
+        venue="binance",
+        label=f"sim {uuid.uuid4().hex[:6]}",
+        rest_url=sim.base_url,
+        ws_url=sim.ws_url,
+    )
+    cred = ApiCredential(account=account)
+    cred.set_plaintext(key, secret)
+    cred.save()
+    return account
+
+
+@pytest.fixture
+def trader(account: ExchangeAccount) -> User:
+    user = User.objects.create_user(f"trader-{uuid.uuid4().hex[:6]}", password="pw")
+    user.user_permissions.add(
+        Permission.objects.get(codename="place_order"),
+        Permission.objects.get(codename="view_order"),
+    )
+    AccountAccess.objects.create(user=user, account=account, can_trade=True)
+    return User.objects.get(pk=user.pk)  # fresh permission cache
+
+
+def best(sim: SimulatorHandle, symbol: str = "BTCUSDT") -> tuple[Decimal, Decimal]:
+    top = sim.call(lambda e: e.top_of_book(symbol))
+    return top.bid_price, top.ask_price
+
+
+def confirm(user: User, account: ExchangeAccount, **kw: object) -> Order:
+    draft = services.Draft(account_id=account.pk, **kw)  # type: ignore[arg-type]
+    order, created = services.confirm(user, draft, uuid.uuid4())
+    assert created
+    return order
+
+
+def test_a_confirmed_order_is_a_pending_row_with_its_client_id_before_anything_is_sent(
+    trader: User, account: ExchangeAccount, sim: SimulatorHandle
+) -> None:
+    before = sim.stats()["orders"] if "orders" in sim.stats() else None
+    key = uuid.uuid4()
+    draft = services.Draft(account.pk, "BTC/USDT", "buy", "limit", Decimal("0.001"), Decimal("100"))
+    order, created = services.confirm(trader, draft, key)
+    again, created_again = services.confirm(trader, draft, key)
+    assert created and not created_again and again.pk == order.pk
+    assert order.state == S.PENDING_SUBMIT
+    assert order.client_order_id.startswith("xc") and len(order.client_order_id) == 32
+    assert order.sent_at is None
+    assert Order.objects.filter(request_key=key).count() == 1
+    events = list(order.events.values_list("action", "from_state", "to_state", "actor"))
+    assert events == [("confirmed", S.DRAFT, S.PENDING_SUBMIT, trader.pk)]
+    if before is not None:
+        assert sim.stats()["orders"] == before  # nothing reached the exchange
+
+
+def test_a_resting_limit_order_is_placed_once_and_shows_open(
+    trader: User, account: ExchangeAccount, sim: SimulatorHandle
+) -> None:
+    bid, _ = best(sim)
+    price = (bid * Decimal("0.95")).quantize(Decimal("0.01"))
+    order = confirm(
+        trader,
+        account,
+        symbol="BTC/USDT",
+        side="buy",
+        type="limit",
+        amount=Decimal("0.01"),
+        price=price,
+    )
+    outcome = placement.submit(order.pk)
+    assert outcome.state == S.OPEN
+    assert placement.submit(order.pk).action == "already sent"  # a redelivered task
+    order.refresh_from_db()
+    assert order.exchange_order_id and order.acked_at and order.attempts == 1
+    api_key = order.account.credential.plaintext().api_key
+    on_venue = sim.call(
+        lambda e: [
+            o for o in e.trading.open_orders(api_key) if o.client_order_id == order.client_order_id
+        ]
+    )
+    assert len(on_venue) == 1
+    assert on_venue[0].price == price
+
+
+def test_a_market_order_fills_with_fills_and_fees_recorded(
+    trader: User, account: ExchangeAccount
+) -> None:
+    order = confirm(
+        trader, account, symbol="BTC/USDT", side="buy", type="market", amount=Decimal("0.002")
+    )
+    assert placement.submit(order.pk).state == S.FILLED
+    order.refresh_from_db()
+    assert order.filled == Decimal("0.002")
+    assert order.average_price and order.closed_at
+    fills = list(Fill.objects.filter(order=order))
+    assert sum(f.amount for f in fills) == Decimal("0.002")
+    assert all(f.fee_cost is not None and f.fee_currency == "BTC" for f in fills)
+    transitions = list(order.events.values_list("from_state", "to_state"))
+    assert transitions == [(S.DRAFT, S.PENDING_SUBMIT), (S.PENDING_SUBMIT, S.FILLED)]
+
+
+def test_a_filter_rejection_is_final_and_says_which_rule(
+    trader: User, account: ExchangeAccount
+) -> None:
+    # 0.000011 BTC breaks LOT_SIZE's 0.00001 step
+    order = confirm(
+        trader,
+        account,
+        symbol="BTC/USDT",
+        side="buy",
+        type="limit",
+        amount=Decimal("0.000011"),
+        price=Decimal("1000"),
+    )
+    outcome = placement.submit(order.pk)
+    order.refresh_from_db()
+    assert outcome.state == S.REJECTED == order.state
+    assert "not on the market's grid" in order.message and "0.00001" in order.message
+    assert order.venue_code == ""  # refused before sending: ccxt would have truncated it
+
+
+def test_a_venue_filter_rejection_names_the_filter(
+    trader: User, account: ExchangeAccount, sim: SimulatorHandle
+) -> None:
+    bid, _ = best(sim)
+    # far below the average price: PERCENT_PRICE_BY_SIDE
+    order = confirm(
+        trader,
+        account,
+        symbol="BTC/USDT",
+        side="buy",
+        type="limit",
+        amount=Decimal("0.001"),
+        price=(bid / 10).quantize(Decimal("0.01")),
+    )
+    placement.submit(order.pk)
+    order.refresh_from_db()
+    assert order.state == S.REJECTED
+    assert "PERCENT_PRICE_BY_SIDE" in order.message and order.venue_code == "-1013"
+    event = order.events.get(to_state=S.REJECTED)
+    assert event.raw["rule"] == "PERCENT_PRICE_BY_SIDE"
+    assert order.closed_at is not None
+
+
+def test_insufficient_balance_is_rejected_with_an_operator_message(
+    trader: User, account: ExchangeAccount, sim: SimulatorHandle
+) -> None:
+    bid, _ = best(sim)
+    order = confirm(
+        trader,
+        account,
+        symbol="BTC/USDT",
+        side="sell",
+        type="limit",
+        amount=Decimal("50"),
+        price=(bid * 2).quantize(Decimal("0.01")),
+    )
+    placement.submit(order.pk)
+    order.refresh_from_db()
+    assert order.state == S.REJECTED
+    assert "balance" in order.message.lower()
+
+
+def test_cancel_moves_through_cancel_pending_to_canceled_with_the_operator_recorded(
+    trader: User, account: ExchangeAccount, sim: SimulatorHandle
+) -> None:
+    bid, _ = best(sim)
+    order = confirm(
+        trader,
+        account,
+        symbol="BTC/USDT",
+        side="buy",
+        type="limit",
+        amount=Decimal("0.01"),
+        price=(bid * Decimal("0.9")).quantize(Decimal("0.01")),
+    )
+    placement.submit(order.pk)
+    order.refresh_from_db()
+    assert services.request_cancel(trader, order)
+    assert not services.request_cancel(trader, Order.objects.get(pk=order.pk))  # twice: no
+    assert placement.cancel(order.pk).state == S.CANCELED
+    order.refresh_from_db()
+    assert order.canceled_by == trader and order.cancel_requested_at
+    audit = list(order.events.values_list("action", "actor"))
+    assert ("cancel requested", trader.pk) in audit
+
+
+def test_a_user_without_the_permission_or_the_account_cannot_place(
+    account: ExchangeAccount,
+) -> None:
+    viewer = User.objects.create_user(f"viewer-{uuid.uuid4().hex[:6]}")
+    viewer.user_permissions.add(Permission.objects.get(codename="view_order"))
+    AccountAccess.objects.create(user=viewer, account=account, can_trade=True)
+    draft = services.Draft(account.pk, "BTC/USDT", "buy", "market", Decimal("0.001"))
+    with pytest.raises(services.NotAllowed):
+        services.confirm(User.objects.get(pk=viewer.pk), draft, uuid.uuid4())
+    other = User.objects.create_user(f"other-{uuid.uuid4().hex[:6]}")
+    other.user_permissions.add(Permission.objects.get(codename="place_order"))
+    with pytest.raises(services.NotAllowed):  # has the permission, not the account
+        services.confirm(User.objects.get(pk=other.pk), draft, uuid.uuid4())
+    assert not Order.objects.filter(account=account).exists()
+
+
+def test_resolve_finds_an_order_by_client_id_when_the_answer_was_lost(
+    trader: User, account: ExchangeAccount, sim: SimulatorHandle
+) -> None:
+    """The placement reached the exchange but we never heard: the lookup settles it."""
+    bid, _ = best(sim)
+    order = confirm(
+        trader,
+        account,
+        symbol="BTC/USDT",
+        side="buy",
+        type="limit",
+        amount=Decimal("0.01"),
+        price=(bid * Decimal("0.9")).quantize(Decimal("0.01")),
+    )
+    placement.submit(order.pk)
+    # forget what the answer told us, as if it had timed out
+    Order.objects.filter(pk=order.pk).update(state=S.UNKNOWN, exchange_order_id="")
+    assert placement.resolve(order.pk).state == S.OPEN
+    order.refresh_from_db()
+    assert order.exchange_order_id
+
+
+def test_an_order_proven_absent_is_sent_again_only_after_the_receive_window(
+    trader: User, account: ExchangeAccount, sim: SimulatorHandle
+) -> None:
+    import datetime as dt
+
+    from django.utils import timezone
+
+    bid, _ = best(sim)
+    order = confirm(
+        trader,
+        account,
+        symbol="BTC/USDT",
+        side="buy",
+        type="limit",
+        amount=Decimal("0.01"),
+        price=(bid * Decimal("0.9")).quantize(Decimal("0.01")),
+    )
+    now = timezone.now()
+    Order.objects.filter(pk=order.pk).update(state=S.UNKNOWN, sent_at=now)
+    early = placement.resolve(order.pk)
+    assert early.state == S.UNKNOWN and early.retry_in_s and early.retry_in_s > 5
+    Order.objects.filter(pk=order.pk).update(sent_at=now - dt.timedelta(seconds=20))
+    assert placement.resolve(order.pk).state == S.PENDING_SUBMIT
+    assert placement.submit(order.pk).state == S.OPEN
+    order.refresh_from_db()
+    assert order.attempts == 1  # the first "send" never happened (we faked it)
+    actions = list(order.events.values_list("action", flat=True))
+    assert "not on exchange, resending" in actions
+
+
+# ------------------------------------------------------------------ the state machine
+@pytest.mark.parametrize(
+    ("current", "filled", "status", "report_filled", "expected"),
+    [
+        (S.PENDING_SUBMIT, "0", "open", "0", S.OPEN),
+        (S.OPEN, "0", "open", "0.5", S.PARTIALLY_FILLED),
+        (S.PARTIALLY_FILLED, "0.5", "open", "0.7", S.PARTIALLY_FILLED),
+        (S.PARTIALLY_FILLED, "0.7", "open", "0.5", None),  # stale report
+        (S.FILLED, "1", "open", "0", None),  # late NEW after FILLED
+        (S.OPEN, "0", "closed", "1", S.FILLED),
+        (S.CANCEL_PENDING, "0", "open", "0", None),  # cancel still in flight
+        (S.CANCEL_PENDING, "0", "open", "0.2", S.CANCEL_PENDING),  # a fill during cancel
+        (S.CANCEL_PENDING, "0", "canceled", "0", S.CANCELED),
+        (S.UNKNOWN, "0", "closed", "1", S.FILLED),
+        (S.CANCELED, "0", "closed", "1", None),
+    ],
+)
+def test_venue_reports_only_move_orders_forward(
+    current: str, filled: str, status: str, report_filled: str, expected: str | None
+) -> None:
+    report = VenueReport(status, Decimal(report_filled))
+    assert next_state(current, Decimal(filled), report) == expected
+
+
+def test_every_transition_is_an_event_and_nothing_is_deleted(
+    trader: User, account: ExchangeAccount
+) -> None:
+    order = confirm(
+        trader, account, symbol="BTC/USDT", side="sell", type="market", amount=Decimal("0.001")
+    )
+    placement.submit(order.pk)
+    assert OrderEvent.objects.filter(order=order).count() == 2
+    with pytest.raises(Exception, match="protected"):
+        account.delete()
