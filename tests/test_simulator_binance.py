@@ -300,7 +300,7 @@ async def test_order_rejections(sim: SimulatorHandle) -> None:
         with pytest.raises(ccxt.InvalidOrder, match="Filter failure: LOT_SIZE"):
             await ex.private_post_order(raw(quantity="0.000015"))
         with pytest.raises(ccxt.InvalidOrder, match="Filter failure: PRICE_FILTER"):
-            await ex.private_post_order(raw(price=price + "5"))
+            await ex.private_post_order(raw(price=str(Decimal(price) + Decimal("0.005"))))
         with pytest.raises(ccxt.InvalidOrder, match="Filter failure: PERCENT_PRICE_BY_SIDE"):
             await ex.private_post_order(raw(price="100.00"))
         with pytest.raises(ccxt.ExchangeError, match="Filter failure: NOTIONAL"):

@@ -23,6 +23,31 @@ class OrderType(enum.Enum):
     MARKET = "market"
     #: a limit order that must rest; rejected if it would trade at once (post-only)
     LIMIT_MAKER = "limit_maker"
+    #: a limit order that starts working once the last price falls to (sell) / rises to (buy)
+    #: its stop price
+    STOP_LOSS_LIMIT = "stop_loss_limit"
+    #: a limit order that starts working once the last price rises to (sell) / falls to (buy)
+    #: its stop price
+    TAKE_PROFIT_LIMIT = "take_profit_limit"
+
+    @property
+    def is_stop(self) -> bool:
+        return self in _STOP_TYPES
+
+    @property
+    def has_limit_price(self) -> bool:
+        return self in _PRICED_TYPES
+
+
+_STOP_TYPES = frozenset({OrderType.STOP_LOSS_LIMIT, OrderType.TAKE_PROFIT_LIMIT})
+_PRICED_TYPES = frozenset(
+    {
+        OrderType.LIMIT,
+        OrderType.LIMIT_MAKER,
+        OrderType.STOP_LOSS_LIMIT,
+        OrderType.TAKE_PROFIT_LIMIT,
+    }
+)
 
 
 class TimeInForce(enum.Enum):
@@ -43,9 +68,31 @@ class OrderStatus(enum.Enum):
         return self in (OrderStatus.NEW, OrderStatus.PARTIALLY_FILLED)
 
 
+class ExecType(enum.Enum):
+    """What one order event reports (Binance executionReport "x")."""
+
+    NEW = "new"
+    TRADE = "trade"
+    CANCELED = "canceled"
+    EXPIRED = "expired"
+    REJECTED = "rejected"
+
+
 class RejectReason(enum.Enum):
     UNKNOWN_SYMBOL = "unknown_symbol"
     MARKET_CLOSED = "market_closed"
+    #: the order type is not in the market's list of order types
+    ORDER_TYPE_NOT_ALLOWED = "order_type_not_allowed"
+    #: an iceberg quantity on a market that does not allow icebergs
+    ICEBERG_NOT_ALLOWED = "iceberg_not_allowed"
+    #: a market order by quote amount on a market that does not allow them
+    QUOTE_QTY_NOT_ALLOWED = "quote_qty_not_allowed"
+    #: a combination of parameters the venue does not accept (e.g. an iceberg that is not GTC)
+    UNSUPPORTED_COMBINATION = "unsupported_combination"
+    #: iceberg quantity above the order quantity
+    ICEBERG_EXCEEDS_QTY = "iceberg_exceeds_qty"
+    #: a stop order whose stop price the last price has already reached
+    STOP_WOULD_TRIGGER = "stop_would_trigger"
     INSUFFICIENT_BALANCE = "insufficient_balance"
     UNKNOWN_ORDER = "unknown_order"
     DUPLICATE_CLIENT_ORDER_ID = "duplicate_client_order_id"
@@ -65,7 +112,9 @@ class FilterKind(enum.Enum):
     MARKET_LOT_SIZE = "market_lot_size"  # min/max/step quantity of market orders
     MIN_NOTIONAL = "min_notional"
     MAX_NOTIONAL = "max_notional"
+    ICEBERG_PARTS = "iceberg_parts"  # quantity / iceberg quantity above the parts limit
     MAX_NUM_ORDERS = "max_num_orders"
+    MAX_NUM_ALGO_ORDERS = "max_num_algo_orders"  # open stop orders
     PERCENT_PRICE = "percent_price"  # limit price too far from the average price
 
 
@@ -114,7 +163,8 @@ class Order:
 
     `price` is None for market orders. `quote_qty` is the quote amount a market order was sent
     with (spend/receive this much quote) or None. While the order is open, `locked` of
-    `locked_asset` is held in the account's balance.
+    `locked_asset` is held in the account's balance. A stop order is open but not `working`
+    (not on the book) until its stop price triggers it (`working_ms` is then set; -1 before).
     """
 
     order_id: int
@@ -135,10 +185,43 @@ class Order:
     locked_asset: str = ""
     locked: Decimal = ZERO
     fills: list[Fill] = field(default_factory=list)
+    stop_price: Decimal | None = None
+    iceberg_qty: Decimal | None = None
+    working: bool = True
+    working_ms: int = -1
+    #: the client id of the cancel request that closed the order (Binance reports both)
+    cancel_client_id: str = ""
 
     @property
     def remaining(self) -> Decimal:
         return self.quantity - self.executed_qty
+
+
+@dataclass(frozen=True)
+class OrderEvent:
+    """One change of one order, as a user data stream reports it: the order's state right after
+    the change (`status`, `executed_qty`, `cumulative_quote`, `working`) and, for a TRADE, the
+    fill. `order` is the live object; read its static fields (ids, side, prices) only."""
+
+    order: Order
+    exec_type: ExecType
+    status: OrderStatus
+    executed_qty: Decimal
+    cumulative_quote: Decimal
+    working: bool
+    time_ms: int
+    execution_id: int
+    fill: Fill | None = None
+
+
+@dataclass(frozen=True)
+class AccountUpdate:
+    """Balances of an account that changed (free, locked), after one batch of changes."""
+
+    api_key: str
+    time_ms: int
+    last_update_ms: int
+    balances: dict[str, tuple[Decimal, Decimal]]
 
 
 @dataclass

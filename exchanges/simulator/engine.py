@@ -329,7 +329,7 @@ class Engine:
         best_bid = max(m.mid_ticks - m.half_spread, 1)
         best_ask = max(m.mid_ticks + m.half_spread, best_bid + 1)
         changes = m.book.reshape(
-            best_bid, best_ask, lambda p: self._level_qty(m, p, 50.0, 50_000.0), m.flow_rng
+            best_bid, best_ask, lambda p: self._level_qty(m, p, 1_000.0, 100_000.0), m.flow_rng
         )
         if not changes:
             return
@@ -399,10 +399,34 @@ class Engine:
         self._pending_tickers.add(symbol)
         self.flush()
 
+    # ------------------------------------------------------------------ liquidity
+    def levels(self, symbol: str, is_bid: bool) -> list[tuple[Decimal, Decimal]]:
+        """One side of the current book, best first, as (price, quantity); marks the market as
+        touched (so it is maintained from now on)."""
+        self.touch(symbol)
+        m = self._m[symbol]
+        side = m.book.bids if is_bid else m.book.asks
+        return [(m.price(p), m.qty(q)) for p, q in LadderBook.top(side, len(side), is_bid)]
+
+    def consume(self, symbol: str, is_bid: bool, price: Decimal, qty: Decimal) -> None:
+        """Take `qty` off the book level at `price` (an order traded against it); the change
+        goes out in the next depth diff like any other. The level comes back with a fresh
+        quantity when the book is next reshaped (a tick)."""
+        m = self._market(symbol)
+        ticks, steps = int(price / m.tick), int(qty / m.step)
+        side = m.book.bids if is_bid else m.book.asks
+        change = m.book.set(is_bid, ticks, max(side.get(ticks, 0) - steps, 0))
+        if change is None:
+            return
+        if m.pending_first_id is None:
+            m.pending_first_id = change.update_id
+        (m.pending_bids if is_bid else m.pending_asks)[ticks] = change.new_qty
+        self._dirty.add(symbol)
+
     # ------------------------------------------------------------------ events
     def flush(self) -> None:
         """Deliver pending changes (if any) to listeners now."""
-        if self._dirty or self._pending_tickers or self.trading.pending_orders:
+        if self._dirty or self._pending_tickers or self.trading.has_pending:
             self._flush(self.clock.now_ms(), frozenset(self._pending_tickers))
 
     def _flush(self, now_ms: int, tickers: frozenset[str]) -> None:
@@ -432,6 +456,8 @@ class Engine:
             book_diffs=diffs,
             trades=trades,
             orders=self.trading.take_pending_orders(),
+            executions=self.trading.take_pending_events(),
+            account_updates=self.trading.take_account_updates(now_ms),
         )
         for listener in list(self._listeners):
             try:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-from exchanges.simulator.accounts import Order
+from exchanges.simulator.accounts import AccountUpdate, Order, OrderEvent
 
 PriceLevel = tuple[Decimal, Decimal]  # (price, quantity)
 
@@ -94,7 +94,9 @@ class TickBatch:
 
     `tickers` holds the symbols whose price statistics changed (after a tick: all of them).
     `book_diffs` and `trades` only cover markets whose book is maintained (see Engine.retain).
-    `orders` lists orders whose state changed (new, filled, canceled) in this batch.
+    `orders` lists orders whose state changed (new, filled, canceled) in this batch;
+    `executions` says how, one event per change in the order they happened, and
+    `account_updates` holds the balances each change moved (one per account and batch).
     """
 
     time_ms: int
@@ -103,3 +105,5 @@ class TickBatch:
     book_diffs: dict[str, BookDiff] = field(default_factory=dict)
     trades: dict[str, list[PublicTrade]] = field(default_factory=dict)
     orders: list[Order] = field(default_factory=list)
+    executions: list[OrderEvent] = field(default_factory=list)
+    account_updates: list[AccountUpdate] = field(default_factory=list)

@@ -15,6 +15,9 @@ What can be injected (control endpoints in server.py's docstring; start-up flags
 - REST 5xx and timeouts at a seeded rate, optionally only on some paths.
 - Maintenance: REST answers the venue's maintenance error (the venue's system-status endpoint
   says so), WebSockets are closed and refused.
+- Order placement faults: the next n orders are placed and executed but their HTTP answer is
+  held for a while or the connection dropped without one (the client cannot know whether its
+  order exists), or the next n placements are refused with a given venue error code and text.
 - Clock offset lives in clock.py; it is reported and cleared here with the rest.
 
 Split of work: `Faults` is plain state shared by the server and the venue (the venue's hot
@@ -34,7 +37,7 @@ import json
 import math
 import random
 from collections.abc import Awaitable, Callable, Collection, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal, Protocol, TypeVar
 
 from aiohttp import web
@@ -56,7 +59,11 @@ FAULT_COUNTERS: tuple[str, ...] = (
     "rest_timeouts",  # REST requests held without an answer
     "maintenance_rest",  # REST requests refused for maintenance
     "maintenance_ws_refused",  # WebSocket upgrades refused for maintenance
+    "order_timeouts",  # order placements executed but answered late or not at all
+    "order_rejects",  # order placements refused by /_sim/orders/reject_next
 )
+
+OrderTimeoutMode = Literal["delay", "drop"]
 
 BodyKind = Literal["json", "html"]
 _REST_FIELDS = ("error_rate", "status", "timeout_rate", "timeout_s", "paths", "seed", "body")
@@ -208,6 +215,33 @@ class ConnSelection:
         return chosen
 
 
+@dataclass(frozen=True)
+class OrderTimeout:
+    """POST /_sim/orders/timeout_next: the next `pending` order placements are executed, then
+    answered only after `delay_s` ("delay") or never, the connection closed ("drop")."""
+
+    pending: int = 0
+    delay_s: float = 30.0
+    mode: OrderTimeoutMode = "delay"
+
+    def to_json(self) -> dict[str, Any]:
+        return {"pending": self.pending, "delay_s": self.delay_s, "mode": self.mode}
+
+
+@dataclass(frozen=True)
+class OrderReject:
+    """POST /_sim/orders/reject_next: the next `pending` order placements are refused with HTTP
+    `status` and the venue's error `code` / `msg`, and nothing is placed."""
+
+    pending: int = 0
+    code: int = -2010
+    msg: str = "Account has insufficient balance for requested action."
+    status: int = 400
+
+    def to_json(self) -> dict[str, Any]:
+        return {"pending": self.pending, "code": self.code, "msg": self.msg, "status": self.status}
+
+
 # ---------------------------------------------------------------------- state
 @dataclass
 class _Gap:
@@ -232,6 +266,8 @@ class Faults:
     depth_gaps: dict[str, _Gap] = field(default_factory=dict)
     #: True while a REST / upgrade request may need the fault middleware (hot-path test)
     rest_active: bool = False
+    order_timeout: OrderTimeout = field(default_factory=OrderTimeout)
+    order_reject: OrderReject = field(default_factory=OrderReject)
     injected: dict[str, int] = field(default_factory=lambda: dict.fromkeys(FAULT_COUNTERS, 0))
 
     def __post_init__(self) -> None:
@@ -275,6 +311,24 @@ class Faults:
 
     def count(self, name: str, n: int = 1) -> None:
         self.injected[name] += n
+
+    def take_order_reject(self) -> OrderReject | None:
+        """The refusal for this order placement, if one is pending (uses it up)."""
+        r = self.order_reject
+        if r.pending <= 0:
+            return None
+        self.order_reject = replace(r, pending=r.pending - 1)
+        self.count("order_rejects")
+        return r
+
+    def take_order_timeout(self) -> OrderTimeout | None:
+        """The late answer / drop for this (executed) order placement, if one is pending."""
+        t = self.order_timeout
+        if t.pending <= 0:
+            return None
+        self.order_timeout = replace(t, pending=t.pending - 1)
+        self.count("order_timeouts")
+        return t
 
     # -- applying -------------------------------------------------------------------------
     def rest_fault(self, path: str) -> Literal["error", "timeout"] | None:
@@ -442,6 +496,8 @@ class FaultControl:
         r.add_post("/_sim/depth/gap", self.depth_gap)
         r.add_post("/_sim/rest/faults", self.rest_faults)
         r.add_post("/_sim/maintenance", self.maintenance)
+        r.add_post("/_sim/orders/timeout_next", self.order_timeout_next)
+        r.add_post("/_sim/orders/reject_next", self.order_reject_next)
         r.add_get("/_sim/faults", self.report, allow_head=False)
         r.add_post("/_sim/faults/clear", self.clear)
 
@@ -543,6 +599,38 @@ class FaultControl:
             self.faults.count("ws_dropped", closed)
         return web.json_response({"on": on, "closed": closed})
 
+    async def order_timeout_next(self, request: web.Request) -> web.Response:
+        body = await _body(request)
+        try:
+            _only(body, ("count", "delay_s", "mode"))
+            count = _integer(body, "count", 1, lo=0, hi=10_000)
+            delay_s = _number(body, "delay_s", 30.0)
+            if not 0 <= delay_s <= 3600:
+                raise ValueError("delay_s must be between 0 and 3600")
+            mode = body.get("mode", "delay")
+            if mode not in ("delay", "drop"):
+                raise ValueError('mode must be "delay" or "drop"')
+        except ValueError as exc:
+            raise _bad(str(exc)) from None
+        self.faults.order_timeout = OrderTimeout(count, delay_s, mode)
+        return web.json_response(self.faults.order_timeout.to_json())
+
+    async def order_reject_next(self, request: web.Request) -> web.Response:
+        body = await _body(request)
+        default = OrderReject()
+        try:
+            _only(body, ("count", "code", "msg", "status"))
+            count = _integer(body, "count", 1, lo=0, hi=10_000)
+            code = _integer(body, "code", default.code)
+            status = _integer(body, "status", default.status, lo=400, hi=599)
+            msg = body.get("msg", default.msg)
+            if not isinstance(msg, str) or not msg:
+                raise ValueError("msg must be a non-empty string")
+        except ValueError as exc:
+            raise _bad(str(exc)) from None
+        self.faults.order_reject = OrderReject(count, code, msg, status)
+        return web.json_response(self.faults.order_reject.to_json())
+
     async def report(self, request: web.Request) -> web.Response:
         return web.json_response(self.state())
 
@@ -573,6 +661,10 @@ class FaultControl:
             "rest_hanging": f.hanging,
             "maintenance": f.maintenance,
             "clock_offset_ms": self.engine.clock.offset_ms,
+            "orders": {
+                "timeout_next": f.order_timeout.to_json(),
+                "reject_next": f.order_reject.to_json(),
+            },
             **self.venue.venue_faults(),
         }
         active = [
@@ -584,6 +676,8 @@ class FaultControl:
                 ("rest", f.rest.active),
                 ("maintenance", f.maintenance),
                 ("clock_offset", self.engine.clock.offset_ms != 0),
+                ("order_timeouts", f.order_timeout.pending > 0),
+                ("order_rejects", f.order_reject.pending > 0),
             )
             if on
         ]
@@ -599,6 +693,8 @@ class FaultControl:
         f.depth_gaps.clear()
         f.set_rest(RestFaultSettings())
         f.set_maintenance(False)
+        f.order_timeout = OrderTimeout()
+        f.order_reject = OrderReject()
         self.engine.clock.offset_ms = 0
         self.venue.clear_venue_faults()
         return cleared

@@ -55,7 +55,12 @@ class MarketSpec:
     min_notional_applies_to_market: bool = True
     max_notional_applies_to_market: bool = False
     max_open_orders: int | None = None
+    max_open_stop_orders: int | None = None
     percent_price: PercentPrice | None = None
+    iceberg_parts: int | None = None
+    order_types: frozenset[str] | None = None
+    iceberg_allowed: bool = True
+    quote_qty_market_allowed: bool = True
     #: digits after the decimal point the venue accepts for quantities / prices at all
     base_precision: int = 8
     quote_precision: int = 8

@@ -26,7 +26,14 @@ Control interface (stable; JSON in, JSON out; requests to /_sim/* are not counte
     POST /_sim/tick           {"n": 1}: step all prices n times now -> {"tick"}
     POST /_sim/pause          {"paused": true}: stop (or resume) the background price loop
     POST /_sim/price          {"symbol": "BTCUSDT", "price": "65000"}: move the mid and last
-                              price (book and streams follow) -> {"symbol", "price"}
+                              price (book and streams follow); stops the new last price reaches
+                              trigger and resting orders the new book crosses fill (maker, at
+                              their price, up to the crossing liquidity), with their user data
+                              events -> {"symbol", "price"}
+    POST /_sim/orders/fill    {"api_key", "symbol", "order_id" | "client_order_id", "qty"?}:
+                              a maker fill of qty (default: all that remains) of an open,
+                              working order at its own price, with its events -> {"order_id",
+                              "status", "executed_qty"}; 404 unknown key/symbol, 400 otherwise
     POST /_sim/accounts       {"api_key"?, "secret"?, "balances"?: {"USDT": "100000"}} ->
                               {"api_key", "secret", "balances"} (409 if the key exists)
     GET  /_sim/accounts/{key} {"api_key", "balances": {asset: {"free", "locked"}},
@@ -77,17 +84,30 @@ picked with a generator seeded by the simulator's seed; no selection = every con
                               under maintenance."}; /sapi/v1/system/status answers {"status": 1,
                               "msg": "system_maintenance"}), open WebSockets are closed (1001)
                               and upgrades refused (same 503) while on -> {"on", "closed"}
+    POST /_sim/orders/timeout_next  {"count"?: 1, "delay_s"?: 30, "mode"?: "delay" | "drop"}:
+                              the next `count` order placements (POST /api/v3/order) are
+                              accepted and executed (their user data events go out at once)
+                              but answered only after delay_s, or never: the connection is
+                              dropped ("drop"). Replaces a pending one; count 0 cancels ->
+                              {"pending", "delay_s", "mode"}. Faults/clear answers held ones.
+    POST /_sim/orders/reject_next   {"code"?: -2010, "msg"?: "Account has insufficient balance
+                              for requested action.", "status"?: 400, "count"?: 1}: the next
+                              `count` order placements are refused with that venue error and
+                              nothing is placed -> {"pending", "code", "msg", "status"}
     GET  /_sim/faults         every fault in force: {"active": [names], "ws_mute": {"all",
                               "connections", "seconds_left"}, "ws_delay": {"ms", "jitter_ms"},
                               "depth_gaps": {symbol: pending}, "rest": {settings as above},
-                              "rest_hanging": n requests held now, "maintenance", "clock_offset_ms",
+                              "rest_hanging": n requests held now (held order answers too),
+                              "maintenance", "clock_offset_ms", "orders": {"timeout_next",
+                              "reject_next"},
                               ...venue faults (binance: "throttle_next": {"pending",
                               "retry_after", "ip"}, "bans": {ip: {"until", "retry_after"}})}.
                               Names: ws_mute, ws_delay, depth_gaps, rest, maintenance,
-                              clock_offset, throttle_next, bans
+                              clock_offset, order_timeouts, order_rejects, throttle_next, bans
     POST /_sim/faults/clear   everything above off: unmute, no delay, no pending gaps, no REST
                               faults (held requests go on to their handlers), maintenance off,
-                              clock offset 0, pending throttle dropped, bans lifted ->
+                              clock offset 0, no pending order timeouts / rejects, pending
+                              throttle dropped, bans lifted ->
                               {"cleared": [names that were active], ...GET /_sim/faults}
 
 Rate limits (venues that model them: binance; rules in venues/binance/ratelimits.py):
@@ -187,6 +207,7 @@ class _Control:
         r.add_post("/_sim/price", self.price)
         r.add_post("/_sim/accounts", self.create_account)
         r.add_get("/_sim/accounts/{api_key}", self.get_account, allow_head=False)
+        r.add_post("/_sim/orders/fill", self.fill_order)
 
     @staticmethod
     async def _body(request: web.Request) -> dict[str, Any]:
@@ -299,6 +320,34 @@ class _Control:
                     for a, b in account.balances.items()
                 },
                 "open_orders": len(account.open_orders),
+            }
+        )
+
+    async def fill_order(self, request: web.Request) -> web.Response:
+        body = await self._body(request)
+        api_key, symbol = str(body.get("api_key", "")), str(body.get("symbol", ""))
+        if api_key not in self.engine.accounts or not self.engine.has_market(symbol):
+            raise web.HTTPNotFound(
+                text=json.dumps({"error": "unknown api_key or symbol"}),
+                content_type="application/json",
+            )
+        try:
+            order_id = body.get("order_id")
+            qty = body.get("qty")
+            order = self.engine.trading.fill_order(
+                api_key,
+                symbol,
+                int(order_id) if order_id is not None else None,
+                body.get("client_order_id"),
+                Decimal(str(qty)) if qty is not None else None,
+            )
+        except (InvalidOperation, ValueError, TypeError) as exc:
+            raise _bad(str(exc)) from None
+        return web.json_response(
+            {
+                "order_id": order.order_id,
+                "status": order.status.name,
+                "executed_qty": str(order.executed_qty),
             }
         )
 

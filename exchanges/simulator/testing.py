@@ -24,8 +24,10 @@ from types import TracebackType
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
+from exchanges.simulator.accounts import Order
 from exchanges.simulator.config import SimulatorConfig
 from exchanges.simulator.engine import Engine
+from exchanges.simulator.faults import OrderReject, OrderTimeout, OrderTimeoutMode
 from exchanges.simulator.server import RunningSimulator, serve
 
 T = TypeVar("T")
@@ -133,16 +135,19 @@ class SimulatorHandle:
     # ------------------------------------------------------------------ acting on the engine
     def call(self, fn: Callable[[Engine], T], timeout: float = 10.0) -> T:
         """Run `fn(engine)` on the simulator's loop and return its result (thread-safe)."""
+        return self._on_loop(lambda: fn(self.engine), timeout)
+
+    def _on_loop(self, fn: Callable[[], T], timeout: float = 10.0) -> T:
         loop = self._loop
         if loop is None:
             raise RuntimeError("simulator is not running")
         if threading.current_thread() is self._thread:
-            return fn(self.engine)
+            return fn()
         future: concurrent.futures.Future[T] = concurrent.futures.Future()
 
         def run() -> None:
             try:
-                future.set_result(fn(self.engine))
+                future.set_result(fn())
             except BaseException as exc:
                 future.set_exception(exc)
 
@@ -197,6 +202,61 @@ class SimulatorHandle:
 
         return self.call(apply)
 
+    def balances(self, api_key: str) -> dict[str, tuple[Decimal, Decimal]]:
+        """The account's balances as {asset: (free, locked)}."""
+
+        def read(e: Engine) -> dict[str, tuple[Decimal, Decimal]]:
+            account = e.trading.account(api_key)
+            return {a: (b.free, b.locked) for a, b in account.balances.items()}
+
+        return self.call(read)
+
+    # ------------------------------------------------------------------ orders
+    def fill_order(
+        self,
+        api_key: str,
+        symbol: str,
+        order_id: int | str | None = None,
+        client_order_id: str | None = None,
+        qty: Decimal | str | None = None,
+    ) -> Order:
+        """Like POST /_sim/orders/fill: a maker fill of `qty` (default: the rest) of an open
+        order at its own price. Returns the order (read its fields only)."""
+        oid = int(order_id) if order_id is not None else None
+        amount = Decimal(str(qty)) if qty is not None else None
+        return self.call(
+            lambda e: e.trading.fill_order(api_key, symbol, oid, client_order_id, amount)
+        )
+
+    def order_timeout_next(
+        self, count: int = 1, delay_s: float = 30.0, mode: OrderTimeoutMode = "delay"
+    ) -> None:
+        """Like POST /_sim/orders/timeout_next: the next `count` order placements are executed
+        but answered only after `delay_s` ("delay") or never, the connection dropped
+        ("drop")."""
+        faults = self.server.venue.faults
+
+        def apply() -> None:
+            faults.order_timeout = OrderTimeout(count, delay_s, mode)
+
+        self._on_loop(apply)
+
+    def order_reject_next(
+        self,
+        code: int = -2010,
+        msg: str = "Account has insufficient balance for requested action.",
+        count: int = 1,
+        status: int = 400,
+    ) -> None:
+        """Like POST /_sim/orders/reject_next: refuse the next `count` order placements with
+        HTTP `status` and the venue error {"code": code, "msg": msg}; nothing is placed."""
+        faults = self.server.venue.faults
+
+        def apply() -> None:
+            faults.order_reject = OrderReject(count, code, msg, status)
+
+        self._on_loop(apply)
+
 
 def run_in_thread(config: SimulatorConfig | None = None, **overrides: Any) -> SimulatorHandle:
     """Start a simulator in a background thread; returns once it accepts connections.
@@ -234,8 +294,9 @@ def binance_api_urls(handle: SimulatorHandle, template: dict[str, Any]) -> dict[
 
 
 def point_ccxt_at(exchange: Any, handle: SimulatorHandle) -> Any:
-    """Rewrite every key of `exchange.urls['api']` (REST and ccxt.pro WebSocket) to the
-    simulator, in place; returns the exchange. Every key is replaced because ccxt raises
+    """Rewrite every key of `exchange.urls['api']` (REST and ccxt.pro WebSocket, the
+    WebSocket API's 'ws-api' URLs included: ws://HOST:PORT/ws-api/v3) to the simulator, in
+    place; returns the exchange. Every key is replaced because ccxt raises
     NotSupported for a missing one and a key left alone would reach the real venue. Note that
     `set_sandbox_mode(True)` afterwards would replace these URLs again."""
     exchange.urls["api"] = binance_api_urls(handle, exchange.urls["api"])

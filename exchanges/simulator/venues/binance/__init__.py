@@ -1,6 +1,7 @@
 """Binance spot, as seen by unmodified ccxt / ccxt.pro: REST under /api/v3 (and the sapi fee
-endpoint), market streams under /ws and /stream, Binance's rate limits (and the /_sim controls
-for them). See rest_public, rest_private, ws and ratelimits."""
+endpoint), market streams under /ws and /stream, the user data stream (WebSocket API at
+/ws-api/v3 and listenKeys), Binance's rate limits (and the /_sim controls for them). See
+rest_public, rest_private, ws, userdata and ratelimits."""
 
 from __future__ import annotations
 
@@ -51,7 +52,7 @@ class BinanceVenue(Venue):
         # its counters appear in GET /_sim/stats and reset with POST /_sim/reset_stats
         engine.stats.add_section(self.limiter)
         self.public = PublicRest(engine, self.limiter, self.faults)
-        self.private = PrivateRest(engine)
+        self.private = PrivateRest(engine, self.faults)
         self.streams = BinanceStreams(engine, config, self.faults)
 
     @classmethod
@@ -86,6 +87,9 @@ class BinanceVenue(Venue):
         def delete(path: str, handler: Handler, **kw: bool) -> None:
             self._add(app, "DELETE", path, handler, **kw)
 
+        def put(path: str, handler: Handler, **kw: bool) -> None:
+            self._add(app, "PUT", path, handler, **kw)
+
         get("/api/v3/ping", pub.ping)
         get("/api/v3/time", pub.time)
         get("/sapi/v1/system/status", pub.system_status)
@@ -113,11 +117,23 @@ class BinanceVenue(Venue):
         get("/api/v3/myTrades", prv.my_trades, signed=True)
         get("/sapi/v1/asset/tradeFee", prv.trade_fee, signed=True)
 
+        user = self.streams.user
+        post("/api/v3/userDataStream", user.create_listen_key, keyed=True)
+        put("/api/v3/userDataStream", user.keepalive_listen_key, keyed=True)
+        delete("/api/v3/userDataStream", user.close_listen_key, keyed=True)
+
         RateLimitControl(self.limiter).routes(app)
 
         # WebSocket upgrades are not rate limited (see ratelimits.py)
         ws = self.streams.handle
-        for path in ("/ws", "/ws/{tail:.*}", "/stream", "/stream/ws", "/stream/ws/{tail:.*}"):
+        for path in (
+            "/ws",
+            "/ws/{tail:.*}",
+            "/stream",
+            "/stream/ws",
+            "/stream/ws/{tail:.*}",
+            "/ws-api/v3",
+        ):
             app.router.add_get(path, ws, allow_head=False)
 
     def describe(self) -> dict[str, Any]:
@@ -126,6 +142,7 @@ class BinanceVenue(Venue):
             "rest": "/api/v3",
             "ws_raw": "/ws",
             "ws_combined": "/stream",
+            "ws_api": "/ws-api/v3",
             "markets": len(self.engine.markets),
         }
 

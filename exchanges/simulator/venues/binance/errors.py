@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from exchanges.simulator.accounts import FilterKind, OrderRejected, RejectReason
+from exchanges.simulator.accounts import FilterKind, OrderRejected, OrderType, RejectReason
 from exchanges.simulator.markets import MarketSpec
 
 
@@ -65,8 +65,29 @@ _FILTER_NAMES = {
     FilterKind.PRICE: "PRICE_FILTER",
     FilterKind.LOT_SIZE: "LOT_SIZE",
     FilterKind.MARKET_LOT_SIZE: "MARKET_LOT_SIZE",
+    FilterKind.ICEBERG_PARTS: "ICEBERG_PARTS",
     FilterKind.MAX_NUM_ORDERS: "MAX_NUM_ORDERS",
+    FilterKind.MAX_NUM_ALGO_ORDERS: "MAX_NUM_ALGO_ORDERS",
 }
+
+#: Binance's -2010 text for an order type the symbol does not list in orderTypes
+TYPE_NOT_SUPPORTED = {
+    "MARKET": "Market orders are not supported for this symbol.",
+    "LIMIT": "Limit orders are not supported for this symbol.",
+    "LIMIT_MAKER": "Limit maker orders are not supported for this symbol.",
+    "STOP_LOSS": "Stop loss orders are not supported for this symbol.",
+    "STOP_LOSS_LIMIT": "Stop loss limit orders are not supported for this symbol.",
+    "TAKE_PROFIT": "Take profit orders are not supported for this symbol.",
+    "TAKE_PROFIT_LIMIT": "Take profit limit orders are not supported for this symbol.",
+}
+
+
+def type_not_supported(type_name: str) -> BinanceError:
+    return BinanceError(400, -2010, TYPE_NOT_SUPPORTED[type_name])
+
+
+def unknown_listen_key() -> BinanceError:
+    return BinanceError(400, -1125, "This listenKey does not exist.")
 
 
 def filter_name(kind: FilterKind, spec: MarketSpec | None) -> str:
@@ -85,13 +106,20 @@ def filter_name(kind: FilterKind, spec: MarketSpec | None) -> str:
 
 
 def from_rejection(
-    rej: OrderRejected, spec: MarketSpec | None, *, querying: bool = False
+    rej: OrderRejected,
+    spec: MarketSpec | None,
+    *,
+    querying: bool = False,
+    order_type: OrderType | None = None,
 ) -> BinanceError:
     """The Binance reply for an engine rejection. `querying`: an unknown order on a query is
-    -2013 "Order does not exist.", on a cancel -2011 "Unknown order sent."."""
+    -2013 "Order does not exist.", on a cancel -2011 "Unknown order sent.". `order_type`
+    names the type in "... orders are not supported for this symbol."."""
     reason = rej.reason
     if reason is RejectReason.UNKNOWN_SYMBOL:
         return invalid_symbol()
+    if reason is RejectReason.ORDER_TYPE_NOT_ALLOWED:
+        return type_not_supported(order_type.name if order_type else rej.detail)
     if reason is RejectReason.UNKNOWN_ORDER:
         if querying:
             return BinanceError(400, -2013, "Order does not exist.")
@@ -107,6 +135,17 @@ def from_rejection(
         RejectReason.DUPLICATE_CLIENT_ORDER_ID: (-2010, "Duplicate order sent."),
         RejectReason.WOULD_TAKE: (-2010, "Order would immediately match and take."),
         RejectReason.MARKET_CLOSED: (-2010, "Market is closed."),
+        RejectReason.ICEBERG_NOT_ALLOWED: (
+            -2010,
+            "Iceberg orders are not supported for this symbol.",
+        ),
+        RejectReason.QUOTE_QTY_NOT_ALLOWED: (
+            -2010,
+            "Quote order qty market orders are not support for this symbol.",
+        ),
+        RejectReason.UNSUPPORTED_COMBINATION: (-1014, "Unsupported order combination."),
+        RejectReason.ICEBERG_EXCEEDS_QTY: (-2010, "IcebergQty exceeds QTY."),
+        RejectReason.STOP_WOULD_TRIGGER: (-2010, "Stop price would trigger immediately."),
         RejectReason.TOO_MUCH_PRECISION: (
             -1111,
             "Precision is over the maximum defined for this asset.",

@@ -68,6 +68,7 @@ class Endpoint:
         weight: Weight,
         *,
         signed: bool = False,
+        keyed: bool = False,
         counts_order: bool = False,
         sapi: bool = False,
     ) -> None:
@@ -76,6 +77,7 @@ class Endpoint:
         self.handler = handler
         self.weight = weight
         self.signed = signed
+        self.keyed = keyed
         self.counts_order = counts_order
         self.sapi = sapi
 
@@ -104,6 +106,8 @@ class Endpoint:
                 call.account = self._authenticate(request, params, raw_query, raw_body, now)
                 if self.counts_order:
                     limiter.charge_order(call.account.api_key, now, headers)
+            elif self.keyed:
+                call.account = self._key_only(request)
             if not self.sapi:
                 limiter.accept(charged, weight)
             charged = None
@@ -125,6 +129,16 @@ class Endpoint:
             headers=headers,
         )
 
+    def _key_only(self, request: web.Request) -> Account:
+        """USER_STREAM security: the X-MBX-APIKEY header, no signature."""
+        api_key = request.headers.get("X-MBX-APIKEY", "")
+        if not api_key:
+            raise BinanceError(401, -2014, "API-key format invalid.")
+        account = self.engine.accounts.get(api_key)
+        if account is None:
+            raise BinanceError(*errors.INVALID_KEY)
+        return account
+
     def _authenticate(
         self, request: web.Request, params: Params, raw_query: str, raw_body: str, now: int
     ) -> Account:
@@ -139,25 +153,30 @@ class Endpoint:
         expected = hmac.new(account.secret.encode(), payload.encode(), hashlib.sha256).hexdigest()
         if not hmac.compare_digest(expected, signature.lower()):
             raise BinanceError(*errors.BAD_SIGNATURE)
-        timestamp = params.get("timestamp", "")
-        if not timestamp:
-            raise errors.mandatory("timestamp")
-        if not _INT_RE.match(timestamp):
-            raise errors.illegal_chars("timestamp", "^[0-9]{1,20}$")
-        recv_window = _RECV_WINDOW_DEFAULT
-        if params.get("recvWindow"):
-            try:
-                recv_window = int(Decimal(params["recvWindow"]))
-            except InvalidOperation:
-                raise errors.illegal_chars("recvWindow", "^[0-9]{1,20}$") from None
-            if recv_window > _RECV_WINDOW_MAX:
-                raise BinanceError(*errors.RECV_WINDOW_TOO_BIG)
-        ts = int(timestamp)
-        if ts > now + 1000:
-            raise BinanceError(*errors.AHEAD_OF_SERVER)
-        if now - ts > recv_window:
-            raise BinanceError(*errors.OUTSIDE_RECV_WINDOW)
+        check_timestamp(params, now)
         return account
+
+
+def check_timestamp(params: Params, now: int) -> None:
+    """Binance's timestamp / recvWindow rules for a signed request (-1102, -1100, -1131, -1021)."""
+    timestamp = params.get("timestamp", "")
+    if not timestamp:
+        raise errors.mandatory("timestamp")
+    if not _INT_RE.match(timestamp):
+        raise errors.illegal_chars("timestamp", "^[0-9]{1,20}$")
+    recv_window = _RECV_WINDOW_DEFAULT
+    if params.get("recvWindow"):
+        try:
+            recv_window = int(Decimal(params["recvWindow"]))
+        except InvalidOperation:
+            raise errors.illegal_chars("recvWindow", "^[0-9]{1,20}$") from None
+        if recv_window > _RECV_WINDOW_MAX:
+            raise BinanceError(*errors.RECV_WINDOW_TOO_BIG)
+    ts = int(timestamp)
+    if ts > now + 1000:
+        raise BinanceError(*errors.AHEAD_OF_SERVER)
+    if now - ts > recv_window:
+        raise BinanceError(*errors.OUTSIDE_RECV_WINDOW)
 
 
 def _without_signature(raw: str) -> str:

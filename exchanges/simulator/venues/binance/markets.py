@@ -123,6 +123,9 @@ def spec_from_record(rec: Mapping[str, Any], initial_price: Decimal | None = Non
         up, down = d("PERCENT_PRICE", "multiplierUp"), d("PERCENT_PRICE", "multiplierDown")
         percent = PercentPrice(up, down, up, down)
     max_orders = filters.get("MAX_NUM_ORDERS", {}).get("maxNumOrders")
+    max_algo = filters.get("MAX_NUM_ALGO_ORDERS", {}).get("maxNumAlgoOrders")
+    iceberg_parts = filters.get("ICEBERG_PARTS", {}).get("limit")
+    order_types = rec.get("orderTypes")
     return MarketSpec(
         symbol=str(rec["symbol"]),
         base=str(rec["baseAsset"]),
@@ -141,7 +144,13 @@ def spec_from_record(rec: Mapping[str, Any], initial_price: Decimal | None = Non
         min_notional_applies_to_market=min_to_market,
         max_notional_applies_to_market=max_to_market,
         max_open_orders=int(max_orders) if max_orders is not None else None,
+        max_open_stop_orders=int(max_algo) if max_algo is not None else None,
         percent_price=percent,
+        iceberg_parts=int(iceberg_parts) if iceberg_parts is not None else None,
+        # Binance's type names are the OrderType member names
+        order_types=frozenset(order_types) if isinstance(order_types, list) else None,
+        iceberg_allowed=bool(rec.get("icebergAllowed", True)),
+        quote_qty_market_allowed=bool(rec.get("quoteOrderQtyMarketAllowed", True)),
         base_precision=int(rec.get("baseAssetPrecision", 8)),
         quote_precision=int(rec.get("quoteAssetPrecision", rec.get("quotePrecision", 8))),
         initial_price=initial_price,

@@ -137,6 +137,9 @@ WEIGHTS: dict[tuple[str, str], Weight] = {
     ("DELETE", "/api/v3/openOrders"): 1,
     ("GET", "/api/v3/allOrders"): 20,
     ("GET", "/api/v3/myTrades"): 20,
+    ("POST", "/api/v3/userDataStream"): 2,
+    ("PUT", "/api/v3/userDataStream"): 2,
+    ("DELETE", "/api/v3/userDataStream"): 2,
     # sapi: a separate per-IP pool (see the module docstring)
     ("GET", "/sapi/v1/system/status"): 1,
     ("GET", "/sapi/v1/asset/tradeFee"): 1,

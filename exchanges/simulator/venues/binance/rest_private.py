@@ -10,6 +10,7 @@ from typing import Any
 
 from exchanges.simulator.accounts import Order, OrderRejected, OrderType, Side, TimeInForce
 from exchanges.simulator.engine import Engine
+from exchanges.simulator.faults import Faults
 from exchanges.simulator.markets import MarketSpec
 from exchanges.simulator.trading import OrderRequest
 from exchanges.simulator.venues.binance import errors, wire
@@ -21,24 +22,21 @@ _SUPPORTED_TYPES = {
     "LIMIT": OrderType.LIMIT,
     "MARKET": OrderType.MARKET,
     "LIMIT_MAKER": OrderType.LIMIT_MAKER,
+    "STOP_LOSS_LIMIT": OrderType.STOP_LOSS_LIMIT,
+    "TAKE_PROFIT_LIMIT": OrderType.TAKE_PROFIT_LIMIT,
 }
-_ALL_TYPES = {
-    "LIMIT",
-    "MARKET",
-    "STOP_LOSS",
-    "STOP_LOSS_LIMIT",
-    "TAKE_PROFIT",
-    "TAKE_PROFIT_LIMIT",
-    "LIMIT_MAKER",
-}
+_ALL_TYPES = {*_SUPPORTED_TYPES, "STOP_LOSS", "TAKE_PROFIT"}
+#: types that need timeInForce (LIMIT_MAKER has none: it is always GTC and post-only)
+_TIF_TYPES = {OrderType.LIMIT, OrderType.STOP_LOSS_LIMIT, OrderType.TAKE_PROFIT_LIMIT}
 _TIFS = {"GTC": TimeInForce.GTC, "IOC": TimeInForce.IOC, "FOK": TimeInForce.FOK}
 
 
 class PrivateRest:
     """Handlers of the signed endpoints; every call has `call.account` set."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, faults: Faults) -> None:
         self.engine = engine
+        self.faults = faults
 
     # -- helpers ---------------------------------------------------------------------------
     def spec(self, params: Params) -> MarketSpec:
@@ -64,36 +62,43 @@ class PrivateRest:
         if type_raw not in _ALL_TYPES:
             raise BinanceError(400, -1116, "Invalid orderType.")
         if type_raw not in _SUPPORTED_TYPES:
-            # a real Binance type the simulator does not model (stop orders): say so plainly
+            # stop-market types: real Binance types the simulator does not execute; the shipped
+            # markets do not list them, which is what Binance then answers
+            types = spec.raw.get("orderTypes")
+            if isinstance(types, list) and type_raw not in types:
+                raise errors.type_not_supported(type_raw)
             raise BinanceError(400, -1116, "Invalid orderType.")
         otype = _SUPPORTED_TYPES[type_raw]
         quantity = decimal_param(params, "quantity")
         quote_qty = decimal_param(params, "quoteOrderQty")
         price = decimal_param(params, "price")
+        stop_price = decimal_param(params, "stopPrice")
+        iceberg_qty = decimal_param(params, "icebergQty")
         tif_raw = params.get("timeInForce")
-        if otype is OrderType.LIMIT:
-            if tif_raw is None:
-                raise errors.mandatory("timeInForce")
-            if quantity is None:
-                raise errors.mandatory("quantity")
-            if price is None:
-                raise errors.mandatory("price")
-        elif otype is OrderType.LIMIT_MAKER:
-            if quantity is None:
-                raise errors.mandatory("quantity")
-            if price is None:
-                raise errors.mandatory("price")
-        else:  # MARKET
+        if otype is OrderType.MARKET:
             if price is not None:
                 raise errors.not_required("price")
             if quantity is None and quote_qty is None:
                 raise errors.either_mandatory("quantity", "quoteOrderQty")
             if quantity is not None and quote_qty is not None:
                 raise errors.not_required("quoteOrderQty")
-        if otype is not OrderType.LIMIT and tif_raw is not None:
+        else:
+            if otype in _TIF_TYPES and tif_raw is None:
+                raise errors.mandatory("timeInForce")
+            if quantity is None:
+                raise errors.mandatory("quantity")
+            if price is None:
+                raise errors.mandatory("price")
+            if otype.is_stop and stop_price is None:
+                raise errors.mandatory("stopPrice")
+        if otype not in _TIF_TYPES and tif_raw is not None:
             raise errors.not_required("timeInForce")
         if otype is not OrderType.MARKET and quote_qty is not None:
             raise errors.not_required("quoteOrderQty")
+        if not otype.is_stop and stop_price is not None:
+            raise errors.not_required("stopPrice")
+        if otype is OrderType.MARKET and iceberg_qty is not None:
+            raise errors.not_required("icebergQty")
         if tif_raw is not None and tif_raw not in _TIFS:
             raise BinanceError(400, -1115, "Invalid timeInForce.")
         client_id = params.get("newClientOrderId") or None
@@ -111,6 +116,8 @@ class PrivateRest:
             quote_qty=quote_qty,
             time_in_force=_TIFS.get(tif_raw or "GTC", TimeInForce.GTC),
             client_order_id=client_id,
+            stop_price=stop_price,
+            iceberg_qty=iceberg_qty,
         )
         return req, resp_type
 
@@ -197,19 +204,37 @@ class PrivateRest:
 
     # -- orders ----------------------------------------------------------------------------
     async def new_order(self, call: Call) -> Any:
+        refusal = self.faults.take_order_reject()
+        if refusal is not None:
+            raise BinanceError(refusal.status, refusal.code, refusal.msg)
         req, resp_type = self.order_request(call.params)
         try:
             order = self.engine.trading.place_order(call.require_account().api_key, req)
         except OrderRejected as rej:
-            raise errors.from_rejection(rej, self.engine.markets.get(req.symbol)) from None
-        return wire.new_order_json(order, resp_type)
+            raise errors.from_rejection(
+                rej, self.engine.markets.get(req.symbol), order_type=req.type
+            ) from None
+        answer = wire.new_order_json(order, resp_type)
+        timeout = self.faults.take_order_timeout()
+        if timeout is not None:
+            # the order stands (its stream events are out already); only the answer is lost
+            if timeout.mode == "drop":
+                # closed under the handler: aiohttp finds no peer to write the answer to
+                transport = call.request.transport
+                if transport is not None:
+                    transport.abort()
+                return answer
+            await self.faults.hang(timeout.delay_s)
+        return answer
 
     async def test_order(self, call: Call) -> Any:
         req, _ = self.order_request(call.params)
         try:
             self.engine.trading.check_order(call.require_account().api_key, req)
         except OrderRejected as rej:
-            raise errors.from_rejection(rej, self.engine.markets.get(req.symbol)) from None
+            raise errors.from_rejection(
+                rej, self.engine.markets.get(req.symbol), order_type=req.type
+            ) from None
         if call.params.get("computeCommissionRates", "false").lower() == "true":
             cfg = self.engine.config
             zero = wire.fmt(Decimal(0))
@@ -242,21 +267,25 @@ class PrivateRest:
     async def cancel_order(self, call: Call) -> Any:
         spec = self.spec(call.params)
         order_id, client_id = self._order_ref(call.params)
+        cancel_id = self._cancel_id(call.params)
         try:
             order = self.engine.trading.cancel_order(
-                call.require_account().api_key, spec.symbol, order_id, client_id
+                call.require_account().api_key, spec.symbol, order_id, client_id, cancel_id
             )
         except OrderRejected as rej:
             raise errors.from_rejection(rej, spec) from None
-        return wire.cancel_json(order, self._cancel_id(call.params))
+        return wire.cancel_json(order, cancel_id)
 
     async def cancel_all(self, call: Call) -> Any:
         spec = self.spec(call.params)
+        cancel_id = self._cancel_id(call.params)
         try:
-            orders = self.engine.trading.cancel_all(call.require_account().api_key, spec.symbol)
+            orders = self.engine.trading.cancel_all(
+                call.require_account().api_key, spec.symbol, cancel_id
+            )
         except OrderRejected as rej:
             raise errors.from_rejection(rej, spec) from None
-        return [wire.cancel_json(o, self._cancel_id(call.params)) for o in orders]
+        return [wire.cancel_json(o, cancel_id) for o in orders]
 
     @staticmethod
     def _cancel_id(params: Params) -> str:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from exchanges.simulator.accounts import Fill, Order, OrderType
+from exchanges.simulator.accounts import AccountUpdate, Fill, Order, OrderEvent, OrderType
 from exchanges.simulator.events import Candle, PublicTrade, TickerStats
 
 JSON = dict[str, Any]
@@ -28,7 +28,17 @@ def levels(pairs: list[tuple[Decimal, Decimal]]) -> list[list[str]]:
 
 # ---------------------------------------------------------------------- orders
 def _type(order: Order) -> str:
-    return order.type.name  # LIMIT, MARKET, LIMIT_MAKER
+    return order.type.name  # Binance's names: LIMIT, MARKET, LIMIT_MAKER, STOP_LOSS_LIMIT, ...
+
+
+def _extras(order: Order) -> JSON:
+    """stopPrice / icebergQty, which Binance includes in order answers only when set."""
+    out: JSON = {}
+    if order.stop_price is not None:
+        out["stopPrice"] = fmt(order.stop_price)
+    if order.iceberg_qty is not None:
+        out["icebergQty"] = fmt(order.iceberg_qty)
+    return out
 
 
 def order_json(order: Order) -> JSON:
@@ -46,12 +56,12 @@ def order_json(order: Order) -> JSON:
         "timeInForce": order.time_in_force.name,
         "type": _type(order),
         "side": order.side.name,
-        "stopPrice": fmt(ZERO),
-        "icebergQty": fmt(ZERO),
+        "stopPrice": fmt(order.stop_price),
+        "icebergQty": fmt(order.iceberg_qty),
         "time": order.created_ms,
         "updateTime": order.updated_ms,
-        "isWorking": True,
-        "workingTime": order.created_ms,
+        "isWorking": order.working,
+        "workingTime": order.working_ms,
         "origQuoteOrderQty": fmt(order.quote_qty),
         "selfTradePreventionMode": "EXPIRE_MAKER",
     }
@@ -79,7 +89,8 @@ def new_order_json(order: Order, resp_type: str) -> JSON:
         "timeInForce": order.time_in_force.name,
         "type": _type(order),
         "side": order.side.name,
-        "workingTime": order.created_ms,
+        **_extras(order),
+        "workingTime": order.working_ms,
         "selfTradePreventionMode": "EXPIRE_MAKER",
     }
     if resp_type == "FULL":
@@ -119,6 +130,7 @@ def cancel_json(order: Order, cancel_client_id: str) -> JSON:
         "timeInForce": order.time_in_force.name,
         "type": _type(order),
         "side": order.side.name,
+        **_extras(order),
         "selfTradePreventionMode": "EXPIRE_MAKER",
     }
 
@@ -326,4 +338,62 @@ def ws_kline(symbol: str, interval: str, c: Candle, event_ms: int, closed: bool)
             "Q": fmt(c.taker_buy_quote_volume),
             "B": "0",
         },
+    }
+
+
+# ---------------------------------------------------------------------- user data stream
+def execution_report(ev: OrderEvent, event_ms: int) -> JSON:
+    """The executionReport of one order event, every field Binance's spot user data stream
+    documents (2025), in its order."""
+    o, f = ev.order, ev.fill
+    canceled = ev.exec_type.name == "CANCELED"
+    return {
+        "e": "executionReport",
+        "E": event_ms,
+        "s": o.symbol,
+        # on a cancel "c" is the cancel request's id and "C" the order's own
+        "c": o.cancel_client_id if canceled and o.cancel_client_id else o.client_order_id,
+        "S": o.side.name,
+        "o": _type(o),
+        "f": o.time_in_force.name,
+        "q": fmt(o.quantity),
+        "p": fmt(o.price),
+        "P": fmt(o.stop_price),
+        "F": fmt(o.iceberg_qty),
+        "g": -1,
+        "C": o.client_order_id if canceled and o.cancel_client_id else "",
+        "x": ev.exec_type.name,
+        "X": ev.status.name,
+        "r": "NONE",
+        "i": o.order_id,
+        "l": fmt(f.qty if f else None),
+        "z": fmt(ev.executed_qty),
+        "L": fmt(f.price if f else None),
+        "n": fmt(f.commission) if f else "0",
+        "N": f.commission_asset if f else None,
+        "T": ev.time_ms,
+        "t": f.trade_id if f else -1,
+        "I": ev.execution_id,
+        "w": ev.working,
+        "m": f.is_maker if f else False,
+        "M": False,
+        "O": o.created_ms,
+        "Z": fmt(ev.cumulative_quote),
+        "Y": fmt(f.quote_qty if f else None),
+        "Q": fmt(o.quote_qty),
+        "W": o.working_ms,
+        "V": "EXPIRE_MAKER",
+    }
+
+
+def account_position(update: AccountUpdate, event_ms: int) -> JSON:
+    """outboundAccountPosition: the balances that changed, free and locked."""
+    return {
+        "e": "outboundAccountPosition",
+        "E": event_ms,
+        "u": update.last_update_ms,
+        "B": [
+            {"a": asset, "f": fmt(free), "l": fmt(locked)}
+            for asset, (free, locked) in sorted(update.balances.items())
+        ],
     }

@@ -9,6 +9,9 @@ Endpoints (all on the simulator's port):
   futures markets loaded, a spot URL without it makes ccxt file BTCUSDT events under the swap
   market. Point ccxt's spot WebSocket URL at `/stream/ws` to be safe (testing.point_ccxt_at).
 
+- `/ws-api/v3`: the WebSocket API, for the user data stream only (userdata.py). A listenKey
+  in a `/ws/<...>` path or in `streams=` gets that account's user data (userdata.py).
+
 Control frames: SUBSCRIBE / UNSUBSCRIBE / LIST_SUBSCRIPTIONS / SET_PROPERTY / GET_PROPERTY with
 Binance's replies ({"result": null, "id": 1}) and error replies ({"error": {"code", "msg"},
 "id"}).
@@ -50,6 +53,7 @@ from exchanges.simulator.events import TickBatch, TickerStats
 from exchanges.simulator.faults import ConnSelection, Faults, WsDelay
 from exchanges.simulator.venues.binance import wire
 from exchanges.simulator.venues.binance.rest_public import INTERVALS_MS
+from exchanges.simulator.venues.binance.userdata import UserData
 
 log = logging.getLogger(__name__)
 
@@ -125,6 +129,13 @@ class Connection:
     #: set once the server decided to close; the handler waits for it before returning so
     #: the close handshake can finish (returning early would drop the TCP connection)
     close_task: asyncio.Task[None] | None = None
+    #: a WebSocket API connection (/ws-api/v3): requests and user data, no market streams
+    api: bool = False
+    #: user data subscriptions on a WebSocket API connection: subscription id -> API key
+    user_subs: dict[int, str] = field(default_factory=dict)
+    next_subscription_id: int = 0
+    #: listenKeys whose user data this stream connection gets
+    listen_keys: set[str] = field(default_factory=set)
 
 
 class BinanceStreams:
@@ -140,6 +151,7 @@ class BinanceStreams:
         self._ids = itertools.count(1)
         self._array_sent_ms: dict[str, int] = {}
         engine.add_listener(self.on_batch)
+        self.user = UserData(engine, self._send, self._close_user_stream)
 
     # ------------------------------------------------------------------ connections
     async def handle(self, request: web.Request) -> web.WebSocketResponse:
@@ -147,14 +159,21 @@ class BinanceStreams:
         await ws.prepare(request)
         path = request.path
         combined = path == "/stream"
+        api = path.startswith("/ws-api/")
         if combined:
             initial = [s for s in request.query.get("streams", "").split("/") if s]
+        elif api:
+            initial = []
         else:
             initial = [s for s in request.match_info.get("tail", "").split("/") if s]
         loop = asyncio.get_running_loop()
         conn = Connection(
             next(self._ids), ws, combined, asyncio.Queue(self.config.ws_send_queue), loop.time()
         )
+        conn.api = api
+        for name in initial:
+            if self.user.is_listen_key(name):
+                self.user.attach_listen_key(conn, name)
         if self.faults.ws_muted_all:
             conn.muted = True
             self.faults.count("ws_stalled")
@@ -167,7 +186,10 @@ class BinanceStreams:
             async for msg in ws:
                 if msg.type is WSMsgType.TEXT:
                     self.engine.stats.ws_messages_received += 1
-                    self._on_text(conn, msg.data)
+                    if conn.api:
+                        self.user.on_api_text(conn, msg.data)
+                    else:
+                        self._on_text(conn, msg.data)
                 elif msg.type is WSMsgType.PING:
                     delay = self.faults.ws_delay
                     if conn.muted:
@@ -195,6 +217,7 @@ class BinanceStreams:
             return
         self.conns.discard(conn)
         self._unsubscribe(conn, list(conn.streams))
+        self.user.detach(conn)
         self.engine.stats.ws_closed()
 
     async def _writer(self, conn: Connection) -> None:
@@ -242,6 +265,9 @@ class BinanceStreams:
                 await conn.ws.ping(b"")
             except (ConnectionError, RuntimeError):
                 return
+
+    def _close_user_stream(self, conn: Connection) -> None:
+        self._start_close(conn, 1000, "listenKey deleted")
 
     def _start_close(self, conn: Connection, code: int, reason: str) -> asyncio.Task[None] | None:
         """Begin the close handshake in its own task (idempotent)."""
