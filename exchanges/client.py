@@ -77,6 +77,7 @@ class ClientSpec:
             clock_offset_ms=account.clock_offset_ms or 0.0,
         )
 
+            timeout_s=account.request_timeout_s or DEFAULT_TIMEOUT_S,
 
 @dataclass(frozen=True)
 class MarketInfo:

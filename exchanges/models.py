@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 
 from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.utils import timezone
 
@@ -53,6 +54,13 @@ class ExchangeAccount(models.Model):
         help_text='Overrides of the venue\'s published limits, e.g. {"pools": '
         '{"REQUEST_WEIGHT": {"limit": 3000}}, "lane_caps": {"market": 0.8}}. '
         "Empty: the venue's defaults.",
+    )
+    request_timeout_s = models.FloatField(
+        "request timeout (s)",
+        default=10.0,
+        validators=[MinValueValidator(0.5), MaxValueValidator(120.0)],
+        help_text="How long a REST call may take before its outcome counts as unknown "
+        "(an order is then looked up by its client order id before anything is resent).",
     )
     venue_rate_limits = models.JSONField(
         default=dict,

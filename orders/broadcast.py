@@ -16,19 +16,28 @@ def account_group(account_id: int) -> str:
     return f"orders.{account_id}"
 
 
-def render_update(order_id: int) -> tuple[int, str] | None:
-    """The fragments one order's change touches: its row and its account's open orders."""
+def render_update(order_id: int) -> tuple[int, list[str]] | None:
+    """The fragments one order's change touches: its account's open orders, and its row.
+
+    Separate WebSocket messages: an HTML parser puts a `<tr>` that follows a `<tbody>` inside
+    an implied `<tbody>`, where htmx would not see it as an out-of-band swap.
+    """
     from orders.models import Order
     from orders.views import open_orders_context
 
-    order = Order.objects.select_related("account").filter(pk=order_id).first()
+    order = Order.objects.select_related("account", "created_by").filter(pk=order_id).first()
     if order is None:
         return None
-    html = render_to_string(
-        "orders/desk.html#order-update",
-        {"order": order, **open_orders_context(order.account)},
-    )
-    return order.account_id, html
+    context = {
+        "order": order,
+        # the first push of a just-confirmed order adds its row to everyone's list
+        "new_order": order.state == "pending_submit" and order.attempts == 0,
+        **open_orders_context(order.account),
+    }
+    return order.account_id, [
+        render_to_string("orders/desk.html#open-orders-update", context),
+        render_to_string("orders/desk.html#recent-row-update", context),
+    ]
 
 
 def order_changed(order_id: int) -> None:
@@ -37,12 +46,12 @@ def order_changed(order_id: int) -> None:
         rendered = render_update(order_id)
         if rendered is None:
             return
-        account_id, html = rendered
+        account_id, fragments = rendered
         layer = get_channel_layer()
         if layer is None:
             return
         async_to_sync(layer.group_send)(
-            account_group(account_id), {"type": "orders.fragment", "html": html}
+            account_group(account_id), {"type": "orders.fragments", "fragments": fragments}
         )
     except Exception:  # a push is best effort: the page reloads state on reconnect
         log.exception("could not push order %s", order_id)

@@ -45,5 +45,6 @@ class OrdersConsumer(AsyncWebsocketConsumer):
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         """Push-only: orders are placed through the CSRF-protected form, not the socket."""
 
-    async def orders_fragment(self, event: dict[str, Any]) -> None:
-        await self.send(text_data=event["html"])
+    async def orders_fragments(self, event: dict[str, Any]) -> None:
+        for html in event["fragments"]:
+            await self.send(text_data=html)

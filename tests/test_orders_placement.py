@@ -323,3 +323,159 @@ def test_every_transition_is_an_event_and_nothing_is_deleted(
     assert OrderEvent.objects.filter(order=order).count() == 2
     with pytest.raises(Exception, match="protected"):
         account.delete()
+
+
+# ------------------------------------------------------------------ unknown outcomes
+def _on_venue(sim: SimulatorHandle, account: ExchangeAccount, client_order_id: str) -> list:
+    api_key = account.credential.plaintext().api_key
+    return sim.call(
+        lambda e: [
+            o
+            for o in e.trading.accounts[api_key].orders.values()
+            if o.client_order_id == client_order_id
+        ]
+    )
+
+
+@pytest.mark.parametrize("mode", ["delay", "drop"])
+def test_an_order_accepted_but_unanswered_ends_as_one_order_and_one_row(
+    trader: User, account: ExchangeAccount, sim: SimulatorHandle, mode: str
+) -> None:
+    """The exchange takes the order; its answer is lost (timeout, or the connection drops).
+    The order goes `unknown`, is looked up by client id, and is never sent twice."""
+    ExchangeAccount.objects.filter(pk=account.pk).update(request_timeout_s=1.5)
+    bid, _ = best(sim)
+    order = confirm(
+        trader,
+        account,
+        symbol="BTC/USDT",
+        side="buy",
+        type="limit",
+        amount=Decimal("0.01"),
+        price=(bid * Decimal("0.97")).quantize(Decimal("0.01")),
+    )
+    sim.order_timeout_next(count=1, delay_s=5.0, mode=mode)
+    outcome = placement.submit(order.pk)
+    assert outcome.state == S.UNKNOWN and outcome.retry_in_s is not None
+    order.refresh_from_db()
+    assert order.state == S.UNKNOWN
+    assert "Looking the order up by its client id" in order.message
+    # a second delivery of the placement task must not send again
+    assert placement.submit(order.pk).action == "already sent"
+    assert placement.resolve(order.pk).state == S.OPEN
+    order.refresh_from_db()
+    assert order.exchange_order_id and order.attempts == 1
+    assert len(_on_venue(sim, account, order.client_order_id)) == 1
+    assert Order.objects.filter(client_order_id=order.client_order_id).count() == 1
+    transitions = list(order.events.values_list("from_state", "to_state"))
+    assert transitions == [
+        (S.DRAFT, S.PENDING_SUBMIT),
+        (S.PENDING_SUBMIT, S.UNKNOWN),
+        (S.UNKNOWN, S.OPEN),
+    ]
+
+
+def test_a_rejected_answer_from_the_venue_maps_to_an_operator_message(
+    trader: User, account: ExchangeAccount, sim: SimulatorHandle
+) -> None:
+    sim.order_reject_next(code=-2010, msg="Account has insufficient balance for requested action.")
+    order = confirm(
+        trader, account, symbol="BTC/USDT", side="buy", type="market", amount=Decimal("0.001")
+    )
+    assert placement.submit(order.pk).state == S.REJECTED
+    order.refresh_from_db()
+    assert order.message == "Binance: not enough free balance for this order."
+    assert _on_venue(sim, account, order.client_order_id) == []
+
+
+# ------------------------------------------------------------------ the own-order stream
+def _wait(predicate, timeout: float = 10.0):  # type: ignore[no-untyped-def]
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError("timed out")
+
+
+@pytest.fixture
+def order_stream(account: ExchangeAccount) -> Iterator[None]:
+    import asyncio
+    import threading
+
+    from orders import stream
+
+    loop = asyncio.new_event_loop()
+    stop = asyncio.Event()
+    thread = threading.Thread(
+        target=lambda: loop.run_until_complete(stream.hold(account.pk, stop=stop)), daemon=True
+    )
+    thread.start()
+    yield
+    loop.call_soon_threadsafe(stop.set)
+    thread.join(timeout=15)
+
+
+def test_fills_and_cancels_arrive_through_the_user_data_stream(
+    trader: User, account: ExchangeAccount, sim: SimulatorHandle, order_stream: None
+) -> None:
+    from orders import stream
+
+    bid, _ = best(sim)
+    order = confirm(
+        trader, account, symbol="BTC/USDT", side="buy", type="limit",
+        amount=Decimal("0.01"), price=(bid * Decimal("0.97")).quantize(Decimal("0.01")),
+    )
+    placement.submit(order.pk)
+    api_key = account.credential.plaintext().api_key
+    _wait(lambda: stream.read_balances(account.pk)[1] is not None)  # stream session is up
+    sim.fill_order(api_key, "BTCUSDT", client_order_id=order.client_order_id,
+                   qty=Decimal("0.004"))
+    _wait(lambda: Order.objects.get(pk=order.pk).state == S.PARTIALLY_FILLED)
+    _wait(lambda: Fill.objects.filter(order=order).count() == 1)
+    fill = Fill.objects.get(order=order)
+    assert fill.amount == Decimal("0.004") and fill.is_maker is True
+    assert fill.fee_cost is not None and fill.fee_currency == "BTC"
+    # a cancel made on the exchange directly (another tool) is seen too
+    sim.call(lambda e: e.trading.cancel_order(api_key, "BTCUSDT", client_order_id=order.client_order_id))
+    _wait(lambda: Order.objects.get(pk=order.pk).state == S.CANCELED)
+    order.refresh_from_db()
+    assert order.filled == Decimal("0.004")
+    sources = set(order.events.values_list("source", flat=True))
+    assert "stream" in sources
+    balances, _ = stream.read_balances(account.pk)
+    assert balances["BTC"]["free"] is not None and balances["BTC"]["free"] > Decimal("5")
+
+
+def test_the_stream_reconciles_orders_that_changed_while_it_was_down(
+    trader: User, account: ExchangeAccount, sim: SimulatorHandle
+) -> None:
+    import asyncio
+    import threading
+
+    from orders import stream
+
+    bid, _ = best(sim)
+    order = confirm(
+        trader, account, symbol="BTC/USDT", side="buy", type="limit",
+        amount=Decimal("0.01"), price=(bid * Decimal("0.97")).quantize(Decimal("0.01")),
+    )
+    placement.submit(order.pk)
+    api_key = account.credential.plaintext().api_key
+    sim.fill_order(api_key, "BTCUSDT", client_order_id=order.client_order_id)  # no stream yet
+    assert Order.objects.get(pk=order.pk).state == S.OPEN
+    loop = asyncio.new_event_loop()
+    stop = asyncio.Event()
+    thread = threading.Thread(
+        target=lambda: loop.run_until_complete(stream.hold(account.pk, stop=stop)), daemon=True
+    )
+    thread.start()
+    try:
+        _wait(lambda: Order.objects.get(pk=order.pk).state == S.FILLED)
+    finally:
+        loop.call_soon_threadsafe(stop.set)
+        thread.join(timeout=15)
+    assert Order.objects.get(pk=order.pk).events.filter(source="reconcile").exists()

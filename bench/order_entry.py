@@ -1,0 +1,143 @@
+"""Order entry: the form's live validation round trip, and submit → ack against the simulator.
+
+Both measured on the server side with the real stack (PostgreSQL, Redis, the client door,
+ccxt over loopback), each against a baseline taken in the same run:
+
+- validation: POST /orders/check through Django's test client (middleware, session, form,
+  market rules, balances and prices from Redis) vs. a bare authenticated GET of a static view;
+- submit → ack: `orders.placement.submit` (claim, door with breaker + shared limiter at order
+  priority, ccxt, apply the answer, audit rows) vs. a bare ccxt `create_order` on the same
+  simulator. Both with a fresh client per order, as a Celery task does.
+
+    python bench/order_entry.py [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import time
+import uuid
+from decimal import Decimal
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import emit, pct, setup_django, summary  # noqa: E402
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--quick", action="store_true", help="fewer samples (under a minute)")
+    args = parser.parse_args()
+    n_check = 100 if args.quick else 1000
+    n_orders = 30 if args.quick else 200
+
+    setup_django()
+    from django.conf import settings
+    from django.test.utils import setup_test_environment
+
+    setup_test_environment()
+    from django.test.utils import get_runner
+
+    settings.ALLOWED_HOSTS = ["testserver", "127.0.0.1"]
+    runner = get_runner(settings)(verbosity=0, interactive=False)
+    old = runner.setup_databases()
+    try:
+        run(n_check, n_orders)
+    finally:
+        runner.teardown_databases(old)
+
+
+def run(n_check: int, n_orders: int) -> None:
+    import ccxt.pro as ccxtpro
+    from django.contrib.auth.models import User
+    from django.test import Client
+
+    from exchanges.models import ApiCredential, ExchangeAccount, WatchedSymbol
+    from exchanges.services import sync_markets
+    from exchanges.simulator import SimulatorConfig
+    from exchanges.simulator.testing import point_ccxt_at, run_in_thread
+    from orders import placement, services
+
+    with run_in_thread(SimulatorConfig(venue="binance", seed=1, tick_interval=0.2)) as sim:
+        key, secret = sim.create_account(balances={"USDT": "100000000", "BTC": "1000"})
+        account = ExchangeAccount.objects.create(
+            venue="binance", label="bench", rest_url=sim.base_url
+        )
+        cred = ApiCredential(account=account)
+        cred.set_plaintext(key, secret)
+        cred.save()
+        sync_markets(account)
+        WatchedSymbol.objects.create(account=account, symbol="BTC/USDT")
+        user = User.objects.create_superuser("bench", password="bench-pw-123")
+        client = Client()
+        client.force_login(user)
+        top = sim.call(lambda e: e.top_of_book("BTCUSDT"))
+        price = format((top.bid_price * Decimal("0.97")).quantize(Decimal("0.01")), "f")
+        form = {
+            "account": str(account.pk), "symbol": "BTC/USDT", "side": "buy", "type": "limit",
+            "time_in_force": "GTC", "amount": "0.0012345", "price": price, "stop_price": "",
+        }
+        # warm caches (balances, average price, templates) as a typing operator would
+        client.post("/orders/check", form)
+
+        check_ms: list[float] = []
+        base_ms: list[float] = []
+        for i in range(n_check):
+            amount = "0.0012345" if i % 2 else "0.00123"
+            t0 = time.perf_counter()
+            r = client.post("/orders/check", {**form, "amount": amount})
+            check_ms.append((time.perf_counter() - t0) * 1000)
+            assert r.status_code == 200, r.status_code
+            t0 = time.perf_counter()
+            r = client.get("/login/")
+            base_ms.append((time.perf_counter() - t0) * 1000)
+        print(f"validation round trip  (ms): {summary(check_ms)}")
+        print(f"baseline GET /login/   (ms): {summary(base_ms)}")
+
+        ack_ms: list[float] = []
+        for _ in range(n_orders):
+            draft = services.Draft(
+                account.pk, "BTC/USDT", "buy", "limit", Decimal("0.001"), Decimal(price)
+            )
+            order, _ = services.confirm(user, draft, uuid.uuid4())
+            t0 = time.perf_counter()
+            outcome = placement.submit(order.pk)
+            ack_ms.append((time.perf_counter() - t0) * 1000)
+            assert outcome.state == "open", outcome
+        print(f"submit -> ack (xcon)   (ms): {summary(ack_ms)}")
+
+        async def bare() -> list[float]:
+            out = []
+            for i in range(n_orders):
+                ex = ccxtpro.binance({"apiKey": key, "secret": secret})
+                point_ccxt_at(ex, sim)
+                t0 = time.perf_counter()
+                await ex.create_order(
+                    "BTC/USDT", "limit", "buy", 0.001, float(price),
+                    {"clientOrderId": f"bench{i}"},
+                )
+                out.append((time.perf_counter() - t0) * 1000)
+                await ex.close()
+            return out
+
+        bare_ms = asyncio.run(bare())
+        print(f"submit -> ack (bare ccxt) (ms): {summary(bare_ms)}")
+        emit(
+            {
+                "check_p50_ms": round(pct(check_ms, 50), 2),
+                "check_p99_ms": round(pct(check_ms, 99), 2),
+                "baseline_get_p50_ms": round(pct(base_ms, 50), 2),
+                "ack_p50_ms": round(pct(ack_ms, 50), 2),
+                "ack_p99_ms": round(pct(ack_ms, 99), 2),
+                "bare_ccxt_ack_p50_ms": round(pct(bare_ms, 50), 2),
+                "bare_ccxt_ack_p99_ms": round(pct(bare_ms, 99), 2),
+                "n_check": n_check,
+                "n_orders": n_orders,
+            }
+        )
+
+
+if __name__ == "__main__":
+    main()

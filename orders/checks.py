@@ -1,0 +1,248 @@
+"""The live check behind the order form: gather what the rules need, run them, shape the
+answer for the template.
+
+The rules themselves are pure (orders/rules/); this module supplies their inputs from
+where they live: the market's synced metadata (PostgreSQL), the live best bid/ask (Redis,
+written by the stream holders), the venue's average price (REST, cached a few seconds),
+the account's balances (Redis, written by the own-order stream) and fee rates.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from django.core.cache import cache
+
+from exchanges import errors
+from exchanges.client import ClientSpec, ExchangeClient, run_sync
+from exchanges.models import AccountFee, ExchangeAccount, Market
+from monitoring import livestate
+from orders import rules, stream
+from orders.forms import OrderForm
+from orders.models import Order, OrderType
+from orders.services import Draft
+
+log = logging.getLogger(__name__)
+
+#: how long a fetched average price / REST ticker is reused by the form
+PRICE_CACHE_S = 5
+#: balances older than this are re-fetched over REST before they are shown
+BALANCE_MAX_AGE_S = 30.0
+
+
+@dataclass
+class Problem:
+    field: str
+    rule: str
+    message: str
+    suggestions: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Evaluation:
+    ok: bool = False
+    initial: bool = False
+    market: Market | None = None
+    draft: Draft | None = None
+    problems: list[Problem] = field(default_factory=list)
+    unchecked: list[str] = field(default_factory=list)
+    bid: Decimal | None = None
+    ask: Decimal | None = None
+    last: Decimal | None = None
+    avg_price: Decimal | None = None
+    avg_price_source: str = ""
+    notional: Decimal | None = None
+    fee: Decimal | None = None
+    fee_asset: str = ""
+    fee_kind: str = ""
+    fee_rate: Decimal | None = None
+    available: Decimal | None = None
+    available_asset: str = ""
+    balance_note: str = ""
+
+    @property
+    def fee_rate_pct(self) -> Decimal | None:
+        return None if self.fee_rate is None else (self.fee_rate * 100).normalize()
+
+
+# ------------------------------------------------------------------ inputs
+def best_bid_ask(
+    account: ExchangeAccount, symbol: str
+) -> tuple[Decimal | None, Decimal | None, Decimal | None]:
+    """Best bid, best ask and last price: streamed if fresh, else fetched (cached)."""
+    row = livestate.tickers_for(account.pk).get(symbol)
+    if row is not None and row.bid and row.ask and time.time() - row.received_ts < 30:
+        last = Decimal(row.last) if row.last else None
+        return Decimal(row.bid), Decimal(row.ask), last
+    key = f"xcon:form:ticker:{account.pk}:{symbol}"
+    cached = cache.get(key)
+    if cached is not None:
+        return cached
+    spec = ClientSpec.for_account(account)
+
+    async def go() -> Any:
+        async with ExchangeClient(spec) as client:
+            return await client.fetch_ticker(symbol)
+
+    try:
+        t = run_sync(go)
+    except errors.ExchangeError as exc:
+        log.info("no ticker for %s %s: %s", account, symbol, exc)
+        return None, None, None
+    value = (t.bid, t.ask, t.last)
+    cache.set(key, value, PRICE_CACHE_S)
+    return value
+
+
+def average_price(
+    account: ExchangeAccount, market: Market, bid: Decimal | None, ask: Decimal | None
+) -> tuple[Decimal | None, str]:
+    """The venue's reference price for price-band and market-notional filters.
+
+    Binance: GET /api/v3/avgPrice (the average over `avgPriceMins`); other venues, or when
+    it cannot be fetched: the mid of the best bid and ask, said so.
+    """
+    if account.venue == "binance":
+        key = f"xcon:form:avgprice:{account.pk}:{market.symbol}"
+        cached = cache.get(key)
+        if cached is not None:
+            return cached, "venue average"
+        spec = ClientSpec.for_account(account)
+
+        async def go() -> Any:
+            async with ExchangeClient(spec) as client:
+                return await client.call("publicGetAvgPrice", {"symbol": market.exchange_symbol})
+
+        try:
+            answer = run_sync(go)
+            value = Decimal(str(answer["price"]))
+            cache.set(key, value, PRICE_CACHE_S)
+            return value, "venue average"
+        except (errors.ExchangeError, KeyError, ValueError, ArithmeticError) as exc:
+            log.info("avgPrice unavailable for %s: %s", market.symbol, exc)
+    if bid is not None and ask is not None:
+        return (bid + ask) / 2, "mid"
+    return None, ""
+
+
+def balances(account: ExchangeAccount) -> tuple[dict[str, dict[str, Decimal | None]], str]:
+    held, ts = stream.read_balances(account.pk)
+    if ts is not None and time.time() - ts < BALANCE_MAX_AGE_S:
+        return held, ""
+    fetched = stream.refresh_balances(account.pk)
+    if fetched:
+        return fetched, ""
+    if held:
+        return held, "balances may be stale (last update failed)"
+    return {}, "balances could not be read from the exchange"
+
+
+def fee_rates(account: ExchangeAccount, market: Market) -> tuple[Decimal | None, Decimal | None]:
+    own = AccountFee.objects.filter(account=account, symbol=market.symbol).first()
+    if own is not None:
+        return own.maker, own.taker
+    return market.maker_fee, market.taker_fee
+
+
+# ------------------------------------------------------------------ the check
+def evaluate(form: OrderForm, *, initial: bool = False) -> Evaluation:
+    """Validate the form (bound, or unbound for the first render) against the market."""
+    result = Evaluation(initial=initial)
+    if initial:
+        account = form.initial.get("account")
+        symbol = form.initial.get("symbol")
+        acc = form.fields["account"].queryset.filter(pk=account).first() if account else None
+        if acc is not None and symbol:
+            result.market = Market.objects.filter(account=acc, symbol=symbol).first()
+            if result.market is not None:
+                result.bid, result.ask, result.last = best_bid_ask(acc, symbol)
+        return result
+    valid = form.is_valid()
+    market = form.market
+    result.market = market
+    for name, errs in form.errors.items():
+        for err in errs:
+            result.problems.append(Problem(name if name != "__all__" else "", "input", err))
+    if market is None:
+        return result
+    data = form.cleaned_data
+    account: ExchangeAccount = data["account"]
+    result.bid, result.ask, result.last = best_bid_ask(account, market.symbol)
+    avg, result.avg_price_source = average_price(account, market, result.bid, result.ask)
+    result.avg_price = _show(avg)
+    if not valid:
+        return result
+    maker, taker = fee_rates(account, market)
+    held, note = balances(account)
+    result.balance_note = note
+    draft = Draft(
+        account_id=account.pk,
+        symbol=market.symbol,
+        side=data["side"],
+        type=data["type"],
+        amount=data["amount"],
+        price=data.get("price"),
+        stop_price=data.get("stop_price"),
+        time_in_force=data.get("time_in_force") or "GTC",
+    )
+    live_here = Order.objects.live().filter(account=account, symbol=market.symbol)
+    open_count = live_here.count()
+    open_stops = live_here.filter(
+        type__in=[OrderType.STOP_LOSS_LIMIT, OrderType.TAKE_PROFIT_LIMIT]
+    ).count()
+    market_rules = rules.from_market(market)
+    context = rules.Context(
+        avg_price=result.avg_price,
+        bid=result.bid,
+        ask=result.ask,
+        last=result.last,
+        open_orders=open_count,
+        open_algo_orders=open_stops,
+        base_free=_free(held, market.base, note),
+        quote_free=_free(held, market.quote, note),
+        maker_rate=maker,
+        taker_rate=taker,
+    )
+    order_draft = rules.OrderDraft(
+        side=draft.side,
+        type=draft.type,
+        amount=draft.amount,
+        price=draft.price,
+        stop_price=draft.stop_price,
+        time_in_force=draft.time_in_force,
+    )
+    validation = rules.validate(market_rules, order_draft, context)
+    for p in validation.problems:
+        result.problems.append(
+            Problem(p.field, p.rule, p.message, [format(s, "f") for s in p.suggestions])
+        )
+    result.unchecked = list(validation.unchecked)
+    result.notional = _show(validation.notional)
+    result.fee = _show(validation.fee)
+    result.fee_asset = validation.fee_asset
+    result.fee_kind = validation.fee_kind
+    result.fee_rate = validation.fee_rate
+    spend_asset = market.quote if draft.side == "buy" else market.base
+    result.available_asset = spend_asset
+    free = held.get(spend_asset, {}).get("free") if held else None
+    result.available = free.normalize() if free is not None else None
+    result.ok = validation.ok
+    result.draft = draft if validation.ok else None
+    if draft.type == OrderType.MARKET and result.avg_price is None:
+        result.unchecked.append("market price (no price available)")
+    return result
+
+
+def _show(value: Decimal | None) -> Decimal | None:
+    return None if value is None else Decimal(format(value.normalize(), "f"))
+
+
+def _free(held: dict[str, dict[str, Decimal | None]], asset: str, note: str) -> Decimal | None:
+    if not held:
+        return None
+    value = held.get(asset, {}).get("free")
+    return value if value is not None else Decimal(0)

@@ -1,0 +1,67 @@
+"""The order form: parsing what the operator typed (Django form), then the market's rules.
+
+Parsing errors (not a number, missing price) are the form's own; everything about values
+(steps, ranges, notional, price bands, balance) comes from orders/checks.py, which applies
+the exchange's filters from synced metadata.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from django import forms
+
+from exchanges.models import ExchangeAccount, Market
+from orders.models import OrderType, Side, TimeInForce
+
+
+class OrderForm(forms.Form):
+    account = forms.ModelChoiceField(queryset=ExchangeAccount.objects.none(), empty_label=None)
+    symbol = forms.CharField(max_length=64)
+    side = forms.ChoiceField(choices=Side.choices, widget=forms.RadioSelect, initial=Side.BUY)
+    type = forms.ChoiceField(choices=OrderType.choices, initial=OrderType.LIMIT)
+    time_in_force = forms.ChoiceField(choices=TimeInForce.choices, initial=TimeInForce.GTC)
+    amount = forms.DecimalField(min_value=Decimal(0), required=True, label="Quantity")
+    price = forms.DecimalField(min_value=Decimal(0), required=False)
+    stop_price = forms.DecimalField(min_value=Decimal(0), required=False)
+
+    def __init__(self, *args: Any, accounts: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["account"].queryset = accounts
+        for name in ("amount", "price", "stop_price"):
+            widget = self.fields[name].widget
+            widget.input_type = "text"
+            widget.attrs.update({"inputmode": "decimal", "autocomplete": "off"})
+        self.market: Market | None = None
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        account = data.get("account")
+        symbol = (data.get("symbol") or "").strip().upper()
+        if account is not None and symbol:
+            self.market = Market.objects.filter(account=account, symbol=symbol).first()
+            if self.market is None:
+                self.add_error("symbol", f"{account.label} has no market {symbol} (synced).")
+            elif not self.market.active:
+                self.add_error("symbol", f"{symbol} is not trading on {account.label}.")
+            data["symbol"] = symbol
+        order_type = data.get("type")
+        if order_type and order_type != OrderType.MARKET and data.get("price") is None:
+            self.add_error("price", "A limit order needs a price.")
+        if order_type in (OrderType.STOP_LOSS_LIMIT, OrderType.TAKE_PROFIT_LIMIT) and (
+            data.get("stop_price") is None
+        ):
+            self.add_error("stop_price", "A stop order needs a stop price.")
+        if order_type == OrderType.MARKET:
+            data["price"] = None
+            data["time_in_force"] = TimeInForce.GTC
+        if order_type not in (OrderType.STOP_LOSS_LIMIT, OrderType.TAKE_PROFIT_LIMIT):
+            data["stop_price"] = None
+        if order_type == OrderType.LIMIT_MAKER:
+            data["time_in_force"] = TimeInForce.GTC
+        for name in ("amount", "price", "stop_price"):
+            value = data.get(name)
+            if value is not None and value <= 0:
+                self.add_error(name, "Must be greater than zero.")
+        return data
