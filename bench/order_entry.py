@@ -56,6 +56,7 @@ def run(n_check: int, n_orders: int) -> None:
 
     from exchanges.models import ApiCredential, ExchangeAccount, WatchedSymbol
     from exchanges.services import sync_markets
+    from exchanges.venues import get_venue
     from exchanges.simulator import SimulatorConfig
     from exchanges.simulator.testing import point_ccxt_at, run_in_thread
     from orders import placement, services
@@ -111,7 +112,14 @@ def run(n_check: int, n_orders: int) -> None:
         async def bare() -> list[float]:
             out = []
             for i in range(n_orders):
-                ex = ccxtpro.binance({"apiKey": key, "secret": secret})
+                ex = ccxtpro.binance(
+                    {
+                        "apiKey": key,
+                        "secret": secret,
+                        # the same options xcon's door sets for Binance, without the door
+                        "options": get_venue("binance").ccxt_options(keyed=True),
+                    }
+                )
                 point_ccxt_at(ex, sim)
                 t0 = time.perf_counter()
                 await ex.create_order(

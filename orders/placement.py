@@ -154,7 +154,27 @@ def move(
         raw=raw,
     )
     transaction.on_commit(lambda: broadcast.order_changed(order.pk))
+    if target == S.REJECTED:
+        transaction.on_commit(lambda: _alert_failure(order))
     return True
+
+
+def _alert_failure(order: Order) -> None:
+    """A failed order is a health event, so the order-failure alert rule can mail it."""
+    from monitoring import events
+
+    events.record(
+        order.account_id,
+        "order",
+        f"order #{order.pk} {order.side} {order.symbol}",
+        "order_failed",
+        order.message,
+        details={
+            "client_order_id": order.client_order_id,
+            "venue_code": order.venue_code,
+            "created_by": order.created_by.get_username() if order.created_by else "",
+        },
+    )
 
 
 # ------------------------------------------------------------------ venue reports

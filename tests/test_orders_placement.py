@@ -173,6 +173,10 @@ def test_a_venue_filter_rejection_names_the_filter(
     order.refresh_from_db()
     assert order.state == S.REJECTED
     assert "PERCENT_PRICE_BY_SIDE" in order.message and order.venue_code == "-1013"
+    from monitoring.models import HealthEvent
+
+    failed = HealthEvent.objects.get(account=account, state="order_failed")
+    assert f"order #{order.pk}" in failed.subject and "PERCENT_PRICE_BY_SIDE" in failed.reason
     event = order.events.get(to_state=S.REJECTED)
     assert event.raw["rule"] == "PERCENT_PRICE_BY_SIDE"
     assert order.closed_at is not None
