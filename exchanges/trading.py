@@ -31,6 +31,7 @@ class OrderRequest:
     price: Decimal | None = None
     stop_price: Decimal | None = None
     time_in_force: str = "GTC"
+    iceberg_qty: Decimal | None = None
 
 
 @dataclass(frozen=True)
@@ -78,6 +79,8 @@ def _str(value: Decimal | None) -> str | None:
 def order_params(req: OrderRequest) -> tuple[str, dict[str, Any]]:
     """ccxt's order type and params for our request (unified names; ccxt maps them)."""
     params: dict[str, Any] = {"clientOrderId": req.client_order_id}
+    if req.iceberg_qty is not None:
+        params["icebergAmount"] = _str(req.iceberg_qty)
     if req.type == "market":
         return "market", params
     if req.type == _POST_ONLY:
@@ -141,6 +144,8 @@ async def create_order(client: ExchangeClient, req: OrderRequest) -> VenueOrder:
         checks.append(("price", req.price, client.ccxt.price_to_precision))
     if req.stop_price is not None:
         checks.append(("stop price", req.stop_price, client.ccxt.price_to_precision))
+    if req.iceberg_qty is not None:
+        checks.append(("iceberg quantity", req.iceberg_qty, client.ccxt.amount_to_precision))
     for what, value, to_precision in checks:
         try:
             sent = Decimal(str(to_precision(req.symbol, _str(value))))

@@ -188,6 +188,7 @@ def evaluate(form: OrderForm, *, initial: bool = False) -> Evaluation:
         price=data.get("price"),
         stop_price=data.get("stop_price"),
         time_in_force=data.get("time_in_force") or "GTC",
+        iceberg_qty=data.get("iceberg_qty"),
     )
     live_here = Order.objects.live().filter(account=account, symbol=market.symbol)
     open_count = live_here.count()
@@ -214,6 +215,7 @@ def evaluate(form: OrderForm, *, initial: bool = False) -> Evaluation:
         price=draft.price,
         stop_price=draft.stop_price,
         time_in_force=draft.time_in_force,
+        iceberg_qty=draft.iceberg_qty,
     )
     validation = rules.validate(market_rules, order_draft, context)
     for p in validation.problems:

@@ -25,11 +25,14 @@ class OrderForm(forms.Form):
     amount = forms.DecimalField(min_value=Decimal(0), required=True, label="Quantity")
     price = forms.DecimalField(min_value=Decimal(0), required=False)
     stop_price = forms.DecimalField(min_value=Decimal(0), required=False)
+    iceberg_qty = forms.DecimalField(
+        min_value=Decimal(0), required=False, label="Iceberg (visible qty)"
+    )
 
     def __init__(self, *args: Any, accounts: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.fields["account"].queryset = accounts
-        for name in ("amount", "price", "stop_price"):
+        for name in ("amount", "price", "stop_price", "iceberg_qty"):
             widget = self.fields[name].widget
             widget.input_type = "text"
             widget.attrs.update({"inputmode": "decimal", "autocomplete": "off"})
@@ -60,7 +63,12 @@ class OrderForm(forms.Form):
             data["stop_price"] = None
         if order_type == OrderType.LIMIT_MAKER:
             data["time_in_force"] = TimeInForce.GTC
-        for name in ("amount", "price", "stop_price"):
+        if data.get("iceberg_qty") is not None:
+            if order_type == OrderType.MARKET or data.get("time_in_force") != TimeInForce.GTC:
+                self.add_error("iceberg_qty", "Iceberg orders must be good-till-canceled limits.")
+            elif data.get("amount") is not None and data["iceberg_qty"] > data["amount"]:
+                self.add_error("iceberg_qty", "The visible part cannot exceed the quantity.")
+        for name in ("amount", "price", "stop_price", "iceberg_qty"):
             value = data.get(name)
             if value is not None and value <= 0:
                 self.add_error(name, "Must be greater than zero.")

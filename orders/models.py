@@ -102,6 +102,8 @@ class Order(models.Model):
     amount = models.DecimalField(**AMOUNT)
     price = models.DecimalField(**OPTIONAL_AMOUNT)
     stop_price = models.DecimalField(**OPTIONAL_AMOUNT)
+    #: the visible part of an iceberg order (None: a plain order)
+    iceberg_qty = models.DecimalField(**OPTIONAL_AMOUNT)
     client_order_id = models.CharField(max_length=64, unique=True, default=new_client_order_id)
     #: the confirmation form's one-time key: a second POST of the same confirmation finds
     #: this order instead of creating another

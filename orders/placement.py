@@ -77,6 +77,7 @@ def _request(order: Order) -> trading.OrderRequest:
         price=order.price,
         stop_price=order.stop_price,
         time_in_force=order.time_in_force,
+        iceberg_qty=order.iceberg_qty,
     )
 
 

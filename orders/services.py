@@ -34,6 +34,7 @@ class Draft:
     price: Decimal | None = None
     stop_price: Decimal | None = None
     time_in_force: str = "GTC"
+    iceberg_qty: Decimal | None = None
 
 
 def confirm(user: Any, draft: Draft, request_key: uuid.UUID) -> tuple[Order, bool]:
@@ -60,6 +61,7 @@ def confirm(user: Any, draft: Draft, request_key: uuid.UUID) -> tuple[Order, boo
                 price=draft.price,
                 stop_price=draft.stop_price,
                 time_in_force=draft.time_in_force,
+                iceberg_qty=draft.iceberg_qty,
                 request_key=request_key,
                 created_by=user,
                 state=S.DRAFT,

@@ -57,6 +57,8 @@ REASON_KIND = {
     RejectReason.MARKET_CLOSED: Kind.MARKET_CLOSED,
     RejectReason.ORDER_TYPE_NOT_ALLOWED: Kind.ORDER_TYPE,
     RejectReason.TOO_MUCH_PRECISION: Kind.PRECISION,
+    RejectReason.UNSUPPORTED_COMBINATION: Kind.UNSUPPORTED_COMBINATION,
+    RejectReason.ICEBERG_EXCEEDS_QTY: Kind.ICEBERG_EXCEEDS_QTY,
     RejectReason.STOP_WOULD_TRIGGER: Kind.STOP_WOULD_TRIGGER,
     RejectReason.WOULD_TAKE: Kind.WOULD_TAKE,
     RejectReason.INSUFFICIENT_BALANCE: Kind.INSUFFICIENT_BALANCE,
@@ -149,7 +151,13 @@ def orders(draw, symbol: str, mid: Decimal, bid: Decimal, ask: Decimal, last: De
     tif = "GTC"
     if order_type in ("limit", "stop_loss_limit", "take_profit_limit"):
         tif = draw(st.sampled_from(["GTC", "IOC", "FOK"]))
+    iceberg = None
+    if order_type != "market" and tif == "GTC" and draw(st.sampled_from([False] * 4 + [True])):
+        parts = draw(st.sampled_from([1, 2, 9, 10, 11, 30]))
+        iceberg = ((qty / parts) / step).to_integral_value() * step
+        iceberg = draw(st.sampled_from([iceberg, iceberg + step / 2])) if iceberg > 0 else None
     return OrderDraft(
+        iceberg_qty=iceberg,
         side=side,
         type=order_type,
         amount=qty,

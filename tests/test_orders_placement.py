@@ -430,21 +430,27 @@ def test_fills_and_cancels_arrive_through_the_user_data_stream(
 
     bid, _ = best(sim)
     order = confirm(
-        trader, account, symbol="BTC/USDT", side="buy", type="limit",
-        amount=Decimal("0.01"), price=(bid * Decimal("0.97")).quantize(Decimal("0.01")),
+        trader,
+        account,
+        symbol="BTC/USDT",
+        side="buy",
+        type="limit",
+        amount=Decimal("0.01"),
+        price=(bid * Decimal("0.97")).quantize(Decimal("0.01")),
     )
     placement.submit(order.pk)
     api_key = account.credential.plaintext().api_key
     _wait(lambda: stream.read_balances(account.pk)[1] is not None)  # stream session is up
-    sim.fill_order(api_key, "BTCUSDT", client_order_id=order.client_order_id,
-                   qty=Decimal("0.004"))
+    sim.fill_order(api_key, "BTCUSDT", client_order_id=order.client_order_id, qty=Decimal("0.004"))
     _wait(lambda: Order.objects.get(pk=order.pk).state == S.PARTIALLY_FILLED)
     _wait(lambda: Fill.objects.filter(order=order).count() == 1)
     fill = Fill.objects.get(order=order)
     assert fill.amount == Decimal("0.004") and fill.is_maker is True
     assert fill.fee_cost is not None and fill.fee_currency == "BTC"
     # a cancel made on the exchange directly (another tool) is seen too
-    sim.call(lambda e: e.trading.cancel_order(api_key, "BTCUSDT", client_order_id=order.client_order_id))
+    sim.call(
+        lambda e: e.trading.cancel_order(api_key, "BTCUSDT", client_order_id=order.client_order_id)
+    )
     _wait(lambda: Order.objects.get(pk=order.pk).state == S.CANCELED)
     order.refresh_from_db()
     assert order.filled == Decimal("0.004")
@@ -464,8 +470,13 @@ def test_the_stream_reconciles_orders_that_changed_while_it_was_down(
 
     bid, _ = best(sim)
     order = confirm(
-        trader, account, symbol="BTC/USDT", side="buy", type="limit",
-        amount=Decimal("0.01"), price=(bid * Decimal("0.97")).quantize(Decimal("0.01")),
+        trader,
+        account,
+        symbol="BTC/USDT",
+        side="buy",
+        type="limit",
+        amount=Decimal("0.01"),
+        price=(bid * Decimal("0.97")).quantize(Decimal("0.01")),
     )
     placement.submit(order.pk)
     api_key = account.credential.plaintext().api_key
@@ -483,3 +494,22 @@ def test_the_stream_reconciles_orders_that_changed_while_it_was_down(
         loop.call_soon_threadsafe(stop.set)
         thread.join(timeout=15)
     assert Order.objects.get(pk=order.pk).events.filter(source="reconcile").exists()
+
+
+def test_an_iceberg_order_reaches_the_exchange_with_its_visible_part(
+    trader: User, account: ExchangeAccount, sim: SimulatorHandle
+) -> None:
+    bid, _ = best(sim)
+    draft = services.Draft(
+        account.pk,
+        "BTC/USDT",
+        "buy",
+        "limit",
+        Decimal("0.05"),
+        (bid * Decimal("0.97")).quantize(Decimal("0.01")),
+        iceberg_qty=Decimal("0.01"),
+    )
+    order, _ = services.confirm(trader, draft, uuid.uuid4())
+    assert placement.submit(order.pk).state == S.OPEN
+    (on_venue,) = _on_venue(sim, account, order.client_order_id)
+    assert on_venue.iceberg_qty == Decimal("0.01")

@@ -129,6 +129,24 @@ class _Checker:
                 ),
             )
 
+    def combinations(self) -> None:
+        d = self.d
+        if d.iceberg_qty is None:
+            return
+        if d.is_market or d.time_in_force != "GTC":
+            self.add(
+                Kind.UNSUPPORTED_COMBINATION,
+                "iceberg_qty",
+                "Iceberg orders must be good-till-canceled limit orders.",
+            )
+        elif d.iceberg_qty > d.amount:
+            self.add(
+                Kind.ICEBERG_EXCEEDS_QTY,
+                "iceberg_qty",
+                f"The visible part {_fmt(d.iceberg_qty)} exceeds the quantity {_fmt(d.amount)}.",
+                (d.amount,),
+            )
+
     # -- filters
     def price_filter(self) -> None:
         r = self.r
@@ -428,6 +446,7 @@ def validate(rules: MarketRules, draft: OrderDraft, context: Context | None = No
     ch = _Checker(rules, draft, context or Context())
     ch.market()
     ch.precision()
+    ch.combinations()
     ch.price_filter()
     ch.lot_size()
     ch.iceberg_parts()

@@ -19,6 +19,8 @@ class Kind:
     MARKET_CLOSED = "market_closed"
     ORDER_TYPE = "order_type"
     PRECISION = "precision"
+    UNSUPPORTED_COMBINATION = "unsupported_combination"
+    ICEBERG_EXCEEDS_QTY = "iceberg_exceeds_qty"
     PRICE = "price"
     LOT_SIZE = "lot_size"
     ICEBERG_PARTS = "iceberg_parts"

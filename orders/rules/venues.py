@@ -48,6 +48,8 @@ def binance(symbol: str, raw: Mapping[str, Any]) -> MarketRules:
         Kind.MAX_NUM_ORDERS: "MAX_NUM_ORDERS",
         Kind.MAX_NUM_ALGO_ORDERS: "MAX_NUM_ALGO_ORDERS",
         Kind.PRECISION: "PRECISION",
+        Kind.UNSUPPORTED_COMBINATION: "ICEBERG",
+        Kind.ICEBERG_EXCEEDS_QTY: "ICEBERG",
         Kind.ORDER_TYPE: "ORDER_TYPE",
         Kind.STOP_WOULD_TRIGGER: "STOP_PRICE",
         Kind.WOULD_TAKE: "LIMIT_MAKER",
