@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 import statistics
+import threading
 import time
 from collections.abc import Awaitable, Callable, Coroutine
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -33,6 +35,8 @@ T = TypeVar("T")
 log = logging.getLogger(__name__)
 
 DEFAULT_TIMEOUT_S = 10.0
+#: the rate-limit pool that counts new WebSocket connections per IP (see venues' policies)
+WS_CONNECTIONS_POOL = "WS_CONNECTIONS"
 
 
 @dataclass(frozen=True)
@@ -75,9 +79,29 @@ class ClientSpec:
             credentials=credentials,
             rate_limits=dict(account.rate_limit_policy or {}),
             clock_offset_ms=account.clock_offset_ms or 0.0,
+            timeout_s=account.request_timeout_s or DEFAULT_TIMEOUT_S,
         )
 
-            timeout_s=account.request_timeout_s or DEFAULT_TIMEOUT_S,
+    def with_heartbeat(self, heartbeat_s: float) -> ClientSpec:
+        """This spec with a WebSocket keepalive that finds a silent connection in time.
+
+        ccxt pings every `keepAlive` ms and fails the connection when no pong came for
+        `keepAlive * maxPingPongMisses` ms, checking once per ping. Pinging every half
+        heartbeat with two misses allowed declares a half-open connection dead between 0.5
+        and 1.5 heartbeats after its last pong: always within two heartbeats. The account's
+        own `ccxt_options["ws"]` win over this.
+        """
+        keepalive = {"ws": {"keepAlive": max(100, int(heartbeat_s * 500)), "maxPingPongMisses": 2}}
+        return replace(self, options=_merge(keepalive, self.options))
+
+    @property
+    def heartbeat_s(self) -> float | None:
+        """Seconds without a pong after which a connection counts as dead (None: ccxt's own)."""
+        ws = self.options.get("ws") or {}
+        if "keepAlive" not in ws:
+            return None
+        return float(ws["keepAlive"]) * float(ws.get("maxPingPongMisses", 2)) / 1000
+
 
 @dataclass(frozen=True)
 class MarketInfo:
@@ -124,6 +148,46 @@ class Ticker:
     """When this process received it, seconds since the epoch."""
 
 
+@dataclass(frozen=True)
+class OrderBook:
+    """The top of one market's book, consistent with the venue's sequence when returned."""
+
+    symbol: str
+    bids: list[tuple[Decimal, Decimal]]
+    """(price, amount), best first."""
+    asks: list[tuple[Decimal, Decimal]]
+    nonce: int | None
+    """The venue's last applied update id."""
+    exchange_ts: int | None
+    received_ts: float
+
+
+@dataclass(frozen=True)
+class BookUpdate:
+    """What one `watch_order_books` call learned.
+
+    `books`: markets whose book changed (each consistent: snapshot plus contiguous diffs).
+    `resyncing`: markets whose book lost continuity (a missed diff): ccxt dropped them, and the
+    next `watch_order_books` call re-subscribes and takes a fresh snapshot. Their last levels
+    are known to be wrong and must not be shown.
+    """
+
+    books: list[OrderBook]
+    resyncing: list[str]
+
+
+@dataclass(frozen=True)
+class Trade:
+    symbol: str
+    id: str
+    price: Decimal | None
+    amount: Decimal | None
+    side: str
+    """"buy" or "sell": the taker's side."""
+    exchange_ts: int | None
+    received_ts: float
+
+
 def dec(value: Any) -> Decimal | None:
     """Exact decimal of a ccxt number (via its string form, never the binary float)."""
     if value is None or value == "":
@@ -143,6 +207,9 @@ def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
 
 # Order matters: subclasses before their parents.
 _CCXT_ERRORS: list[tuple[type[Exception], type[errors.ExchangeError]]] = [
+    # A broken order-book sequence (a missed diff) says nothing about our clock: it is a lost
+    # message, and the stream resyncs. ccxt makes ChecksumError a subclass of InvalidNonce.
+    (ccxt.ChecksumError, errors.NetworkFailure),
     (ccxt.InvalidNonce, errors.ClockSkew),
     (ccxt.RequestTimeout, errors.RequestTimeout),
     (ccxt.OnMaintenance, errors.ExchangeUnavailable),
@@ -160,6 +227,18 @@ _CCXT_ERRORS: list[tuple[type[Exception], type[errors.ExchangeError]]] = [
     (ccxt.NotSupported, errors.NotSupported),
     (ccxt.BadRequest, errors.BadRequest),
 ]
+
+
+_ssl_lock = threading.Lock()
+_ssl_contexts: dict[str, ssl.SSLContext] = {}
+
+
+def _shared_ssl_context(cafile: str) -> ssl.SSLContext:
+    with _ssl_lock:
+        context = _ssl_contexts.get(cafile)
+        if context is None:
+            context = _ssl_contexts[cafile] = ssl.create_default_context(cafile=cafile)
+        return context
 
 
 class ExchangeClient:
@@ -204,7 +283,14 @@ class ExchangeClient:
             self.ccxt: Any = getattr(module, spec.venue)(config)
         except AttributeError:
             raise errors.ConfigurationError(f"ccxt has no exchange {spec.venue!r}.") from None
+        if self.ccxt.verify is True and self.ccxt.ssl_context is None:
+            # ccxt builds a fresh SSL context (reading the whole CA bundle, ~40 ms) for every
+            # instance; one per process serves every client and every thread.
+            self.ccxt.ssl_context = _shared_ssl_context(self.ccxt.cafile)
         self._seen_tickers: dict[str, Any] = {}
+        self._seen_books: dict[str, int] = {}
+        self._books_known: set[str] = set()
+        self._seen_trades: dict[str, Any] = {}
         self.limiter: RateLimiter | None = None
         self.breaker: CircuitBreaker | None = None
         self._redis: Any = None
@@ -503,9 +589,18 @@ class ExchangeClient:
         ccxt.pro resolves a watch with the message that woke it, so updates of other symbols
         that arrive before the next call would be lost; its ticker cache has them all, and
         ccxt replaces a symbol's ticker object on each update, so identity tells what is new.
+        The cache is read before waiting too: an update that came in while the caller handled
+        the previous batch resolved no future anyone awaited, and would otherwise wait for the
+        next message to be noticed (for a quiet symbol, a long time).
         """
+        fresh = self._fresh_tickers(symbols)
+        if fresh:  # arrived while the caller was busy with the previous batch
+            return fresh
         await self.call("watch_tickers", symbols)
-        cache = self.ccxt.tickers
+        return self._fresh_tickers(symbols)
+
+    def _fresh_tickers(self, symbols: list[str]) -> list[Ticker]:
+        cache = self.ccxt.tickers or {}
         fresh = []
         for symbol in symbols:
             ticker = cache.get(symbol)
@@ -513,6 +608,117 @@ class ExchangeClient:
                 self._seen_tickers[symbol] = ticker
                 fresh.append(self._ticker(ticker))
         return fresh
+
+    #: ccxt's Binance refuses more than this many symbols in one multi-symbol watch, and puts
+    #: at most this many subscriptions on one connection (options.subscriptionLimitByStream)
+    MAX_SYMBOLS_PER_WATCH = 200
+
+    async def watch_order_books(
+        self, symbols: list[str], depth: int = 10, snapshot_limit: int = 100
+    ) -> BookUpdate:
+        """The books of `symbols` that changed since the last call, top `depth` levels each.
+
+        One multiplexed subscription (one connection) for all of `symbols`. ccxt keeps each
+        book from a REST snapshot of `snapshot_limit` levels (Binance weight 5 up to 100) plus
+        diffs whose U/u ids must be contiguous. On a gap it raises ChecksumError and drops that
+        book; the next call re-subscribes and re-snapshots. That is reported here as
+        `resyncing`, not raised, since the stream itself is fine. A book waiting for its
+        snapshot (nonce None) is never returned: its levels would be old.
+        """
+        books = self.ccxt.orderbooks
+        fresh = self._fresh_books(symbols, depth)
+        if fresh:  # see watch_tickers: changed while the caller was busy
+            return BookUpdate(fresh, [])
+        try:
+            await self.call("watch_order_book_for_symbols", symbols, snapshot_limit)
+        except errors.NetworkFailure:
+            # ccxt creates every book when the venue acknowledges the subscription and deletes
+            # one only when its sequence broke: a known book that is gone is a gap.
+            dropped = [s for s in symbols if s in self._books_known and s not in books]
+            if not dropped:
+                raise
+            for symbol in dropped:
+                self._books_known.discard(symbol)
+                self._seen_books.pop(symbol, None)
+            return BookUpdate([], dropped)
+        return BookUpdate(self._fresh_books(symbols, depth), [])
+
+    def _fresh_books(self, symbols: list[str], depth: int) -> list[OrderBook]:
+        fresh = []
+        for symbol in symbols:
+            book = self.ccxt.orderbooks.get(symbol)
+            if book is not None:
+                self._books_known.add(symbol)
+            if book is None or book["nonce"] is None:
+                continue
+            if self._seen_books.get(symbol) == book["nonce"]:
+                continue
+            self._seen_books[symbol] = book["nonce"]
+            fresh.append(
+                OrderBook(
+                    symbol=symbol,
+                    bids=[(Decimal(str(p)), Decimal(str(a))) for p, a, *_ in book["bids"][:depth]],
+                    asks=[(Decimal(str(p)), Decimal(str(a))) for p, a, *_ in book["asks"][:depth]],
+                    nonce=book["nonce"],
+                    exchange_ts=book.get("timestamp"),
+                    received_ts=time.time(),
+                )
+            )
+        return fresh
+
+    async def watch_trades(self, symbols: list[str]) -> list[Trade]:
+        """Public trades of `symbols` received since the last call, oldest first.
+
+        One multiplexed subscription for all of `symbols`. Like tickers, a watch resolves with
+        the message that woke it; ccxt's per-symbol trade cache has the rest.
+        """
+        fresh = self._fresh_trades(symbols)
+        if fresh:  # see watch_tickers: arrived while the caller was busy
+            return fresh
+        await self.call("watch_trades_for_symbols", symbols)
+        return self._fresh_trades(symbols)
+
+    def _fresh_trades(self, symbols: list[str]) -> list[Trade]:
+        fresh: list[Trade] = []
+        now = time.time()
+        for symbol in symbols:
+            cache = self.ccxt.trades.get(symbol) if self.ccxt.trades else None
+            if not cache:
+                continue
+            seen = self._seen_trades.get(symbol)
+            new = []
+            for raw in reversed(cache):
+                if raw.get("id") == seen:
+                    break
+                new.append(raw)
+            self._seen_trades[symbol] = cache[-1].get("id")
+            for raw in reversed(new[:50]):  # a burst beyond 50 would not be shown anyway
+                fresh.append(
+                    Trade(
+                        symbol=symbol,
+                        id=str(raw.get("id")),
+                        price=dec(raw.get("price")),
+                        amount=dec(raw.get("amount")),
+                        side=str(raw.get("side") or ""),
+                        exchange_ts=raw.get("timestamp"),
+                        received_ts=now,
+                    )
+                )
+        return fresh
+
+    async def reserve_connections(self, n: int = 1) -> float:
+        """Take `n` new WebSocket connections from the venue's shared per-IP budget before
+        dialling; returns the seconds waited.
+
+        Raises RateLimited when the budget would make us wait longer than market data may (the
+        caller retries after `retry_after_s`). A venue without a connection pool: no-op.
+        """
+        if self.limiter is None or n <= 0:
+            return 0.0
+        names = {p.name for p in self.limiter.policy.pools}
+        if WS_CONNECTIONS_POOL not in names:
+            return 0.0
+        return await self.limiter.acquire(Cost({WS_CONNECTIONS_POOL: float(n)}, Lane.MARKET))
 
 
 def run_sync(make: Callable[[], Coroutine[Any, Any, T]]) -> T:

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from exchanges import errors
+from exchanges import errors, marketcache
 from exchanges.client import ExchangeClient, dec
 
 #: our order types → (ccxt type, extra params builder)
@@ -134,11 +134,18 @@ def parse_order(o: dict[str, Any]) -> VenueOrder:
     )
 
 
+async def load_markets(client: ExchangeClient) -> None:
+    """Markets from this process's cache, else from the venue (then cached)."""
+    if not marketcache.seed(client):
+        await client.call("load_markets")
+        marketcache.remember(client)
+
+
 async def create_order(client: ExchangeClient, req: OrderRequest) -> VenueOrder:
     """Place an order exactly as given: ccxt rounds amounts and prices to the market's
     precision *silently* (truncating), so refuse to send anything it would change."""
     ccxt_type, params = order_params(req)
-    await client.call("load_markets")
+    await load_markets(client)
     checks = [("quantity", req.amount, client.ccxt.amount_to_precision)]
     if req.price is not None:
         checks.append(("price", req.price, client.ccxt.price_to_precision))
@@ -175,6 +182,7 @@ async def fetch_order_by_client_id(
     client: ExchangeClient, symbol: str, client_order_id: str
 ) -> VenueOrder:
     """The order placed with `client_order_id`; raises errors.OrderNotFound if none."""
+    await load_markets(client)
     answer = await client.call("fetch_order", "", symbol, {"clientOrderId": client_order_id})
     return parse_order(answer)
 
@@ -182,6 +190,7 @@ async def fetch_order_by_client_id(
 async def cancel_order(
     client: ExchangeClient, symbol: str, exchange_order_id: str, client_order_id: str
 ) -> VenueOrder:
+    await load_markets(client)
     if exchange_order_id:
         answer = await client.call("cancel_order", exchange_order_id, symbol)
     else:

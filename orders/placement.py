@@ -25,6 +25,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from asgiref.sync import sync_to_async
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
@@ -261,8 +262,18 @@ def submit(order_id: int) -> Outcome:
     if not claimed:
         return Outcome(order.state, "already sent")
     spec = _spec(order)
+    request = _request(order)
+
+    async def place(client: ExchangeClient) -> trading.VenueOrder:
+        answer = await trading.create_order(client, request)
+        # record the ack before the client closes (ccxt lingers 250 ms on close)
+        await sync_to_async(apply_report, thread_sensitive=False)(
+            order_id, answer, Source.PLACEMENT
+        )
+        return answer
+
     try:
-        answer: trading.VenueOrder = _door(spec, trading.create_order, _request(order))
+        _door(spec, place)
     except errors.DuplicateOrder as exc:
         # the exchange already holds an order with our id: it is ours; find it
         return _unknown(order_id, exc, "duplicate client order id")
@@ -283,7 +294,6 @@ def submit(order_id: int) -> Outcome:
         return Outcome(S.REJECTED, "rejected")
     except errors.ExchangeError as exc:
         return _unknown(order_id, exc, "outcome unknown")
-    apply_report(order_id, answer, Source.PLACEMENT)
     order.refresh_from_db()
     return Outcome(order.state, "placed")
 

@@ -104,7 +104,7 @@ class LiveDashboardTests(ChannelsLiveServerTestCase):
         )
         page.goto(self.live_server_url + "/")
         bars = page.locator(f"#limiter-{self.account.pk} .pool")
-        expect(bars).to_have_count(5)
+        expect(bars).to_have_count(6)  # with the WebSocket connection budget
         weight = page.locator(f"#limiter-{self.account.pk} .pool", has_text="REQUEST_WEIGHT")
         # Keep the burst inside one minute window of the venue clock.
         if time.time() % 60 > 45:

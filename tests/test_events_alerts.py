@@ -622,7 +622,7 @@ def test_the_event_log_filters_on_the_server(
     client = as_user(viewer)
 
     # session, user, the account filter's lookup, the page of events, the account choices
-    with django_assert_num_queries(5):
+    with django_assert_num_queries(7):  # + the user's and group permissions (nav: Orders)
         html = client.get(f"/events/?account={account.pk}&kind=stream").content.decode()
     assert "connection refused" in html and "no data for 30 s" not in html
     assert "timeouts" not in html
@@ -658,7 +658,7 @@ def test_htmx_filter_changes_get_only_the_table(
 ) -> None:
     stream(account, "down", "connection refused")
     client = as_user(viewer)
-    with django_assert_num_queries(4):  # session, user, account lookup, events
+    with django_assert_num_queries(6):  # session, user, account, events, 2 × permissions
         response = client.get(f"/events/?account={account.pk}", HTTP_HX_REQUEST="true")
     html = response.content.decode()
     assert html.lstrip().startswith('<div id="event-table">')

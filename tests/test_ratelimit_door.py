@@ -128,7 +128,9 @@ def test_a_429_from_the_venue_pauses_every_process_for_its_retry_after(
     assert other["ok"] == 1 and other["errors"] == []
     # The other process (started after the 429) held its call until the pause was over.
     assert other["done_at"] - refused_at >= 2.9
-    assert other["elapsed"] >= 0.2
+    # ...by waiting, unless it only got going (a loaded machine) after the pause had ended
+    called_at = other["done_at"] - other["elapsed"]
+    assert other["elapsed"] >= 0.2 or called_at >= refused_at + 2.8
 
 
 @pytest.mark.multiprocess
