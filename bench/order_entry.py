@@ -24,7 +24,7 @@ from decimal import Decimal
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import emit, pct, setup_django, summary  # noqa: E402
+from _common import emit, pct, setup_django, summary
 
 
 def main() -> None:
@@ -58,9 +58,9 @@ def run(n_check: int, n_orders: int) -> None:
 
     from exchanges.models import ApiCredential, ExchangeAccount, WatchedSymbol
     from exchanges.services import sync_markets
-    from exchanges.venues import get_venue
     from exchanges.simulator import SimulatorConfig
     from exchanges.simulator.testing import point_ccxt_at, run_in_thread
+    from exchanges.venues import get_venue
     from orders import placement, services
 
     with run_in_thread(SimulatorConfig(venue="binance", seed=1, tick_interval=0.2)) as sim:
@@ -73,14 +73,20 @@ def run(n_check: int, n_orders: int) -> None:
         cred.save()
         sync_markets(account)
         WatchedSymbol.objects.create(account=account, symbol="BTC/USDT")
-        user = User.objects.create_superuser("bench", password="bench-pw-123")
+        user = User.objects.create_superuser("bench", password="bench-pw-123")  # noqa: S106
         client = Client()
         client.force_login(user)
         top = sim.call(lambda e: e.top_of_book("BTCUSDT"))
         price = format((top.bid_price * Decimal("0.97")).quantize(Decimal("0.01")), "f")
         form = {
-            "account": str(account.pk), "symbol": "BTC/USDT", "side": "buy", "type": "limit",
-            "time_in_force": "GTC", "amount": "0.0012345", "price": price, "stop_price": "",
+            "account": str(account.pk),
+            "symbol": "BTC/USDT",
+            "side": "buy",
+            "type": "limit",
+            "time_in_force": "GTC",
+            "amount": "0.0012345",
+            "price": price,
+            "stop_price": "",
         }
         # warm caches (balances, average price, templates) as a typing operator would
         client.post("/orders/check", form)
@@ -129,7 +135,11 @@ def run(n_check: int, n_orders: int) -> None:
                 await ex.load_markets()  # xcon reuses parsed markets between clients too
                 t0 = time.perf_counter()
                 await ex.create_order(
-                    "BTC/USDT", "limit", "buy", 0.001, float(price),
+                    "BTC/USDT",
+                    "limit",
+                    "buy",
+                    0.001,
+                    float(price),
                     {"clientOrderId": f"bench{i}"},
                 )
                 out.append((time.perf_counter() - t0) * 1000)

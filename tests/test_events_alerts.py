@@ -658,7 +658,7 @@ def test_htmx_filter_changes_get_only_the_table(
 ) -> None:
     stream(account, "down", "connection refused")
     client = as_user(viewer)
-    with django_assert_num_queries(6):  # session, user, account, events, 2 × permissions
+    with django_assert_num_queries(6):  # session, user, account, events, 2 permission lookups
         response = client.get(f"/events/?account={account.pk}", HTTP_HX_REQUEST="true")
     html = response.content.decode()
     assert html.lstrip().startswith('<div id="event-table">')
