@@ -10,12 +10,14 @@ the account's balances (Redis, written by the own-order stream) and fee rates.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
 from django.core.cache import cache
+from django.db import connection
 
 from exchanges import errors
 from exchanges.client import ClientSpec, ExchangeClient, run_sync
@@ -70,6 +72,41 @@ class Evaluation:
 
 
 # ------------------------------------------------------------------ inputs
+#: a cached value older than PRICE_CACHE_S is still served (and refreshed in the background)
+#: until it is this old
+PRICE_STALE_S = 30
+
+
+def cached_or_fetch(key: str, fetch: Any) -> Any:
+    """A venue figure for the form without making the operator wait on the venue.
+
+    Fresh (< PRICE_CACHE_S): served. Older but < PRICE_STALE_S: served, and one background
+    refresh is started (one per key across processes: a Redis lock). Missing: fetched now.
+    A failed fetch (None) is not cached.
+    """
+    entry = cache.get(key)
+    now = time.time()
+    if entry is not None:
+        value, fetched_at = entry
+        if now - fetched_at >= PRICE_CACHE_S and cache.add(f"{key}:refreshing", 1, 10):
+
+            def refresh() -> None:
+                try:
+                    fresh = fetch()
+                    if fresh is not None:
+                        cache.set(key, (fresh, time.time()), PRICE_STALE_S)
+                finally:
+                    cache.delete(f"{key}:refreshing")
+                    connection.close()
+
+            threading.Thread(target=refresh, daemon=True, name="form-refresh").start()
+        return value
+    value = fetch()
+    if value is not None:
+        cache.set(key, (value, now), PRICE_STALE_S)
+    return value
+
+
 def best_bid_ask(
     account: ExchangeAccount, symbol: str
 ) -> tuple[Decimal | None, Decimal | None, Decimal | None]:
@@ -78,24 +115,22 @@ def best_bid_ask(
     if row is not None and row.bid and row.ask and time.time() - row.received_ts < 30:
         last = Decimal(row.last) if row.last else None
         return Decimal(row.bid), Decimal(row.ask), last
-    key = f"xcon:form:ticker:{account.pk}:{symbol}"
-    cached = cache.get(key)
-    if cached is not None:
-        return cached
     spec = ClientSpec.for_account(account)
 
-    async def go() -> Any:
-        async with ExchangeClient(spec) as client:
-            return await client.fetch_ticker(symbol)
+    def fetch() -> tuple[Decimal | None, Decimal | None, Decimal | None] | None:
+        async def go() -> Any:
+            async with ExchangeClient(spec) as client:
+                return await client.fetch_ticker(symbol)
 
-    try:
-        t = run_sync(go)
-    except errors.ExchangeError as exc:
-        log.info("no ticker for %s %s: %s", account, symbol, exc)
-        return None, None, None
-    value = (t.bid, t.ask, t.last)
-    cache.set(key, value, PRICE_CACHE_S)
-    return value
+        try:
+            t = run_sync(go)
+        except errors.ExchangeError as exc:
+            log.info("no ticker for %s %s: %s", account, symbol, exc)
+            return None
+        return (t.bid, t.ask, t.last)
+
+    value = cached_or_fetch(f"xcon:form:ticker:{account.pk}:{symbol}", fetch)
+    return value if value is not None else (None, None, None)
 
 
 def average_price(
@@ -107,23 +142,24 @@ def average_price(
     it cannot be fetched: the mid of the best bid and ask, said so.
     """
     if account.venue == "binance":
-        key = f"xcon:form:avgprice:{account.pk}:{market.symbol}"
-        cached = cache.get(key)
-        if cached is not None:
-            return cached, "venue average"
         spec = ClientSpec.for_account(account)
 
-        async def go() -> Any:
-            async with ExchangeClient(spec) as client:
-                return await client.call("publicGetAvgPrice", {"symbol": market.exchange_symbol})
+        def fetch() -> Decimal | None:
+            async def go() -> Any:
+                async with ExchangeClient(spec) as client:
+                    return await client.call(
+                        "publicGetAvgPrice", {"symbol": market.exchange_symbol}
+                    )
 
-        try:
-            answer = run_sync(go)
-            value = Decimal(str(answer["price"]))
-            cache.set(key, value, PRICE_CACHE_S)
+            try:
+                return Decimal(str(run_sync(go)["price"]))
+            except (errors.ExchangeError, KeyError, ValueError, ArithmeticError) as exc:
+                log.info("avgPrice unavailable for %s: %s", market.symbol, exc)
+                return None
+
+        value = cached_or_fetch(f"xcon:form:avgprice:{account.pk}:{market.symbol}", fetch)
+        if value is not None:
             return value, "venue average"
-        except (errors.ExchangeError, KeyError, ValueError, ArithmeticError) as exc:
-            log.info("avgPrice unavailable for %s: %s", market.symbol, exc)
     if bid is not None and ask is not None:
         return (bid + ask) / 2, "mid"
     return None, ""

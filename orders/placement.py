@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from asgiref.sync import sync_to_async
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -267,9 +267,7 @@ def submit(order_id: int) -> Outcome:
     async def place(client: ExchangeClient) -> trading.VenueOrder:
         answer = await trading.create_order(client, request)
         # record the ack before the client closes (ccxt lingers 250 ms on close)
-        await sync_to_async(apply_report, thread_sensitive=False)(
-            order_id, answer, Source.PLACEMENT
-        )
+        await sync_to_async(_apply_and_close, thread_sensitive=False)(order_id, answer)
         return answer
 
     try:
@@ -296,6 +294,14 @@ def submit(order_id: int) -> Outcome:
         return _unknown(order_id, exc, "outcome unknown")
     order.refresh_from_db()
     return Outcome(order.state, "placed")
+
+
+def _apply_and_close(order_id: int, answer: trading.VenueOrder) -> None:
+    """apply_report in a short-lived executor thread, closing that thread's DB connection."""
+    try:
+        apply_report(order_id, answer, Source.PLACEMENT)
+    finally:
+        connection.close()
 
 
 def _held_back(order_id: int, exc: errors.ExchangeError) -> Outcome:

@@ -1,12 +1,15 @@
-"""The exchange's own order rules, applied before anything is sent (pure, Decimal only).
+"""The exchange's own order rules, applied before anything is sent (pure, Decimal only;
+importable without Django).
 
-rules = venues.from_market(market_row)          # or venues.from_ccxt("binance", m)
-result = validate(rules, OrderDraft(...), Context(avg_price=..., bid=..., ...))
-result.ok, result.problems[0].rule, result.problems[0].suggestions
+    rules = MarketRules.from_ccxt(ccxt_market)        # or from_market(market_row)
+    result = validate(rules, OrderDraft("buy", "limit", amount, price), Context(...))
+    result.ok, result.first.rule, result.first.message, result.first.suggestions,
+    result.notional, result.fee, result.rounded
 """
 
 from orders.rules.check import validate
 from orders.rules.model import (
+    ORDER_TYPES,
     Context,
     Kind,
     MarketRules,
@@ -18,6 +21,7 @@ from orders.rules.model import (
 from orders.rules.venues import from_ccxt, from_market, from_raw
 
 __all__ = [
+    "ORDER_TYPES",
     "Context",
     "Kind",
     "MarketRules",
