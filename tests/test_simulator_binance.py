@@ -700,3 +700,19 @@ def test_cli_serves_and_stops_on_sigterm() -> None:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_tick_slices_spread_market_updates_over_the_interval() -> None:
+    """With tick_slices=4 each batch carries about a quarter of the markets, and every market
+    still moves once per tick_interval."""
+    from exchanges.simulator.server import create
+
+    engine, _ = create(SimulatorConfig(venue="binance", seed=2, synthetic_markets=20, port=0))
+    batches: list[frozenset[str]] = []
+    engine.add_listener(lambda batch: batches.append(batch.tickers))
+    for part in range(4):
+        engine.step(part=part, parts=4)
+    assert len(batches) == 4
+    assert all(5 <= len(b) <= 7 for b in batches)
+    assert frozenset().union(*batches) == frozenset(engine.markets)
+    assert engine.tick_count == 1

@@ -33,6 +33,8 @@ class SimulatorConfig:
     seed: int = 1
     accounts: list[tuple[str, str]] = field(default_factory=list)
     tick_interval: float = 0.25
+    #: spread each tick's market updates over this many slices of the interval
+    tick_slices: int = 1
     synthetic_markets: int = 0
     #: seconds between server pings on each WebSocket (Binance: 20)
     ws_ping_interval: float = 20.0
@@ -85,6 +87,7 @@ class SimulatorConfig:
         return EngineConfig(
             seed=self.seed,
             tick_interval=self.tick_interval,
+            tick_slices=self.tick_slices,
             volatility=self.volatility,
             book_depth=self.book_depth,
             maker_fee=self.fee_rate,
@@ -119,6 +122,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="create an account at start (repeatable)",
     )
     parser.add_argument("--tick-interval", type=float, default=0.25, help="seconds per price step")
+    parser.add_argument(
+        "--tick-slices",
+        type=int,
+        default=1,
+        help="spread each step's market updates over this many slices of the interval",
+    )
     parser.add_argument(
         "--synthetic-markets",
         type=int,
@@ -222,6 +231,7 @@ def config_from_args(args: argparse.Namespace | Mapping[str, Any]) -> SimulatorC
         seed=int(opts.get("seed", 1)),
         accounts=[parse_account(a) for a in opts.get("account") or []],
         tick_interval=float(opts.get("tick_interval", 0.25)),
+        tick_slices=int(opts.get("tick_slices", 1)),
         synthetic_markets=int(opts.get("synthetic_markets", 0)),
         ws_ping_interval=float(opts.get("ws_ping_interval", 20.0)),
         ws_pong_timeout=float(opts.get("ws_pong_timeout", 60.0)),
