@@ -10,11 +10,13 @@ not exist, since that is a bug in the caller.
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from asgiref.sync import sync_to_async
+from django.conf import settings
 from django.db import Error, close_old_connections, connection, transaction
 from django.dispatch import receiver
 from django.utils import timezone
@@ -35,10 +37,17 @@ from monitoring.models import (
     State,
 )
 
+if TYPE_CHECKING:
+    from exchanges.client import ClockSample
+    from exchanges.ratelimit.state import LimiterState
+
 log = logging.getLogger(__name__)
 
 #: The subject a breaker's events are recorded under: it guards an account's REST calls.
 BREAKER_SUBJECT = "REST calls"
+#: The subjects of the limiter's and the clock's events (one of each per account).
+LIMITER_SUBJECT = "rate limits"
+CLOCK_SUBJECT = "venue clock"
 
 
 def record(
@@ -203,6 +212,119 @@ def on_breaker_changed(
         record(account_id, Kind.BREAKER, BREAKER_SUBJECT, state, reason, details=details)
     except Exception:  # the signal's contract: a receiver never fails the exchange call
         log.warning("breaker event not recorded", exc_info=True)
+
+
+#: points below the threshold a pool must fall before "limit_near" clears (no flapping at 80 %)
+LIMIT_NEAR_HYSTERESIS_PCT = 5.0
+
+
+class LimiterWatch:
+    """Turns an account's limiter state, read about once a second, into limiter events.
+
+    One subject per account, in one state at a time, worst first: `banned` (a ban in force, or
+    a new 418 within `quiet_s`), `rate_limited` (a pause in force, or a new 429 within
+    `quiet_s`), `limit_near` (the fullest pool at `near_pct` % or more; details["percent"] and
+    details["pool"]), else `up`. The 429/418 counters are shared by every process on the IP and
+    only grow: what counts is an increase since the previous reading, so the first reading
+    sets the baseline and old answers from before this holder started raise nothing.
+
+    `record()` is called only when the judged state changes, not on every reading.
+    """
+
+    def __init__(
+        self,
+        account_id: int | None,
+        *,
+        near_pct: float | None = None,
+        quiet_s: float | None = None,
+    ) -> None:
+        self.account_id = account_id
+        self.near_pct = settings.XCON_LIMIT_NEAR_PCT if near_pct is None else near_pct
+        self.quiet_s = settings.XCON_LIMIT_QUIET_S if quiet_s is None else quiet_s
+        self._counts: tuple[int, int] | None = None
+        self._last_429 = float("-inf")
+        self._last_418 = float("-inf")
+        self.said: str | None = None
+
+    def judge(self, lim: LimiterState, at: float) -> tuple[str, str, dict[str, Any]]:
+        """The state `lim` shows at monotonic time `at`, with its reason and details."""
+        if self._counts is not None:
+            if lim.count_429 > self._counts[0]:
+                self._last_429 = at
+            if lim.count_418 > self._counts[1]:
+                self._last_418 = at
+        self._counts = (lim.count_429, lim.count_418)
+        counts = {"count_429": lim.count_429, "count_418": lim.count_418}
+        if lim.block_kind == "ban" or at - self._last_418 < self.quiet_s:
+            left = (
+                f"; no request is sent for {lim.block_remaining_s:.0f} s" if lim.block_kind else ""
+            )
+            return (
+                State.BANNED,
+                f"the venue banned this IP (HTTP 418){left}",
+                {**counts, "block_remaining_s": round(lim.block_remaining_s, 1)},
+            )
+        if lim.block_kind == "pause" or at - self._last_429 < self.quiet_s:
+            return (
+                State.RATE_LIMITED,
+                "the venue answered HTTP 429: requests over its limit",
+                {**counts, "block_remaining_s": round(lim.block_remaining_s, 1)},
+            )
+        fullest = max(lim.pools, key=lambda p: p.percent, default=None)
+        if fullest is not None:
+            near = self.near_pct
+            if self.said == State.LIMIT_NEAR:
+                near -= LIMIT_NEAR_HYSTERESIS_PCT
+            if fullest.percent >= near:
+                return (
+                    State.LIMIT_NEAR,
+                    f"{fullest.name} at {fullest.percent:.0f} % of its limit "
+                    f"({fullest.used:g} of {fullest.limit:g} per {fullest.window_s:g} s)",
+                    {"percent": round(fullest.percent, 1), "pool": fullest.name},
+                )
+        return State.UP, "", {}
+
+    async def observe(self, lim: LimiterState) -> HealthEvent | None:
+        """Judge a fresh reading and record the state if it changed; never raises on a DB error."""
+        state, reason, details = self.judge(lim, time.monotonic())
+        if state == self.said:
+            return None
+        self.said = state
+        return await arecord(
+            self.account_id, Kind.LIMITER, LIMITER_SUBJECT, state, reason, details=details
+        )
+
+
+class ClockWatch:
+    """Turns venue clock measurements into clock events: `clock_skew` while |offset| exceeds
+    `skew_ms` (details["offset_ms"], venue minus ours, and details["latency_ms"]), else `up`.
+    """
+
+    def __init__(self, account_id: int | None, *, skew_ms: float | None = None) -> None:
+        self.account_id = account_id
+        self.skew_ms = settings.XCON_CLOCK_SKEW_MS if skew_ms is None else skew_ms
+        self.said: str | None = None
+
+    async def observe(self, sample: ClockSample) -> HealthEvent | None:
+        details = {
+            "offset_ms": round(sample.offset_ms, 1),
+            "latency_ms": round(sample.latency_ms, 1),
+        }
+        if abs(sample.offset_ms) > self.skew_ms:
+            state = State.CLOCK_SKEW
+            side = "ahead of" if sample.offset_ms > 0 else "behind"
+            reason = (
+                f"venue clock {abs(sample.offset_ms):.0f} ms {side} ours "
+                f"(threshold {self.skew_ms:g} ms): signed requests may be refused"
+            )
+        else:
+            state, reason = State.UP, ""
+        if state == self.said:
+            return None
+        self.said = state
+        return await arecord(
+            self.account_id, Kind.CLOCK, CLOCK_SUBJECT, state, reason, details=details
+        )
 
 
 PAGE_SIZE = 100

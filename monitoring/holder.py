@@ -1,4 +1,11 @@
-"""Run one account's ticker stream under a lease until it is disabled, changed or stopped.
+"""Run one account's streams (tickers, order book, trades) under a lease until the account is
+disabled, changed or stopped.
+
+Beside the streams the holder checks the venue's clock every `clock_every_s` (default
+settings.XCON_CLOCK_EVERY_S): the offset is stored on the account (clock_offset_ms,
+rest_latency_ms), in the live state for the dashboard (CLOCK_KEY), and becomes a `clock` health
+event when it exceeds settings.XCON_CLOCK_SKEW_MS. The publisher's limiter loop does the same
+for the limiter (monitoring.events.LimiterWatch).
 
 Called by a Celery task in a worker thread; plain asyncio, so tests run it directly.
 """
@@ -6,20 +13,27 @@ Called by a Celery task in a worker thread; plain asyncio, so tests run it direc
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import threading
+from dataclasses import replace
 from decimal import Decimal
 
+import redis
+import redis.asyncio as aredis
 from asgiref.sync import sync_to_async
+from django.conf import settings
+from django.db import Error, close_old_connections
+from redis.exceptions import RedisError
 
-from exchanges.client import ClientSpec
+from exchanges.client import ClientSpec, ClockSample, ExchangeClient
 from exchanges.errors import ExchangeError
 from exchanges.models import ExchangeAccount, Market
 from exchanges.services import sync_markets
-from monitoring import livestate
+from monitoring import events, livestate
 from monitoring.lease import Lease, stream_lease_key
 from monitoring.publish import DashboardPublisher
-from monitoring.streams import hold_ticker_stream
+from monitoring.streams import StreamOptions, hold_stream
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +44,11 @@ RENEW_EVERY_S = 1.5
 
 #: Set on worker shutdown so every holder ends cleanly and frees its lease.
 shutdown = threading.Event()
+
+#: The account's latest clock measurement: {"offset_ms", "latency_ms", "samples", "ts"} (JSON)
+CLOCK_KEY = "xcon:live:clock:{account_id}"
+#: round trips per clock measurement (the median is kept: one slow trip does not skew it)
+CLOCK_SAMPLES = 5
 
 
 def _load(account_id: int) -> tuple[ClientSpec, list[str]] | None:
@@ -63,8 +82,22 @@ def _price_ticks(account_id: int) -> dict[str, Decimal]:
     }
 
 
-async def hold_account(account_id: int, *, stale_after_s: float = 30.0) -> str:
-    """Hold the account's ticker stream while this process owns its lease; say why it ended."""
+async def hold_account(
+    account_id: int,
+    *,
+    stale_after_s: float | None = None,
+    options: StreamOptions | None = None,
+    channels: tuple[str, ...] = livestate.CHANNELS,
+    clock_every_s: float | None = None,
+) -> str:
+    """Hold the account's streams while this process owns its lease; say why it ended.
+
+    Each of `channels` is its own stream with its own connection and health, all publishing
+    through one coalescing publisher. The venue clock is measured every `clock_every_s`
+    (None: settings.XCON_CLOCK_EVERY_S; 0: never).
+    """
+    if clock_every_s is None:
+        clock_every_s = settings.XCON_CLOCK_EVERY_S
     redis = livestate.async_client()
     lease = Lease(redis, stream_lease_key(account_id), LEASE_TTL_S)
     if not await lease.acquire():
@@ -75,22 +108,42 @@ async def hold_account(account_id: int, *, stale_after_s: float = 30.0) -> str:
         while True:
             config = await sync_to_async(_load)(account_id)
             if config is None:
-                await publisher.state(
-                    livestate.StreamState(account_id, "stopped", livestate.now(), "disabled")
-                )
+                for channel in channels:
+                    await publisher.state(
+                        livestate.StreamState(
+                            account_id, "stopped", livestate.now(), "disabled", channel=channel
+                        )
+                    )
                 return "disabled or nothing watched"
             spec, symbols = config
             publisher.price_ticks.update(
                 await sync_to_async(_price_ticks, thread_sensitive=False)(account_id)
             )
             stop = asyncio.Event()
+            # Books and trades for the first watched symbols only: a book per symbol for
+            # hundreds of symbols is neither readable on a dashboard nor cheap (each is a
+            # depth stream, a REST snapshot per resync and a rendered fragment per second).
+            depth_symbols = settings.XCON_DEPTH_SYMBOLS
             tasks = [
-                asyncio.create_task(
-                    hold_ticker_stream(spec, symbols, publisher, stop, stale_after_s=stale_after_s)
+                *(
+                    asyncio.create_task(
+                        hold_stream(
+                            channel,
+                            spec,
+                            symbols if channel == "tickers" else symbols[:depth_symbols],
+                            publisher,
+                            stop,
+                            stale_after_s=stale_after_s,
+                            options=options,
+                        )
+                    )
+                    for channel in channels
                 ),
                 asyncio.create_task(publisher.run(stop)),
                 asyncio.create_task(publisher.limiter_loop(spec, stop)),
             ]
+            if clock_every_s > 0:
+                tasks.append(asyncio.create_task(clock_loop(spec, stop, clock_every_s)))
             reason = await _watch(account_id, config, lease)
             stop.set()
             await asyncio.gather(*tasks, return_exceptions=True)
@@ -116,5 +169,72 @@ async def _watch(account_id: int, config: tuple[ClientSpec, list[str]], lease: L
         current = await sync_to_async(_load)(account_id)
         if current is None:
             return "changed"
-        if current[1] != config[1] or current[0] != config[0]:
+        if current[1] != config[1] or not same_connection(current[0], config[0]):
             return "changed"
+
+
+def same_connection(a: ClientSpec, b: ClientSpec) -> bool:
+    """Whether two specs dial the venue alike: the clock offset the holder itself stores on
+    the account every minute must not restart the streams."""
+    return replace(a, clock_offset_ms=0.0) == replace(b, clock_offset_ms=0.0)
+
+
+async def clock_loop(spec: ClientSpec, stop: asyncio.Event, every_s: float) -> None:
+    """Measure the venue clock now and every `every_s` until `stop`; store and judge it.
+
+    A failed measurement (venue down, breaker open, banned) is skipped: the streams and the
+    breaker already say so, and a stale offset is better than none.
+    """
+    assert spec.account_id is not None
+    watch = events.ClockWatch(spec.account_id)
+    r = livestate.async_client()
+    try:
+        async with ExchangeClient(spec) as client:
+            while not stop.is_set():
+                try:
+                    sample = await client.measure_clock(samples=CLOCK_SAMPLES)
+                except ExchangeError as exc:
+                    log.info("%s: clock not measured: %s", spec.label, exc)
+                else:
+                    await _store_clock(r, spec.account_id, sample)
+                    await watch.observe(sample)
+                try:
+                    await asyncio.wait_for(stop.wait(), timeout=every_s)
+                except TimeoutError:
+                    pass
+    finally:
+        await r.aclose()
+
+
+async def _store_clock(r: aredis.Redis, account_id: int, sample: ClockSample) -> None:
+    await sync_to_async(_save_clock)(account_id, sample)
+    value = {
+        "offset_ms": round(sample.offset_ms, 1),
+        "latency_ms": round(sample.latency_ms, 1),
+        "samples": sample.samples,
+        "ts": livestate.now(),
+    }
+    try:
+        await r.set(CLOCK_KEY.format(account_id=account_id), json.dumps(value))
+    except (RedisError, OSError) as exc:
+        log.warning("clock of account %s not stored in the live state: %s", account_id, exc)
+
+
+def _save_clock(account_id: int, sample: ClockSample) -> None:
+    try:
+        ExchangeAccount.objects.filter(pk=account_id).update(
+            clock_offset_ms=sample.offset_ms, rest_latency_ms=sample.latency_ms
+        )
+    except Error:
+        log.exception("clock of account %s not saved", account_id)
+        close_old_connections()
+
+
+def clock_for(account_id: int) -> dict[str, float] | None:
+    """The account's latest clock measurement from the live state (None: none yet)."""
+    try:
+        with redis.Redis.from_url(settings.REDIS_URL, socket_timeout=2) as r:
+            raw = r.get(CLOCK_KEY.format(account_id=account_id))
+    except (RedisError, OSError):
+        return None
+    return json.loads(raw) if raw else None  # type: ignore[arg-type]

@@ -1,4 +1,5 @@
-"""Latest live state in Redis: the last ticker per symbol and each account's stream state.
+"""Latest live state in Redis: the last ticker, book and trades per symbol and the state of
+each account's streams (tickers, order book, trades).
 
 Workers write it as updates arrive; page loads read it, so the first render shows the same
 numbers the next push will update. Values are JSON; money stays a decimal string.
@@ -8,8 +9,10 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields, replace
+from datetime import UTC, datetime
 from decimal import Decimal
+from functools import cached_property
 from typing import Any
 
 import redis
@@ -17,9 +20,29 @@ import redis.asyncio as aredis
 from django.conf import settings
 from redis.exceptions import RedisError
 
+from monitoring.latency import LatencyView
+
 TICK_KEY = "xcon:live:tickers:{account_id}"
+BOOK_KEY = "xcon:live:books:{account_id}"
+TRADES_KEY = "xcon:live:trades:{account_id}"
+#: the tickers stream's state (its key predates the other channels); others add ":<channel>"
 STATE_KEY = "xcon:live:state:{account_id}"
+#: per account, one field per channel: the latency snapshot refreshed with the stream rows
+LATENCY_KEY = "xcon:live:latency:{account_id}"
 DASHBOARD_GROUP = "dashboard"
+#: Placeholders in pushed ticker rows, replaced with the time when the fragment goes to the
+#: channel layer (publisher) and when a consumer forwards it to its socket; a page load has
+#: neither. Stamping a rendered string costs one `str.replace`, not a render per consumer.
+PUB_MARK = "@pub@"
+FWD_MARK = "@fwd@"
+
+#: the streams each account holds, in the order the dashboard lists them
+CHANNELS = ("tickers", "book", "trades")
+CHANNEL_LABELS = {"tickers": "Tickers", "book": "Order book", "trades": "Trades"}
+#: the health-event subject of each stream ("tickers" predates the others)
+HEALTH_SUBJECTS = {"tickers": "tickers", "book": "order book", "trades": "trades"}
+#: last trades kept per account for the dashboard strip
+TRADES_KEPT = 20
 
 
 @dataclass(frozen=True)
@@ -32,23 +55,131 @@ class TickerRow:
     change_pct: str | None
     exchange_ts: int | None
     received_ts: float
+    #: "ws", or "rest" for a row polled while the stream was down (REST fallback)
+    source: str = "ws"
+    #: the venue clock minus ours when the row was received (ExchangeAccount.clock_offset_ms)
+    clock_offset_ms: float = 0.0
 
-    @property
+    # Cached: a push renders every changed row, and the row template reads these many times.
+    @cached_property
     def dom_id(self) -> str:
         return row_dom_id(self.account_id, self.symbol)
 
-    @property
+    @cached_property
+    def event_ts(self) -> float | None:
+        """The venue's event time on our clock, seconds since the epoch (None: not sent)."""
+        if not self.exchange_ts:
+            return None
+        return (self.exchange_ts - self.clock_offset_ms) / 1000
+
+    @cached_property
     def change(self) -> Decimal | None:
         return Decimal(self.change_pct) if self.change_pct is not None else None
+
+
+TICKER_FIELDS = tuple(f.name for f in fields(TickerRow))
 
 
 @dataclass(frozen=True)
 class StreamState:
     account_id: int
-    state: str  # connecting | live | reconnecting | down | stopped
+    #: connecting | live | degraded | stale | reconnecting | down | fallback | stopped
+    state: str
     since: float
     reason: str = ""
     reconnects: int = 0
+    channel: str = "tickers"
+    #: order book: sequence gaps seen, and books re-snapshotted (after a gap or a redial)
+    gaps: int = 0
+    resyncs: int = 0
+    #: when the stream last delivered data (0: never); the page ages it client-side
+    last_msg_ts: float = 0.0
+    #: seconds without a pong after which a connection is declared dead (0: ccxt's default)
+    heartbeat_s: float = 0.0
+    #: the worker's latency stages (monitoring.latency.StreamLatency.snapshot), if measured
+    latency: dict[str, Any] | None = None
+
+    @property
+    def dom_id(self) -> str:
+        return f"stream-{self.account_id}-{self.channel}"
+
+    @property
+    def lat(self) -> LatencyView | None:
+        return LatencyView.of(self.latency)
+
+    @property
+    def label(self) -> str:
+        return CHANNEL_LABELS.get(self.channel, self.channel)
+
+
+@dataclass(frozen=True)
+class BookRow:
+    """The top of one market's book as shown; `state` "resyncing" means the levels are unknown."""
+
+    account_id: int
+    symbol: str
+    state: str  # live | resyncing | waiting
+    bids: list[list[str]]
+    asks: list[list[str]]
+    exchange_ts: int | None = None
+    received_ts: float = 0.0
+
+    @property
+    def dom_id(self) -> str:
+        return "bk" + row_dom_id(self.account_id, self.symbol)[2:]
+
+    @property
+    def best_bid(self) -> str | None:
+        return self.bids[0][0] if self.bids and self.state == "live" else None
+
+    @property
+    def best_ask(self) -> str | None:
+        return self.asks[0][0] if self.asks and self.state == "live" else None
+
+    @property
+    def spread(self) -> Decimal | None:
+        if self.best_bid is None or self.best_ask is None:
+            return None
+        return Decimal(self.best_ask) - Decimal(self.best_bid)
+
+    @property
+    def spread_bps(self) -> Decimal | None:
+        if self.spread is None or self.best_bid is None:
+            return None
+        mid = (Decimal(self.best_ask or 0) + Decimal(self.best_bid)) / 2
+        return (self.spread / mid * 10000).quantize(Decimal("0.1")) if mid else None
+
+    @property
+    def levels(self) -> list[tuple[list[str] | None, list[str] | None]]:
+        """(bid, ask) pairs by depth, for a side-by-side table."""
+        n = max(len(self.bids), len(self.asks))
+        return [
+            (
+                self.bids[i] if i < len(self.bids) else None,
+                self.asks[i] if i < len(self.asks) else None,
+            )
+            for i in range(n)
+        ]
+
+
+@dataclass(frozen=True)
+class TradeRow:
+    account_id: int
+    symbol: str
+    id: str
+    price: str | None
+    amount: str | None
+    side: str
+    exchange_ts: int | None
+    received_ts: float
+
+    @property
+    def time_str(self) -> str:
+        """The venue's trade time, UTC, to the millisecond."""
+        if not self.exchange_ts:
+            return ""
+        ts = datetime.fromtimestamp(self.exchange_ts / 1000, tz=UTC)
+        return ts.strftime("%H:%M:%S.") + f"{ts.microsecond // 1000:03d}"
 
 
 def row_dom_id(account_id: int, symbol: str) -> str:
@@ -66,6 +197,11 @@ def async_client() -> aredis.Redis:
     return aredis.Redis.from_url(settings.REDIS_URL, decode_responses=True)
 
 
+def state_key(account_id: int, channel: str = "tickers") -> str:
+    base = STATE_KEY.format(account_id=account_id)
+    return base if channel == "tickers" else f"{base}:{channel}"
+
+
 def tickers_for(account_id: int) -> dict[str, TickerRow]:
     """The latest ticker per symbol; empty when Redis cannot be read (the page still renders)."""
     try:
@@ -75,18 +211,45 @@ def tickers_for(account_id: int) -> dict[str, TickerRow]:
     return {sym: TickerRow(**json.loads(v)) for sym, v in raw.items()}
 
 
-def state_for(account_id: int) -> StreamState | None:
+def state_for(account_id: int, channel: str = "tickers") -> StreamState | None:
     try:
-        raw = _client().get(STATE_KEY.format(account_id=account_id))
+        with _client().pipeline(transaction=False) as pipe:
+            pipe.get(state_key(account_id, channel))
+            pipe.hget(LATENCY_KEY.format(account_id=account_id), channel)
+            raw, latency = pipe.execute()
     except (RedisError, OSError):
-        return StreamState(account_id, "unknown", 0.0, "live state unreadable: Redis is down")
-    return StreamState(**json.loads(raw)) if raw else None  # type: ignore[arg-type]
+        return StreamState(
+            account_id, "unknown", 0.0, "live state unreadable: Redis is down", channel=channel
+        )
+    if not raw:
+        return None
+    state = StreamState(**json.loads(raw))
+    return replace(state, latency=json.loads(latency)) if latency else state
+
+
+def books_for(account_id: int) -> dict[str, BookRow]:
+    try:
+        raw: dict[str, str] = _client().hgetall(BOOK_KEY.format(account_id=account_id))  # type: ignore[assignment]
+    except (RedisError, OSError):
+        return {}
+    return {sym: BookRow(**json.loads(v)) for sym, v in raw.items()}
+
+
+def trades_for(account_id: int) -> list[TradeRow]:
+    """The account's last trades, newest first."""
+    try:
+        raw: list[str] = _client().lrange(TRADES_KEY.format(account_id=account_id), 0, -1)  # type: ignore[assignment]
+    except (RedisError, OSError):
+        return []
+    return [TradeRow(**json.loads(v)) for v in raw]
 
 
 async def store_tickers(r: aredis.Redis, rows: list[TickerRow]) -> None:
     by_account: dict[int, dict[Any, Any]] = {}
     for row in rows:
-        by_account.setdefault(row.account_id, {})[row.symbol] = json.dumps(asdict(row))
+        # asdict() deep-copies; these fields are all plain values (a third of the cost)
+        data = {name: getattr(row, name) for name in TICKER_FIELDS}
+        by_account.setdefault(row.account_id, {})[row.symbol] = json.dumps(data)
     async with r.pipeline(transaction=False) as pipe:
         for account_id, mapping in by_account.items():
             pipe.hset(TICK_KEY.format(account_id=account_id), mapping=mapping)
@@ -94,14 +257,83 @@ async def store_tickers(r: aredis.Redis, rows: list[TickerRow]) -> None:
 
 
 async def store_state(r: aredis.Redis, state: StreamState) -> None:
-    await r.set(STATE_KEY.format(account_id=state.account_id), json.dumps(asdict(state)))
+    # The latency snapshot lives under its own key: it is refreshed on a timer, and must not
+    # race a state change written by a stream.
+    await r.set(
+        state_key(state.account_id, state.channel), json.dumps(asdict(replace(state, latency=None)))
+    )
+
+
+async def store_latency(r: aredis.Redis, states: list[StreamState]) -> None:
+    async with r.pipeline(transaction=False) as pipe:
+        for st in states:
+            if st.latency is not None:
+                pipe.hset(
+                    LATENCY_KEY.format(account_id=st.account_id), st.channel, json.dumps(st.latency)
+                )
+        await pipe.execute()
+
+
+async def store_books(r: aredis.Redis, rows: list[BookRow]) -> None:
+    async with r.pipeline(transaction=False) as pipe:
+        for row in rows:
+            pipe.hset(
+                BOOK_KEY.format(account_id=row.account_id), row.symbol, json.dumps(asdict(row))
+            )
+        await pipe.execute()
+
+
+async def store_trades(r: aredis.Redis, rows: list[TradeRow]) -> None:
+    """Push trades (oldest first) onto each account's newest-first list, keeping the last few."""
+    async with r.pipeline(transaction=False) as pipe:
+        for row in rows:
+            key = TRADES_KEY.format(account_id=row.account_id)
+            pipe.lpush(key, json.dumps(asdict(row)))
+            pipe.ltrim(key, 0, TRADES_KEPT - 1)
+        await pipe.execute()
 
 
 def now() -> float:
     return time.time()
 
 
-def as_row(account_id: int, ticker: Any) -> TickerRow:
+def _s(v: Decimal | None) -> str | None:
+    return None if v is None else str(v)
+
+
+def as_book_row(account_id: int, book: Any) -> BookRow:
+    """From the door's OrderBook to a storable row (decimal strings)."""
+    return BookRow(
+        account_id=account_id,
+        symbol=book.symbol,
+        state="live",
+        bids=[[str(p), str(a)] for p, a in book.bids],
+        asks=[[str(p), str(a)] for p, a in book.asks],
+        exchange_ts=book.exchange_ts,
+        received_ts=book.received_ts,
+    )
+
+
+def resyncing_row(account_id: int, symbol: str) -> BookRow:
+    return BookRow(account_id, symbol, "resyncing", [], [], None, now())
+
+
+def as_trade_row(account_id: int, trade: Any) -> TradeRow:
+    return TradeRow(
+        account_id=account_id,
+        symbol=trade.symbol,
+        id=trade.id,
+        price=_s(trade.price),
+        amount=_s(trade.amount),
+        side=trade.side,
+        exchange_ts=trade.exchange_ts,
+        received_ts=trade.received_ts,
+    )
+
+
+def as_row(
+    account_id: int, ticker: Any, source: str = "ws", clock_offset_ms: float = 0.0
+) -> TickerRow:
     """From the door's Ticker (Decimals) to a storable row (decimal strings)."""
 
     def s(v: Decimal | None) -> str | None:
@@ -116,4 +348,6 @@ def as_row(account_id: int, ticker: Any) -> TickerRow:
         change_pct=s(ticker.change_pct),
         exchange_ts=ticker.exchange_ts,
         received_ts=ticker.received_ts,
+        source=source,
+        clock_offset_ms=clock_offset_ms,
     )

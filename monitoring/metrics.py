@@ -1,4 +1,5 @@
-"""Prometheus metrics: the same limiter numbers the dashboard shows, read from Redis on scrape.
+"""Prometheus metrics: the same limiter and stream numbers the dashboard shows, read from Redis
+on scrape.
 
 Scrapers authenticate with `Authorization: Bearer $XCON_METRICS_TOKEN`; staff users may open
 the page in a browser. Without a token configured only staff can read it.
@@ -16,7 +17,20 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from exchanges.models import ExchangeAccount
+from monitoring import livestate
 from monitoring.publish import limiter_state
+
+#: the states a stream reports (monitoring.streams), one gauge series each
+STREAM_STATES = (
+    "connecting",
+    "live",
+    "degraded",
+    "stale",
+    "reconnecting",
+    "down",
+    "fallback",
+    "stopped",
+)
 
 
 class LimiterCollector:
@@ -71,6 +85,48 @@ class LimiterCollector:
         yield from (used, limit, queued, blocked, breaker, http)
 
 
+class StreamCollector:
+    def collect(self) -> Iterator[Metric]:
+        labels = ["account", "venue", "stream"]
+        state = GaugeMetricFamily(
+            "xcon_stream_state", "1 for the stream's current state", labels=[*labels, "state"]
+        )
+        last = GaugeMetricFamily(
+            "xcon_stream_last_message_timestamp_seconds",
+            "When the stream last delivered data (as of its last state change)",
+            labels=labels,
+        )
+        heartbeat = GaugeMetricFamily(
+            "xcon_stream_heartbeat_seconds",
+            "Silence without a pong after which the connection is declared dead",
+            labels=labels,
+        )
+        reconnects = CounterMetricFamily(
+            "xcon_stream_reconnects", "Reconnects since the holder started", labels=labels
+        )
+        gaps = CounterMetricFamily(
+            "xcon_stream_book_gaps", "Order-book sequence gaps seen", labels=labels
+        )
+        resyncs = CounterMetricFamily(
+            "xcon_stream_book_resyncs", "Order books re-snapshotted", labels=labels
+        )
+        for account in ExchangeAccount.objects.enabled():
+            for channel in livestate.CHANNELS:
+                current = livestate.state_for(account.pk, channel)
+                if current is None or current.state == "unknown":
+                    continue
+                values = [account.label, account.venue, channel]
+                for name in STREAM_STATES:
+                    state.add_metric([*values, name], 1.0 if current.state == name else 0.0)
+                last.add_metric(values, current.last_msg_ts)
+                heartbeat.add_metric(values, current.heartbeat_s)
+                reconnects.add_metric(values, current.reconnects)
+                if channel == "book":
+                    gaps.add_metric(values, current.gaps)
+                    resyncs.add_metric(values, current.resyncs)
+        yield from (state, last, heartbeat, reconnects, gaps, resyncs)
+
+
 def _authorised(request: HttpRequest) -> bool:
     token = settings.XCON_METRICS_TOKEN
     header = request.headers.get("Authorization", "")
@@ -84,4 +140,5 @@ def metrics(request: HttpRequest) -> HttpResponse:
         return HttpResponseForbidden("metrics need a bearer token or a staff login\n")
     registry = CollectorRegistry(auto_describe=False)
     registry.register(LimiterCollector())  # type: ignore[arg-type]
+    registry.register(StreamCollector())  # type: ignore[arg-type]
     return HttpResponse(generate_latest(registry), content_type=CONTENT_TYPE_LATEST)

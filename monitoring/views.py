@@ -13,6 +13,7 @@ from monitoring import livestate
 from monitoring.events import event_page
 from monitoring.models import HealthEvent, Incident, Kind, Severity, State
 from monitoring.publish import limiter_state
+from monitoring.streams import StreamOptions
 
 
 @login_required
@@ -20,19 +21,36 @@ def dashboard(request: HttpRequest) -> TemplateResponse:
     accounts = ExchangeAccount.objects.enabled().prefetch_related("watched_symbols")
     panels = []
     for account in accounts:
+        symbols = account.watched_symbol_list()
         tickers = livestate.tickers_for(account.pk)
-        rows = [
-            tickers.get(symbol)
-            or livestate.TickerRow(account.pk, symbol, None, None, None, None, None, 0.0)
-            for symbol in account.watched_symbol_list()
+        books = livestate.books_for(account.pk)
+        streams = [
+            livestate.state_for(account.pk, channel)
+            or livestate.StreamState(
+                account.pk, "waiting", 0.0, "no worker holds this stream yet", channel=channel
+            )
+            for channel in livestate.CHANNELS
         ]
-        state = livestate.state_for(account.pk) or livestate.StreamState(
-            account.pk, "waiting", 0.0, "no worker holds this stream yet"
-        )
         panels.append(
-            {"account": account, "state": state, "rows": rows, "limiter": limiter_state(account)}
+            {
+                "account": account,
+                "state": streams[0],
+                "streams": streams,
+                "rows": [
+                    tickers.get(symbol)
+                    or livestate.TickerRow(account.pk, symbol, None, None, None, None, None, 0.0)
+                    for symbol in symbols
+                ],
+                "books": [
+                    books.get(symbol) or livestate.BookRow(account.pk, symbol, "waiting", [], [])
+                    for symbol in symbols
+                ],
+                "trades": livestate.trades_for(account.pk),
+                "limiter": limiter_state(account),
+            }
         )
-    return TemplateResponse(request, "monitoring/dashboard.html", {"panels": panels})
+    context = {"panels": panels, "book_depth": StreamOptions().book_depth}
+    return TemplateResponse(request, "monitoring/dashboard.html", context)
 
 
 class HtmxHttpRequest(HttpRequest):

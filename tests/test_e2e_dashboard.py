@@ -22,7 +22,7 @@ from exchanges.models import ApiCredential, ExchangeAccount, WatchedSymbol
 from exchanges.simulator import SimulatorConfig
 from exchanges.simulator.testing import run_in_thread
 from monitoring import holder
-from tests.browser import launch
+from tests.browser import launch, prepare_fork
 
 pytestmark = pytest.mark.e2e
 SCREENSHOTS = Path(__file__).resolve().parent.parent / "var" / "screenshots"
@@ -34,6 +34,7 @@ class LiveDashboardTests(ChannelsLiveServerTestCase):
     @classmethod
     def setUpClass(cls) -> None:
         os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+        prepare_fork()
         super().setUpClass()
         cls.sim = run_in_thread(
             SimulatorConfig(
@@ -49,6 +50,7 @@ class LiveDashboardTests(ChannelsLiveServerTestCase):
         cls.pw.stop()
         cls.sim.stop()
         super().tearDownClass()
+        prepare_fork()  # the next live-server class forks its daphne from this process
 
     def setUp(self) -> None:
         User.objects.create_user("olga", password="pw-olga-123")
@@ -91,6 +93,39 @@ class LiveDashboardTests(ChannelsLiveServerTestCase):
         expect(page.locator(f"#tk-{self.account.pk}-ETH-USDT td.bid")).not_to_have_text("—")
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(SCREENSHOTS / "dashboard.png"), full_page=True)
+        page.close()
+
+    def test_each_latency_stage_shows_live_numbers_and_a_sparkline(self) -> None:
+        page = self.browser.new_page()
+        self.client.force_login(User.objects.get(username="olga"))
+        cookie = self.client.cookies["sessionid"]
+        page.context.add_cookies(
+            [{"name": "sessionid", "value": cookie.value, "url": self.live_server_url}]
+        )
+        page.goto(self.live_server_url + "/")
+        pk = self.account.pk
+        # Worker -> this browser: computed by xcon.js from the stamps of each ticker push.
+        expect(page.locator(f"#latb-{pk} .lat-pub")).to_have_text(
+            re.compile(r"^\d+\.\d / \d+\.\d ms$"), timeout=5_000
+        )
+        # The worker's stages come with the stream row; a sparkline needs two 5 s points.
+        venue = page.locator(f"#stream-{pk}-tickers td.lat-venue")
+        expect(venue.locator(".lat-num")).to_have_text(re.compile(r" ms$"), timeout=10_000)
+        page.wait_for_function(
+            """(sel) => {
+                const line = document.querySelector(sel);
+                return line && line.getAttribute("points").split(" ").length >= 2;
+            }""",
+            arg=f"#stream-{pk}-tickers td.lat-venue polyline.p50",
+            timeout=20_000,
+        )
+        page.wait_for_function(
+            "(sel) => document.querySelector(sel).getAttribute('points').split(' ').length >= 2",
+            arg=f"#latb-{pk} polyline.p50",
+            timeout=10_000,
+        )
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(SCREENSHOTS / "dashboard-latency.png"), full_page=True)
         page.close()
 
     def test_the_rate_limit_bars_follow_the_requests_made(self) -> None:

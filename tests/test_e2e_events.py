@@ -13,7 +13,7 @@ from playwright.sync_api import expect, sync_playwright
 
 from exchanges.models import ExchangeAccount
 from monitoring.events import BREAKER_SUBJECT, record
-from tests.browser import launch
+from tests.browser import launch, prepare_fork
 
 pytestmark = pytest.mark.e2e
 SCREENSHOTS = Path(__file__).resolve().parent.parent / "var" / "screenshots"
@@ -25,6 +25,7 @@ class EventLogTests(ChannelsLiveServerTestCase):
     @classmethod
     def setUpClass(cls) -> None:
         os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+        prepare_fork()
         super().setUpClass()
         cls.pw = sync_playwright().start()
         cls.browser = launch(cls.pw)
@@ -34,6 +35,7 @@ class EventLogTests(ChannelsLiveServerTestCase):
         cls.browser.close()
         cls.pw.stop()
         super().tearDownClass()
+        prepare_fork()
 
     def setUp(self) -> None:
         self.user = User.objects.create_user("olga", password="pw-olga-123")

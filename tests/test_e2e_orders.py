@@ -26,7 +26,7 @@ from exchanges.services import sync_markets
 from exchanges.simulator import SimulatorConfig
 from exchanges.simulator.testing import run_in_thread
 from orders.models import AccountAccess, Order, OrderState
-from tests.browser import launch
+from tests.browser import launch, prepare_fork
 
 pytestmark = [pytest.mark.e2e, pytest.mark.multiprocess]
 ROOT = Path(__file__).resolve().parent.parent
@@ -42,9 +42,23 @@ def start_worker(log_path: Path) -> subprocess.Popen[bytes]:
     }
     return subprocess.Popen(
         [
-            sys.executable, "-m", "celery", "-A", "xcon", "worker", "--pool", "threads",
-            "--concurrency", "6", "-n", "e2e-orders@%h", "--without-heartbeat",
-            "--without-gossip", "--without-mingle", "--loglevel", "INFO",
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "xcon",
+            "worker",
+            "--pool",
+            "threads",
+            "--concurrency",
+            "6",
+            "-n",
+            "e2e-orders@%h",
+            "--without-heartbeat",
+            "--without-gossip",
+            "--without-mingle",
+            "--loglevel",
+            "INFO",
         ],
         cwd=ROOT,
         env=env,
@@ -59,10 +73,13 @@ class OrderDeskTests(ChannelsLiveServerTestCase):
     @classmethod
     def setUpClass(cls) -> None:
         os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+        prepare_fork()
         super().setUpClass()
         cls.sim = run_in_thread(
             SimulatorConfig(
-                venue="binance", seed=9, tick_interval=0.2,
+                venue="binance",
+                seed=9,
+                tick_interval=0.2,
                 accounts=[("desk-key", "desk-secret")],
             )
         )
@@ -75,6 +92,7 @@ class OrderDeskTests(ChannelsLiveServerTestCase):
         cls.pw.stop()
         cls.sim.stop()
         super().tearDownClass()
+        prepare_fork()  # the next live-server class forks its daphne from this process
 
     def setUp(self) -> None:
         self.account = ExchangeAccount.objects.create(
@@ -143,8 +161,9 @@ class OrderDeskTests(ChannelsLiveServerTestCase):
         row = page.locator(f"#open-{order.pk}")
         expect(row.locator(".order-state")).to_have_text("Open", timeout=15_000)
         # a partial fill on the exchange arrives through the user-data stream
-        self.sim.fill_order("desk-key", "BTCUSDT", client_order_id=order.client_order_id,
-                            qty=Decimal("0.005"))
+        self.sim.fill_order(
+            "desk-key", "BTCUSDT", client_order_id=order.client_order_id, qty=Decimal("0.005")
+        )
         expect(row.locator(".order-state")).to_have_text("Partially filled", timeout=10_000)
         expect(row.locator("td.num").nth(2)).to_have_text("0.005")
         page.screenshot(path=str(SCREENSHOTS / "orders-partial.png"), full_page=True)
@@ -164,13 +183,17 @@ class OrderDeskTests(ChannelsLiveServerTestCase):
         page = self._page_as(self.viewer)
         expect(page.locator("h2", has_text="Open orders")).to_be_visible()
         expect(page.locator("#order-form")).to_have_count(0)
-        token = page.evaluate(
-            "document.body.getAttribute('hx-headers')"
-        )
+        token = page.evaluate("document.body.getAttribute('hx-headers')")
         response = page.request.post(
             f"{self.live_server_url}/orders/place",
-            form={"account": str(self.account.pk), "symbol": "BTC/USDT", "side": "buy",
-                  "type": "market", "amount": "0.001", "request_key": "0" * 32},
+            form={
+                "account": str(self.account.pk),
+                "symbol": "BTC/USDT",
+                "side": "buy",
+                "type": "market",
+                "amount": "0.001",
+                "request_key": "0" * 32,
+            },
             headers={"X-CSRFToken": __import__("json").loads(token)["X-CSRFToken"]},
         )
         assert response.status == 403

@@ -29,7 +29,9 @@ def sim() -> Iterator[SimulatorHandle]:
 def account(sim: SimulatorHandle) -> ExchangeAccount:
     key, secret = sim.create_account(balances={"USDT": "50000", "BTC": "2"})
     account = ExchangeAccount.objects.create(
-        venue="binance", label=f"desk {uuid.uuid4().hex[:6]}", rest_url=sim.base_url,
+        venue="binance",
+        label=f"desk {uuid.uuid4().hex[:6]}",
+        rest_url=sim.base_url,
         ws_url=sim.ws_url,
     )
     cred = ApiCredential(account=account)

@@ -138,7 +138,10 @@ def test_a_418_ban_stops_every_process_without_a_request_reaching_the_venue(
     sim: Any, egress: str
 ) -> None:
     key, secret = new_key(sim)
-    control(sim, "ban", {"ip": "127.0.0.1", "seconds": 3})
+    # long enough that a helper process starting slowly on a loaded machine is still inside it
+    ban_s = 10
+    control(sim, "ban", {"ip": "127.0.0.1", "seconds": ban_s})
+    banned_at = time.monotonic()
     spec = ClientSpec(
         venue="binance", label="sim", rest_url=sim.base_url, credentials=Credentials(key, secret)
     )
@@ -159,7 +162,8 @@ def test_a_418_ban_stops_every_process_without_a_request_reaching_the_venue(
     assert other["ok"] == 0
     assert other["errors"][0].startswith(("IpBanned", "CircuitOpen")), other
     assert requests.get(f"{sim.base_url}/_sim/stats", timeout=5).json()["requests"] == seen
-    time.sleep(3.2)  # the ban's own length: nothing to await but the clock
+    # the ban's own length: nothing to await but the clock
+    time.sleep(max(0.0, banned_at + ban_s + 0.2 - time.monotonic()))
     assert run_sync(hit) is None
 
 

@@ -251,3 +251,27 @@ LOGGING = {
 # How the live dashboard batches ticker pushes (seconds): every changed row is sent once per
 # window, never every tick to every browser.
 XCON_PUSH_WINDOW_S = float(env_str("XCON_PUSH_WINDOW_S", "0.25"))
+
+# WebSocket heartbeat of the market-data streams (seconds): a connection that answers no ping
+# for this long is declared dead and redialled, within twice this after it went silent
+# (monitoring/streams.py). An account overrides it with ccxt_options {"ws": {"keepAlive": ms,
+# "maxPingPongMisses": n}} (heartbeat = keepAlive x misses).
+XCON_WS_HEARTBEAT_S = float(env_str("XCON_WS_HEARTBEAT_S", "5"))
+
+# Venue clock checks by the stream holder (monitoring/holder.py): every XCON_CLOCK_EVERY_S the
+# holder measures venue time minus ours (median of a few round trips), stores it on the account
+# and records a "clock_skew" health event while |offset| exceeds XCON_CLOCK_SKEW_MS. Binance
+# refuses signed requests more than recvWindow (10 s) off; 1 s leaves room to act.
+XCON_CLOCK_EVERY_S = float(env_str("XCON_CLOCK_EVERY_S", "60"))
+XCON_CLOCK_SKEW_MS = float(env_str("XCON_CLOCK_SKEW_MS", "1000"))
+
+# Limiter health events (monitoring/events.py LimiterWatch): "limit_near" once the account's
+# fullest rate-limit pool reaches XCON_LIMIT_NEAR_PCT %; "rate_limited" / "banned" after a new
+# 429 / 418 or while the venue's pause / ban lasts, cleared once none came for
+# XCON_LIMIT_QUIET_S seconds.
+XCON_LIMIT_NEAR_PCT = float(env_str("XCON_LIMIT_NEAR_PCT", "80"))
+XCON_LIMIT_QUIET_S = float(env_str("XCON_LIMIT_QUIET_S", "30"))
+
+# Order books and trades are streamed for an account's first this-many watched symbols (by
+# position); tickers for all of them.
+XCON_DEPTH_SYMBOLS = env_int("XCON_DEPTH_SYMBOLS", 20)
