@@ -22,6 +22,7 @@ from django.db import connection
 from exchanges import errors
 from exchanges.client import ClientSpec, ExchangeClient, run_sync
 from exchanges.models import AccountFee, ExchangeAccount, Market
+from exchanges.venues import get_venue
 from monitoring import livestate
 from orders import rules, stream
 from orders.forms import OrderForm
@@ -138,21 +139,20 @@ def average_price(
 ) -> tuple[Decimal | None, str]:
     """The venue's reference price for price-band and market-notional filters.
 
-    Binance: GET /api/v3/avgPrice (the average over `avgPriceMins`); other venues, or when
-    it cannot be fetched: the mid of the best bid and ask, said so.
+    The venue's own figure where it publishes one (exchanges/venues: Binance's avgPrice);
+    otherwise, or when it cannot be fetched, the mid of the best bid and ask, said so.
     """
-    if account.venue == "binance":
+    venue = get_venue(account.venue)
+    if venue.publishes_average_price:
         spec = ClientSpec.for_account(account)
 
         def fetch() -> Decimal | None:
-            async def go() -> Any:
+            async def go() -> Decimal | None:
                 async with ExchangeClient(spec) as client:
-                    return await client.call(
-                        "publicGetAvgPrice", {"symbol": market.exchange_symbol}
-                    )
+                    return await venue.average_price(client, market.exchange_symbol)
 
             try:
-                return Decimal(str(run_sync(go)["price"]))
+                return run_sync(go)
             except (errors.ExchangeError, KeyError, ValueError, ArithmeticError) as exc:
                 log.info("avgPrice unavailable for %s: %s", market.symbol, exc)
                 return None

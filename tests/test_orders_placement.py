@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from decimal import Decimal
 
 import pytest
@@ -405,8 +406,9 @@ def _wait(predicate, timeout: float = 10.0):  # type: ignore[no-untyped-def]
     raise AssertionError("timed out")
 
 
-@pytest.fixture
-def order_stream(account: ExchangeAccount) -> Iterator[None]:
+@contextmanager
+def holding_order_stream(account: ExchangeAccount) -> Iterator[None]:
+    """The account's own-order stream held in a thread (as a worker would) until the end."""
     import asyncio
     import threading
 
@@ -418,9 +420,17 @@ def order_stream(account: ExchangeAccount) -> Iterator[None]:
         target=lambda: loop.run_until_complete(stream.hold(account.pk, stop=stop)), daemon=True
     )
     thread.start()
-    yield
-    loop.call_soon_threadsafe(stop.set)
-    thread.join(timeout=15)
+    try:
+        yield
+    finally:
+        loop.call_soon_threadsafe(stop.set)
+        thread.join(timeout=15)
+
+
+@pytest.fixture
+def order_stream(account: ExchangeAccount) -> Iterator[None]:
+    with holding_order_stream(account):
+        yield
 
 
 def test_fills_and_cancels_arrive_through_the_user_data_stream(
@@ -463,11 +473,6 @@ def test_fills_and_cancels_arrive_through_the_user_data_stream(
 def test_the_stream_reconciles_orders_that_changed_while_it_was_down(
     trader: User, account: ExchangeAccount, sim: SimulatorHandle
 ) -> None:
-    import asyncio
-    import threading
-
-    from orders import stream
-
     bid, _ = best(sim)
     order = confirm(
         trader,
@@ -482,17 +487,8 @@ def test_the_stream_reconciles_orders_that_changed_while_it_was_down(
     api_key = account.credential.plaintext().api_key
     sim.fill_order(api_key, "BTCUSDT", client_order_id=order.client_order_id)  # no stream yet
     assert Order.objects.get(pk=order.pk).state == S.OPEN
-    loop = asyncio.new_event_loop()
-    stop = asyncio.Event()
-    thread = threading.Thread(
-        target=lambda: loop.run_until_complete(stream.hold(account.pk, stop=stop)), daemon=True
-    )
-    thread.start()
-    try:
+    with holding_order_stream(account):
         _wait(lambda: Order.objects.get(pk=order.pk).state == S.FILLED)
-    finally:
-        loop.call_soon_threadsafe(stop.set)
-        thread.join(timeout=15)
     assert Order.objects.get(pk=order.pk).events.filter(source="reconcile").exists()
 
 

@@ -112,6 +112,14 @@ class Venue:
         """The limits the venue itself announces (pool name -> limit), where it does."""
         return {}
 
+    #: whether `average_price` asks the venue (else it is never worth a client)
+    publishes_average_price: ClassVar[bool] = False
+
+    async def average_price(self, client: Any, market_id: str) -> Decimal | None:
+        """The venue's own reference price for price-band and market-notional filters, where
+        it publishes one (None: the caller values at the mid of the best bid and ask)."""
+        return None
+
 
 def _ws_from_rest(rest_url: str) -> str:
     parts = urlsplit(rest_url)

@@ -250,6 +250,13 @@ class Binance(Venue):
                 out[_LIMIT_NAMES[key]] = float(item["limit"])
         return out
 
+    publishes_average_price = True
+
+    async def average_price(self, client: Any, market_id: str) -> Decimal | None:
+        """GET /api/v3/avgPrice: what PERCENT_PRICE_BY_SIDE and NOTIONAL are checked against."""
+        answer = await client.call("publicGetAvgPrice", {"symbol": market_id})
+        return Decimal(str(answer["price"]))
+
     def fee_schedule(self) -> list[FeeTierSpec]:
         return [
             FeeTierSpec(tier, Decimal(vol), Decimal(maker), Decimal(taker))
