@@ -39,3 +39,55 @@ def prepare_fork() -> None:
     connections.close_all()
     channel_layers.backends.clear()
     SyncToAsync.single_thread_executor = ThreadPoolExecutor(max_workers=1)
+
+
+class BrowserTestCase:
+    """Mixin for live-server browser tests: daphne (from ChannelsLiveServerTestCase, listed
+    after this class), an optional simulator (`sim_config`), chromium, and logged-in pages.
+
+        class MyTests(BrowserTestCase, ChannelsLiveServerTestCase):
+            sim_config = SimulatorConfig(venue="binance", seed=3, ...)
+    """
+
+    host = "127.0.0.1"
+    sim_config: Any = None
+    sim: Any
+    pw: Any
+    browser: Any
+    live_server_url: str
+    client: Any
+
+    @classmethod
+    def setUpClass(cls) -> None:
+        import os
+
+        from playwright.sync_api import sync_playwright
+
+        from exchanges.simulator.testing import run_in_thread
+
+        os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+        prepare_fork()
+        super().setUpClass()  # type: ignore[misc]
+        cls.sim = run_in_thread(cls.sim_config) if cls.sim_config is not None else None
+        cls.pw = sync_playwright().start()
+        cls.browser = launch(cls.pw)
+
+    @classmethod
+    def tearDownClass(cls) -> None:
+        cls.browser.close()
+        cls.pw.stop()
+        if cls.sim is not None:
+            cls.sim.stop()
+        super().tearDownClass()  # type: ignore[misc]
+        prepare_fork()  # the next live-server class forks its daphne from this process
+
+    def logged_in_page(self, user: Any, path: str = "/", **page_options: Any) -> Any:
+        """A new page with `user`'s session cookie, opened at `path`."""
+        page = self.browser.new_page(**page_options)
+        self.client.force_login(user)
+        cookie = self.client.cookies["sessionid"]
+        page.context.add_cookies(
+            [{"name": "sessionid", "value": cookie.value, "url": self.live_server_url}]
+        )
+        page.goto(self.live_server_url + path)
+        return page

@@ -7,7 +7,6 @@ a stream holder pushes through the real Redis channel layer, chromium renders.
 from __future__ import annotations
 
 import asyncio
-import os
 import re
 import threading
 import time
@@ -16,41 +15,21 @@ from pathlib import Path
 import pytest
 from channels.testing import ChannelsLiveServerTestCase
 from django.contrib.auth.models import User
-from playwright.sync_api import expect, sync_playwright
+from playwright.sync_api import expect
 
 from exchanges.models import ApiCredential, ExchangeAccount, WatchedSymbol
 from exchanges.simulator import SimulatorConfig
-from exchanges.simulator.testing import run_in_thread
 from monitoring import holder
-from tests.browser import launch, prepare_fork
+from tests.browser import BrowserTestCase
 
 pytestmark = pytest.mark.e2e
 SCREENSHOTS = Path(__file__).resolve().parent.parent / "var" / "screenshots"
 
 
-class LiveDashboardTests(ChannelsLiveServerTestCase):
-    host = "127.0.0.1"
-
-    @classmethod
-    def setUpClass(cls) -> None:
-        os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-        prepare_fork()
-        super().setUpClass()
-        cls.sim = run_in_thread(
-            SimulatorConfig(
-                venue="binance", seed=3, tick_interval=0.1, accounts=[("e2e-key", "e2e-secret")]
-            )
-        )
-        cls.pw = sync_playwright().start()
-        cls.browser = launch(cls.pw)
-
-    @classmethod
-    def tearDownClass(cls) -> None:
-        cls.browser.close()
-        cls.pw.stop()
-        cls.sim.stop()
-        super().tearDownClass()
-        prepare_fork()  # the next live-server class forks its daphne from this process
+class LiveDashboardTests(BrowserTestCase, ChannelsLiveServerTestCase):
+    sim_config = SimulatorConfig(
+        venue="binance", seed=3, tick_interval=0.1, accounts=[("e2e-key", "e2e-secret")]
+    )
 
     def setUp(self) -> None:
         User.objects.create_user("olga", password="pw-olga-123")
@@ -96,13 +75,7 @@ class LiveDashboardTests(ChannelsLiveServerTestCase):
         page.close()
 
     def test_each_latency_stage_shows_live_numbers_and_a_sparkline(self) -> None:
-        page = self.browser.new_page()
-        self.client.force_login(User.objects.get(username="olga"))
-        cookie = self.client.cookies["sessionid"]
-        page.context.add_cookies(
-            [{"name": "sessionid", "value": cookie.value, "url": self.live_server_url}]
-        )
-        page.goto(self.live_server_url + "/")
+        page = self.logged_in_page(User.objects.get(username="olga"), "/")
         pk = self.account.pk
         # Worker -> this browser: computed by xcon.js from the stamps of each ticker push.
         expect(page.locator(f"#latb-{pk} .lat-pub")).to_have_text(
@@ -131,13 +104,7 @@ class LiveDashboardTests(ChannelsLiveServerTestCase):
     def test_the_rate_limit_bars_follow_the_requests_made(self) -> None:
         from exchanges.client import ClientSpec, ExchangeClient, run_sync
 
-        page = self.browser.new_page()
-        self.client.force_login(User.objects.get(username="olga"))
-        cookie = self.client.cookies["sessionid"]
-        page.context.add_cookies(
-            [{"name": "sessionid", "value": cookie.value, "url": self.live_server_url}]
-        )
-        page.goto(self.live_server_url + "/")
+        page = self.logged_in_page(User.objects.get(username="olga"), "/")
         bars = page.locator(f"#limiter-{self.account.pk} .pool")
         expect(bars).to_have_count(6)  # with the WebSocket connection budget
         weight = page.locator(f"#limiter-{self.account.pk} .pool", has_text="REQUEST_WEIGHT")

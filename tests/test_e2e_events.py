@@ -3,40 +3,22 @@ keeps the filters in the address bar, so the page a link or a reload shows is th
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
 from channels.testing import ChannelsLiveServerTestCase
 from django.contrib.auth.models import User
-from playwright.sync_api import expect, sync_playwright
+from playwright.sync_api import expect
 
 from exchanges.models import ExchangeAccount
 from monitoring.events import BREAKER_SUBJECT, record
-from tests.browser import launch, prepare_fork
+from tests.browser import BrowserTestCase
 
 pytestmark = pytest.mark.e2e
 SCREENSHOTS = Path(__file__).resolve().parent.parent / "var" / "screenshots"
 
 
-class EventLogTests(ChannelsLiveServerTestCase):
-    host = "127.0.0.1"
-
-    @classmethod
-    def setUpClass(cls) -> None:
-        os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-        prepare_fork()
-        super().setUpClass()
-        cls.pw = sync_playwright().start()
-        cls.browser = launch(cls.pw)
-
-    @classmethod
-    def tearDownClass(cls) -> None:
-        cls.browser.close()
-        cls.pw.stop()
-        super().tearDownClass()
-        prepare_fork()
-
+class EventLogTests(BrowserTestCase, ChannelsLiveServerTestCase):
     def setUp(self) -> None:
         self.user = User.objects.create_user("olga", password="pw-olga-123")
         account = ExchangeAccount.objects.create(label="Simulated Binance", venue="binance")
@@ -45,13 +27,7 @@ class EventLogTests(ChannelsLiveServerTestCase):
         record(account.pk, "breaker", BREAKER_SUBJECT, "opened", "5 timeouts in a row")
 
     def test_changing_a_filter_swaps_the_table_and_keeps_the_filter_in_the_url(self) -> None:
-        page = self.browser.new_page()
-        self.client.force_login(self.user)
-        cookie = self.client.cookies["sessionid"]
-        page.context.add_cookies(
-            [{"name": "sessionid", "value": cookie.value, "url": self.live_server_url}]
-        )
-        page.goto(self.live_server_url + "/events/")
+        page = self.logged_in_page(self.user, "/events/")
         rows = page.locator("#event-table tbody tr[id^=event-]")
         expect(rows).to_have_count(3)
         page.evaluate("window.__sameDocument = true")  # gone if the page reloads

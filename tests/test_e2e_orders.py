@@ -19,14 +19,13 @@ from channels.testing import ChannelsLiveServerTestCase
 from django.conf import settings
 from django.contrib.auth.models import Permission, User
 from django.db import connection
-from playwright.sync_api import expect, sync_playwright
+from playwright.sync_api import expect
 
 from exchanges.models import ApiCredential, ExchangeAccount, WatchedSymbol
 from exchanges.services import sync_markets
 from exchanges.simulator import SimulatorConfig
-from exchanges.simulator.testing import run_in_thread
 from orders.models import AccountAccess, Order, OrderState
-from tests.browser import launch, prepare_fork
+from tests.browser import BrowserTestCase
 
 pytestmark = [pytest.mark.e2e, pytest.mark.multiprocess]
 ROOT = Path(__file__).resolve().parent.parent
@@ -67,32 +66,13 @@ def start_worker(log_path: Path) -> subprocess.Popen[bytes]:
     )
 
 
-class OrderDeskTests(ChannelsLiveServerTestCase):
-    host = "127.0.0.1"
-
-    @classmethod
-    def setUpClass(cls) -> None:
-        os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-        prepare_fork()
-        super().setUpClass()
-        cls.sim = run_in_thread(
-            SimulatorConfig(
-                venue="binance",
-                seed=9,
-                tick_interval=0.2,
-                accounts=[("desk-key", "desk-secret")],
-            )
-        )
-        cls.pw = sync_playwright().start()
-        cls.browser = launch(cls.pw)
-
-    @classmethod
-    def tearDownClass(cls) -> None:
-        cls.browser.close()
-        cls.pw.stop()
-        cls.sim.stop()
-        super().tearDownClass()
-        prepare_fork()  # the next live-server class forks its daphne from this process
+class OrderDeskTests(BrowserTestCase, ChannelsLiveServerTestCase):
+    sim_config = SimulatorConfig(
+        venue="binance",
+        seed=9,
+        tick_interval=0.2,
+        accounts=[("desk-key", "desk-secret")],
+    )
 
     def setUp(self) -> None:
         self.account = ExchangeAccount.objects.create(
@@ -124,14 +104,7 @@ class OrderDeskTests(ChannelsLiveServerTestCase):
         return user
 
     def _page_as(self, user: User):  # type: ignore[no-untyped-def]
-        page = self.browser.new_page()
-        self.client.force_login(user)
-        cookie = self.client.cookies["sessionid"]
-        page.context.add_cookies(
-            [{"name": "sessionid", "value": cookie.value, "url": self.live_server_url}]
-        )
-        page.goto(f"{self.live_server_url}/orders/?account={self.account.pk}")
-        return page
+        return self.logged_in_page(user, f"/orders/?account={self.account.pk}")
 
     def test_off_step_quantity_fixed_by_suggestion_then_placed_filled_and_canceled_live(
         self,

@@ -8,24 +8,21 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import threading
 import urllib.request
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 from channels.testing import ChannelsLiveServerTestCase
 from django.contrib.auth.models import User
-from playwright.sync_api import expect, sync_playwright
+from playwright.sync_api import expect
 
 from exchanges.models import ApiCredential, ExchangeAccount, WatchedSymbol
 from exchanges.simulator import SimulatorConfig
-from exchanges.simulator.testing import run_in_thread
 from monitoring import holder
 from monitoring.health import StaleRule
 from monitoring.streams import StreamOptions
-from tests.browser import launch
+from tests.browser import BrowserTestCase
 
 pytestmark = pytest.mark.e2e
 SCREENSHOTS = Path(__file__).resolve().parent.parent / "var" / "screenshots"
@@ -34,29 +31,10 @@ SCREENSHOTS = Path(__file__).resolve().parent.parent / "var" / "screenshots"
 OPTIONS = StreamOptions(heartbeat_s=30.0, stale=StaleRule(floor_s=2.0, warmup_s=5.0))
 
 
-class StreamStaleTests(ChannelsLiveServerTestCase):
-    host = "127.0.0.1"
-
-    @classmethod
-    def setUpClass(cls) -> None:
-        os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-        _before_fork()
-        super().setUpClass()
-        cls.sim = run_in_thread(
-            SimulatorConfig(
-                venue="binance", seed=4, tick_interval=0.1, accounts=[("e2e-key", "e2e-secret")]
-            )
-        )
-        cls.pw = sync_playwright().start()
-        cls.browser = launch(cls.pw)
-
-    @classmethod
-    def tearDownClass(cls) -> None:
-        cls.browser.close()
-        cls.pw.stop()
-        cls.sim.stop()
-        super().tearDownClass()
-        _before_fork()  # the next live-server class forks its daphne from this process
+class StreamStaleTests(BrowserTestCase, ChannelsLiveServerTestCase):
+    sim_config = SimulatorConfig(
+        venue="binance", seed=4, tick_interval=0.1, accounts=[("e2e-key", "e2e-secret")]
+    )
 
     def setUp(self) -> None:
         User.objects.create_user("olga", password="pw-olga-123")
@@ -90,13 +68,9 @@ class StreamStaleTests(ChannelsLiveServerTestCase):
             return json.load(resp)
 
     def test_a_stalled_connection_shows_its_streams_stale_then_live_again(self) -> None:
-        page = self.browser.new_page(viewport={"width": 1280, "height": 1100})
-        self.client.force_login(User.objects.get(username="olga"))
-        cookie = self.client.cookies["sessionid"]
-        page.context.add_cookies(
-            [{"name": "sessionid", "value": cookie.value, "url": self.live_server_url}]
+        page = self.logged_in_page(
+            User.objects.get(username="olga"), "/", viewport={"width": 1280, "height": 1100}
         )
-        page.goto(self.live_server_url + "/")
         expect(page.locator("#ws-status")).to_have_text("live updates on", timeout=10_000)
         pk = self.account.pk
         for channel in ("tickers", "book", "trades"):
@@ -132,21 +106,3 @@ class StreamStaleTests(ChannelsLiveServerTestCase):
         expect(eth_book).not_to_have_text(stalled_eth or "", timeout=3_000)  # fresh levels
         page.screenshot(path=str(SCREENSHOTS / "stream-recovered.png"), full_page=True)
         page.close()
-
-
-def _before_fork() -> None:
-    """Leave nothing open that a forked daphne would share with this process.
-
-    The live server forks daphne from the test process. The holder thread's thread-sensitive
-    database calls start asgiref's one shared executor thread; a child forked after that
-    inherits the executor but not its thread, so the WebSocket consumer's session lookup waits
-    forever and daphne resets the handshake. Likewise the child should not share this
-    process's database socket or the channel layer built on the holder's finished loop.
-    """
-    from asgiref.sync import SyncToAsync
-    from channels.layers import channel_layers
-    from django.db import connections
-
-    connections.close_all()
-    channel_layers.backends.clear()
-    SyncToAsync.single_thread_executor = ThreadPoolExecutor(max_workers=1)
