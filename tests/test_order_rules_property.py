@@ -253,6 +253,39 @@ def context(venue: Venue, account: Account) -> Context:
 
 
 # ------------------------------------------------------------------ the orders
+def covered(venue: Venue, side: str) -> Decimal:
+    """The largest quote amount the top level of the book covers (less one level's price),
+    so the quantity the venue's book walk fills is the one the validator estimates."""
+    top = venue.engine.top_of_book(venue.spec.symbol)
+    best = top.ask_price if side == "buy" else top.bid_price
+    return (top.ask_qty if side == "buy" else top.bid_qty) * best - best
+
+
+def quote_amounts(venue: Venue, side: str, who: str) -> list[Decimal]:
+    """Market orders by quote amount: on and one tick around the minimum notional, the
+    amount that buys exactly the minimum quantity, the free balance, the maximum."""
+    spec, top = venue.spec, venue.engine.top_of_book(venue.spec.symbol)
+    best = top.ask_price if side == "buy" else top.bid_price
+    cover = covered(venue, side) + best
+    free_quote = venue.accounts[who].balance(spec.quote).free
+    out = []
+    for value in (spec.min_notional, spec.min_qty * best, free_quote, spec.max_notional or cover):
+        for ticks in (0, 1, -1):
+            out.append((value + ticks * spec.tick_size).quantize(Decimal("1e-8"), ROUND_FLOOR))
+    return [*out, (cover / 2).quantize(Decimal("1e-8"), ROUND_FLOOR)]
+
+
+def boundary_quote_orders(venue: Venue) -> Iterator[tuple[OrderDraft, str]]:
+    """Every boundary of `quote_amounts`, for each side and account: the rules a quote
+    amount meets are reached on every run, not only when the generator happens on them."""
+    for side in ("buy", "sell"):
+        for who in sorted(set(venue.accounts) - {"rich"}):
+            for quote in quote_amounts(venue, side, who):
+                if 0 < quote <= covered(venue, side):
+                    draft = OrderDraft(side=side, type="market", amount=None, quote_amount=quote)
+                    yield draft, who
+
+
 def around(value: Decimal, step: Decimal) -> list[Decimal]:
     """`value`, its grid neighbours, and values just off the grid."""
     return [value, value, value + step, value - step, value + step / 2, value - step * 3 / 10]
@@ -305,20 +338,9 @@ def orders(draw: st.DrawFn, venue: Venue) -> tuple[OrderDraft, str]:
 
     quote_amount = None
     if order_type == "market" and draw(st.booleans()):
-        # by quote amount: small enough that the top level of the book covers it, so the
-        # quantity the venue's book walk buys is the one the validator estimates
-        best = top.ask_price if side == "buy" else top.bid_price
-        cover = (top.ask_qty if side == "buy" else top.bid_qty) * best
-        quotes = [
-            spec.min_notional,
-            spec.min_qty * best,
-            free_quote,
-            (spec.max_notional or cover),
-            cover / 2,
-        ]
-        quote = draw(st.sampled_from(quotes)) + draw(st.sampled_from([0, 0, 1, -1])) * tick
-        quote = tweak(draw, quote.quantize(Decimal("1e-8"), ROUND_FLOOR))
-        assume(quote <= cover - best)
+        quote = draw(st.sampled_from(quote_amounts(venue, side, who)))
+        quote = tweak(draw, quote)
+        assume(quote <= covered(venue, side))
         quote_amount, qty = quote, None
 
     # -- stop price, around the last price that would set it off
@@ -418,6 +440,10 @@ def test_validator_and_exchange_agree_on_every_order(
             seen[after] += 1
 
     check()
+    for draft, who in boundary_quote_orders(venue):
+        theirs, _ = agree(venue, draft, who)
+        QUOTE_SEEN[theirs] += 1
+        seen[theirs] += 1
     SEEN.update(seen)
     if variant == "halted":
         assert set(seen) == {Kind.MARKET_CLOSED}, seen
