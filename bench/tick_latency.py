@@ -19,7 +19,7 @@ Baseline in the same run: a raw channel-layer round trip (group_send -> receive 
 process) with a payload of the median push size: the floor of the layer hop alone.
 
     DATABASE_URL=postgres://... REDIS_URL=redis://... python bench/tick_latency.py [--quick]
-        [--window 0.02] [--clients 100] [--symbols 100] [--seconds 60]
+        [--window 0.015] [--clients 100] [--symbols 100] [--seconds 60]
 """
 
 from __future__ import annotations
@@ -214,7 +214,7 @@ def main() -> None:
         default=10,
         help="spread each step over this many slices (1: all markets in the same instant)",
     )
-    parser.add_argument("--window", type=float, default=0.02, help="XCON_PUSH_WINDOW_S")
+    parser.add_argument("--window", type=float, default=0.015, help="XCON_PUSH_WINDOW_S")
     parser.add_argument("--seconds", type=float, default=None, help="measured seconds")
     parser.add_argument("--role", choices=("bench", "holder"), default="bench")
     parser.add_argument("--account-id", type=int, default=0)

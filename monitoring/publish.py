@@ -30,10 +30,10 @@ from redis.exceptions import RedisError
 from exchanges.client import ClientSpec
 from exchanges.ratelimit.state import LimiterState, read_state
 from monitoring import events, livestate
+from monitoring.fragments import ticker_row
 from monitoring.latency import StreamLatency
 from monitoring.livestate import (
     DASHBOARD_GROUP,
-    FWD_MARK,
     HEALTH_SUBJECTS,
     PUB_MARK,
     TRADES_KEPT,
@@ -51,13 +51,8 @@ def render_rows(
 ) -> str:
     """Ticker rows; `stamp`: with the PUB_MARK / FWD_MARK placeholders of a push."""
     previous = previous or {}
-    marks = {"pub": PUB_MARK, "fwd": FWD_MARK} if stamp else {}
     return "".join(
-        render_to_string(
-            "monitoring/dashboard.html#ticker-row",
-            {"row": row, "direction": _direction(previous.get(row.dom_id), row), **marks},
-        )
-        for row in rows
+        ticker_row(row, _direction(previous.get(row.dom_id), row), stamp) for row in rows
     )
 
 
