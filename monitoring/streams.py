@@ -156,6 +156,9 @@ class _Stream:
         assert channel in CHANNELS, channel
         self.channel = channel
         self.account_id = spec.account_id
+        #: dead clients still closing: ccxt lingers ~250 ms in close() (TLS shutdown), which
+        #: the redial need not wait for
+        self._closing: set[asyncio.Future[None]] = set()
         heartbeat = options.heartbeat_s
         if heartbeat is None and spec.heartbeat_s is None:
             heartbeat = default_heartbeat_s()
@@ -262,6 +265,7 @@ class _Stream:
             for task in helpers:
                 task.cancel()
             await asyncio.gather(*helpers, return_exceptions=True)
+            await asyncio.gather(*self._closing, return_exceptions=True)
         await self._stopped()
 
     async def _connect_loop(self) -> None:
@@ -281,13 +285,28 @@ class _Stream:
                 log.info("%s %s stream failed: %s", self.spec.label, self.channel, exc)
                 await self._lost(self._why(exc))
             finally:
-                await client.close()
+                if self.stop.is_set():
+                    await client.close()
+                else:  # redial now; the dead client closes in the background
+                    closing = asyncio.ensure_future(client.close())
+                    self._closing.add(closing)
+                    closing.add_done_callback(self._closed)
             if self.stop.is_set():
                 break
             if delay is None:
                 delay = self.backoff.next_delay()
             if delay:
                 await _sleep_until_stop(delay, self.stop)
+
+    def _closed(self, closing: asyncio.Future[None]) -> None:
+        self._closing.discard(closing)
+        if not closing.cancelled() and closing.exception() is not None:
+            log.info(
+                "%s %s: closing a dead client failed: %r",
+                self.spec.label,
+                self.channel,
+                closing.exception(),
+            )
 
     def _why(self, exc: errors.ExchangeError) -> str:
         if "keepalive" in exc.venue_message:  # ccxt's ping loop gave up on the connection
