@@ -7,6 +7,7 @@ errors (`exchanges.errors`); venue quirks come from `exchanges.venues`.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import ssl
 import statistics
@@ -16,10 +17,12 @@ from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, TypeVar
+from urllib.parse import urlsplit
 
 import ccxt
 import ccxt.async_support
 import ccxt.pro
+from redis.exceptions import RedisError
 
 from exchanges import errors
 from exchanges.breaker import BreakerPolicy, CircuitBreaker, Transition, breaker_name
@@ -37,6 +40,24 @@ log = logging.getLogger(__name__)
 DEFAULT_TIMEOUT_S = 10.0
 #: the rate-limit pool that counts new WebSocket connections per IP (see venues' policies)
 WS_CONNECTIONS_POOL = "WS_CONNECTIONS"
+
+#: REST timing per account and endpoint, shared by every process (monitoring/restlatency.py
+#: reads it): `{prefix}:{{account}}` is a sorted set of endpoints by last use, and
+#: `{prefix}:{{account}}:{bucket}:{endpoint}` a list of the samples of one `BUCKET_S` bucket,
+#: each "ms" or "ms outcome" for a failed request. Everything expires after `KEEP_S`.
+REST_TIMING_PREFIX = "xcon:restlat"
+REST_TIMING_BUCKET_S = 10
+REST_TIMING_KEEP_S = 330
+#: per bucket; 200 requests a second to one endpoint is beyond any venue's limit for one key
+REST_TIMING_MAX_PER_BUCKET = 2000
+#: (path with its ids filled in, the venue's template), for the request being prepared
+_path_template: contextvars.ContextVar[tuple[str, str] | None] = contextvars.ContextVar(
+    "rest_path_template", default=None
+)
+#: [received (perf_counter s), HTTP status] of the response being handled
+_rest_answer: contextvars.ContextVar[list[float] | None] = contextvars.ContextVar(
+    "rest_answer", default=None
+)
 
 
 @dataclass(frozen=True)
@@ -229,6 +250,50 @@ _CCXT_ERRORS: list[tuple[type[Exception], type[errors.ExchangeError]]] = [
 ]
 
 
+def rest_endpoint(method: str, url: str, template: tuple[str, str] | None = None) -> str:
+    """The endpoint's name, e.g. "GET /api/v3/ticker/24hr": the method and the URL's path,
+    never its query (signatures and keys travel there or in headers and bodies). Ids in the
+    path are put back to the venue's template ("/orders/{order_id}"): one endpoint, one name."""
+    path = urlsplit(url).path or "/"
+    if template is not None:
+        filled, raw = template
+        if filled != raw and path.endswith(filled):
+            path = path[: len(path) - len(filled)] + raw
+    return f"{method.upper()} {path}"
+
+
+def rest_outcome(status: int, exc: BaseException | None) -> str:
+    """The request's outcome: "ok", "4xx", "5xx", or without an HTTP status "timeout" or
+    "network"."""
+    if status >= 500:
+        return "5xx"
+    if status >= 400:
+        return "4xx"
+    if status:
+        return "ok"
+    if isinstance(exc, ccxt.RequestTimeout | asyncio.TimeoutError):
+        return "timeout"
+    return "network"
+
+
+async def record_rest_timing(
+    r: Any, account_id: int, endpoint: str, ms: float, outcome: str, at: float
+) -> None:
+    """Store one request's timing: one pipelined round trip (see REST_TIMING_PREFIX)."""
+    index = f"{REST_TIMING_PREFIX}:{{{account_id}}}"
+    bucket = int(at // REST_TIMING_BUCKET_S) * REST_TIMING_BUCKET_S
+    key = f"{index}:{bucket}:{endpoint}"
+    sample = f"{ms:.1f}" if outcome == "ok" else f"{ms:.1f} {outcome}"
+    pipe = r.pipeline(transaction=False)
+    pipe.rpush(key, sample)
+    pipe.ltrim(key, -REST_TIMING_MAX_PER_BUCKET, -1)
+    pipe.expire(key, REST_TIMING_KEEP_S)
+    pipe.zadd(index, {endpoint: at})
+    pipe.zremrangebyscore(index, "-inf", at - REST_TIMING_KEEP_S)
+    pipe.expire(index, REST_TIMING_KEEP_S)
+    await pipe.execute()
+
+
 _ssl_lock = threading.Lock()
 _ssl_contexts: dict[str, ssl.SSLContext] = {}
 
@@ -296,6 +361,7 @@ class ExchangeClient:
         self._redis: Any = None
         self._pending_cost: Cost | None = None
         self._feedback: set[asyncio.Task[None]] = set()
+        self._timings: set[asyncio.Task[None]] = set()
         if spec.shared_limiter:
             self._install_limiter()
         if spec.rest_url:
@@ -311,8 +377,8 @@ class ExchangeClient:
 
     async def close(self) -> None:
         await self.ccxt.close()
-        if self._feedback:
-            await asyncio.gather(*self._feedback, return_exceptions=True)
+        if self._feedback or self._timings:
+            await asyncio.gather(*self._feedback, *self._timings, return_exceptions=True)
         if self._redis is not None:
             await self._redis.aclose()
             await self._redis.connection_pool.disconnect()
@@ -323,6 +389,9 @@ class ExchangeClient:
         ccxt's fetch2 computes the endpoint's cost, then awaits `throttle(cost)` with no await
         in between, so the cost hook can hand the endpoint to the throttle through `self`.
         `on_rest_response` sees every response's status and headers before error handling.
+        `fetch` (after the throttle, once per HTTP request) is timed per endpoint: from just
+        before the request is sent to its whole body received, so time queued in our limiter
+        is not in it.
         """
         import redis.asyncio as aredis
         from django.conf import settings
@@ -352,12 +421,16 @@ class ExchangeClient:
         limiter = self.limiter
         base_cost = ex.calculate_rate_limiter_cost
         base_on_response = ex.on_rest_response
+        base_fetch = ex.fetch
 
         def cost_hook(api: Any, method: Any, path: Any, params: Any, config: Any = None) -> Any:
             cost = base_cost(api, method, path, params, config or {})
             self._pending_cost = venue.request_cost(
                 api, str(method), str(path), params or {}, float(cost)
             )
+            # Task-local, unlike _pending_cost: the fetch it names comes after awaits.
+            path = str(path)
+            _path_template.set((ex.implode_params(path, params), path) if "{" in path else None)
             return cost
 
         async def throttle(cost: Any = None) -> None:
@@ -367,6 +440,9 @@ class ExchangeClient:
         def on_response(
             code: Any, reason: Any, url: Any, method: Any, headers: Any, body: Any, *rest: Any
         ) -> Any:
+            answer = _rest_answer.get()
+            if answer is not None:
+                answer[0], answer[1] = time.perf_counter(), int(code or 0)
             feedback = venue.rate_feedback(
                 int(code or 0),
                 dict(headers or {}),
@@ -379,9 +455,45 @@ class ExchangeClient:
                 task.add_done_callback(self._feedback.discard)
             return base_on_response(code, reason, url, method, headers, body, *rest)
 
+        async def timed_fetch(url: Any, method: Any = "GET", *args: Any, **kwargs: Any) -> Any:
+            answer = [0.0, 0]
+            token = _rest_answer.set(answer)
+            failure: BaseException | None = None
+            sent = time.perf_counter()
+            try:
+                return await base_fetch(url, method, *args, **kwargs)
+            except Exception as exc:  # not CancelledError: a request given up on is no sample
+                failure = exc
+                raise
+            finally:
+                _rest_answer.reset(token)
+                if failure is not None or answer[1]:  # else cancelled before any answer
+                    received = answer[0] or time.perf_counter()
+                    self._time_request(
+                        rest_endpoint(str(method), str(url), _path_template.get()),
+                        (received - sent) * 1000,
+                        rest_outcome(int(answer[1]), failure),
+                    )
+
         ex.calculate_rate_limiter_cost = cost_hook
         ex.throttle = throttle
         ex.on_rest_response = on_response
+        ex.fetch = timed_fetch
+
+    def _time_request(self, endpoint: str, ms: float, outcome: str) -> None:
+        """Record in the background: the caller never waits for it, close() does."""
+        if self.spec.account_id is None or self._redis is None:
+            return
+        task = asyncio.ensure_future(self._store_timing(endpoint, ms, outcome, time.time()))
+        self._timings.add(task)
+        task.add_done_callback(self._timings.discard)
+
+    async def _store_timing(self, endpoint: str, ms: float, outcome: str, at: float) -> None:
+        assert self.spec.account_id is not None
+        try:
+            await record_rest_timing(self._redis, self.spec.account_id, endpoint, ms, outcome, at)
+        except (RedisError, OSError) as exc:  # timing is never worth failing a call over
+            log.debug("REST timing not stored: %s", exc)
 
     def _redact(self, text: str) -> str:
         for secret in self._secrets:

@@ -1,15 +1,17 @@
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from django import forms
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest
+from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django_htmx.middleware import HtmxDetails
 
 from exchanges.models import ExchangeAccount
-from monitoring import livestate
+from monitoring import livestate, restlatency
 from monitoring.events import event_page
 from monitoring.models import HealthEvent, Incident, Kind, Severity, State
 from monitoring.publish import limiter_state
@@ -108,3 +110,12 @@ def event_log(request: HtmxHttpRequest) -> TemplateResponse:
     if request.htmx and not request.htmx.boosted:
         template += "#event-table"
     return TemplateResponse(request, template, {"form": form, "page": page, "incident": incident})
+
+
+@login_required
+def rest_latency(request: HttpRequest, account_id: int) -> TemplateResponse:
+    """The account's REST latency table; the dashboard polls it."""
+    account = get_object_or_404(ExchangeAccount.objects.enabled(), pk=account_id)
+    rows = restlatency.for_account(account.pk, time.time())
+    context = {"account": account, "rows": rows, "window_min": restlatency.WINDOW_S // 60}
+    return TemplateResponse(request, "monitoring/_rest_latency.html", context)
