@@ -1,5 +1,6 @@
-"""Run one account's streams (tickers, order book, trades) under a lease until the account is
-disabled, changed or stopped.
+"""Run one unit of an account's streams (its tickers or a chunk of them, its order books, its
+trades: monitoring.share) under the unit's lease until the account is disabled or changed,
+the unit is handed to another worker, or the worker stops.
 
 Beside the streams the holder checks the venue's clock every `clock_every_s` (default
 settings.XCON_CLOCK_EVERY_S): the offset is stored on the account (clock_offset_ms,
@@ -30,8 +31,9 @@ from exchanges.client import ClientSpec, ClockSample, ExchangeClient
 from exchanges.errors import ExchangeError
 from exchanges.models import ExchangeAccount, Market
 from exchanges.services import sync_markets
-from monitoring import events, livestate
-from monitoring.lease import Lease, stream_lease_key
+from monitoring import events, livestate, share
+from monitoring.chunks import ChunkedTickers
+from monitoring.lease import Lease
 from monitoring.publish import DashboardPublisher
 from monitoring.streams import StreamOptions, hold_stream
 
@@ -90,63 +92,121 @@ async def hold_account(
     channels: tuple[str, ...] = livestate.CHANNELS,
     clock_every_s: float | None = None,
 ) -> str:
-    """Hold the account's streams while this process owns its lease; say why it ended.
+    """Hold all of the account's units in this process (tests, benchmarks, one-box setups);
+    say why the first of them (its tickers) ended.
 
-    Each of `channels` is its own stream with its own connection and health, all publishing
-    through one coalescing publisher. The venue clock is measured every `clock_every_s`
-    (None: settings.XCON_CLOCK_EVERY_S; 0: never).
+    Workers hold units one task each (`hold_unit`); this runs the same holders side by side.
+    """
+    config = await sync_to_async(_load)(account_id)
+    n = len(config[1]) if config else 0
+    units = share.units_of(account_id, n, channels)
+    main = share.Unit(account_id, "tickers")
+    reasons = await asyncio.gather(
+        *(
+            hold_unit(
+                unit,
+                stream=unit in units,  # without tickers: the clock and limiter loops only
+                stale_after_s=stale_after_s,
+                options=options,
+                clock_every_s=clock_every_s,
+            )
+            for unit in ([] if main in units else [main]) + units
+        )
+    )
+    return reasons[0]
+
+
+async def hold_unit(
+    unit: share.Unit,
+    *,
+    owner: str = "",
+    wait_s: float = 0.0,
+    stream: bool = True,
+    stale_after_s: float | None = None,
+    options: StreamOptions | None = None,
+    clock_every_s: float | None = None,
+) -> str:
+    """Hold one unit's stream while this process owns its lease; say why it ended.
+
+    `owner`: the worker named in the lease value; `wait_s`: how long to wait for the lease
+    (a unit handed over by another worker is free as soon as its old holder has stopped).
+    The account's main unit (tickers, chunk 0) also measures the venue clock every
+    `clock_every_s` (None: settings.XCON_CLOCK_EVERY_S; 0: never) and runs the limiter loop,
+    so each runs exactly once per account, wherever that unit is held. `stream` False: hold
+    the lease and those loops, not the stream itself (tests of the loops).
     """
     if clock_every_s is None:
         clock_every_s = settings.XCON_CLOCK_EVERY_S
     redis = livestate.async_client()
-    lease = Lease(redis, stream_lease_key(account_id), LEASE_TTL_S)
-    if not await lease.acquire():
+    lease = Lease(redis, unit.lease_key, LEASE_TTL_S, owner=owner)
+    if not await lease.acquire(wait_s):
         await redis.aclose()
         return "already held"
     publisher = DashboardPublisher()
     try:
         while True:
-            config = await sync_to_async(_load)(account_id)
+            config = await sync_to_async(_load)(unit.account_id)
             if config is None:
-                for channel in channels:
+                if unit.chunk == 0:
                     await publisher.state(
                         livestate.StreamState(
-                            account_id, "stopped", livestate.now(), "disabled", channel=channel
+                            unit.account_id,
+                            "stopped",
+                            livestate.now(),
+                            "disabled",
+                            channel=unit.channel,
                         )
                     )
                 return "disabled or nothing watched"
-            spec, symbols = config
-            publisher.price_ticks.update(
-                await sync_to_async(_price_ticks, thread_sensitive=False)(account_id)
-            )
+            spec, watched = config
+            symbols = unit.symbols(watched)
+            if not symbols:
+                return "unit gone"  # fewer ticker chunks now
+            chunks = share.ticker_chunks(len(watched)) if unit.channel == "tickers" else 1
+            if unit.channel == "tickers":
+                publisher.price_ticks.update(
+                    await sync_to_async(_price_ticks, thread_sensitive=False)(unit.account_id)
+                )
             stop = asyncio.Event()
-            # Books and trades for the first watched symbols only: a book per symbol for
-            # hundreds of symbols is neither readable on a dashboard nor cheap (each is a
-            # depth stream, a REST snapshot per resync and a rendered fragment per second).
-            depth_symbols = settings.XCON_DEPTH_SYMBOLS
-            tasks = [
-                *(
+            sink: DashboardPublisher | ChunkedTickers = publisher
+            tasks = [asyncio.create_task(publisher.run(stop))]
+            if chunks > 1:
+                sink = ChunkedTickers(
+                    publisher, redis, unit.account_id, unit.chunk, chunks, share.chunk_size()
+                )
+                tasks.append(asyncio.create_task(sink.run(stop)))
+            if stream:
+                tasks.append(
                     asyncio.create_task(
                         hold_stream(
-                            channel,
+                            unit.channel,
                             spec,
-                            symbols if channel == "tickers" else symbols[:depth_symbols],
-                            publisher,
+                            symbols,
+                            sink,
                             stop,
                             stale_after_s=stale_after_s,
                             options=options,
                         )
                     )
-                    for channel in channels
-                ),
-                asyncio.create_task(publisher.run(stop)),
-                asyncio.create_task(publisher.limiter_loop(spec, stop)),
-            ]
-            if clock_every_s > 0:
-                tasks.append(asyncio.create_task(clock_loop(spec, stop, clock_every_s)))
-            reason = await _watch(account_id, config, lease)
+                )
+            if unit.main:
+                tasks.append(asyncio.create_task(publisher.limiter_loop(spec, stop)))
+                if clock_every_s > 0:
+                    tasks.append(asyncio.create_task(clock_loop(spec, stop, clock_every_s)))
+            reason = await _watch(unit, symbols, spec, lease)
             stop.set()
             await asyncio.gather(*tasks, return_exceptions=True)
+            if reason == "handed over" and chunks == 1:
+                # Not "stopped": the stream is only changing hands, for a second or two.
+                await publisher.state(
+                    livestate.StreamState(
+                        unit.account_id,
+                        "connecting",
+                        livestate.now(),
+                        "moving to another worker",
+                        channel=unit.channel,
+                    )
+                )
             await publisher.flush()
             if reason != "changed":
                 return reason
@@ -156,20 +216,24 @@ async def hold_account(
         await redis.aclose()
 
 
-async def _watch(account_id: int, config: tuple[ClientSpec, list[str]], lease: Lease) -> str:
+async def _watch(unit: share.Unit, symbols: list[str], spec: ClientSpec, lease: Lease) -> str:
     """Renew the lease and re-read the configuration until something ends this run."""
     while True:
         for _ in range(int(RENEW_EVERY_S * 10)):
             if shutdown.is_set():
                 return "worker shutting down"
             await asyncio.sleep(0.1)
-        if not await lease.renew():
-            log.warning("lost the stream lease of account %s", account_id)
+        kept = await lease.keep()
+        if kept == "lost":
+            log.warning("lost the stream lease of %s", unit)
             return "lease lost"
-        current = await sync_to_async(_load)(account_id)
+        if kept == "handoff":
+            log.info("handing %s over to another worker (fair share)", unit)
+            return "handed over"
+        current = await sync_to_async(_load)(unit.account_id)
         if current is None:
             return "changed"
-        if current[1] != config[1] or not same_connection(current[0], config[0]):
+        if unit.symbols(current[1]) != symbols or not same_connection(current[0], spec):
             return "changed"
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 
 import redis
@@ -77,10 +76,12 @@ def reconcile_orders() -> int:
 
 @shared_task(ignore_result=True)
 def hold_order_stream(account_id: int) -> str:
-    """Hold one account's own-order stream while this worker owns it (a long task)."""
+    """Hand one account's own-order stream to this worker's stream host (monitoring.host),
+    which holds it while this worker owns its lease. Returns at once."""
+    from monitoring.host import stream_host
     from orders import stream
 
-    return asyncio.run(stream.hold(account_id))
+    return stream_host().run(("orders", account_id), lambda: stream.hold(account_id))
 
 
 @shared_task(ignore_result=True)

@@ -6,7 +6,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,86 +13,25 @@ from pathlib import Path
 import pytest
 import redis
 from django.conf import settings
-from django.db import connection
 
-from exchanges.models import ApiCredential, ExchangeAccount, WatchedSymbol
 from monitoring import livestate
 from monitoring.lease import stream_lease_key
 from monitoring.tasks import ensure_streams
+from tests.helpers.celery_workers import make_account, start, stop, wait_for, wait_ready
 
 pytestmark = [pytest.mark.multiprocess, pytest.mark.django_db(transaction=True)]
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def wait_for(predicate, timeout: float, what: str):  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-
-
-def start(kind: str, tmp_path: Path, name: str, **env_extra: str) -> subprocess.Popen[bytes]:
-    """A celery worker or beat process on the test database and the test Redis."""
-    log_path = tmp_path / f"{name}.log"
-    db = connection.settings_dict
-    env = {
-        **os.environ,
-        "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
-        "REDIS_URL": settings.REDIS_URL,
-        **env_extra,
-    }
-    if kind == "worker":
-        args = [
-            "worker",
-            "--pool",
-            "threads",
-            "--concurrency",
-            "4",
-            "-n",
-            f"{name}@%h",
-            "--without-heartbeat",
-            "--without-gossip",
-            "--without-mingle",
-        ]
-    else:
-        args = ["beat", "--schedule", str(tmp_path / "beat-schedule")]
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "xcon", *args, "--loglevel", "INFO"],
-        cwd=ROOT,
-        env=env,
-        stdout=log_path.open("wb"),
-        stderr=subprocess.STDOUT,
-    )
-    proc.log_path = log_path  # type: ignore[attr-defined]
-    return proc
-
-
-def stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        proc.kill()
-        proc.wait(timeout=10)
 
 
 @pytest.fixture
 def worker(tmp_path: Path) -> Iterator[subprocess.Popen[bytes]]:
+    """One worker, and beat as in production: a worker killed just before (a previous test)
+    still looks alive for up to share.HEARTBEAT_TTL_S, and beat's next pass re-offers a unit
+    offered to it meanwhile."""
     proc = start("worker", tmp_path, "w1")
+    beat = start("beat", tmp_path, "beat", XCON_ENSURE_STREAMS_EVERY_S="2")
     yield proc
+    stop(beat)
     stop(proc)
-
-
-def make_account(simulator, *symbols: str) -> ExchangeAccount:  # type: ignore[no-untyped-def]
-    account = ExchangeAccount.objects.create(
-        label=f"Worker sim {time.monotonic_ns()}", venue="binance", rest_url=simulator.base_url
-    )
-    cred = ApiCredential(account=account)
-    cred.set_plaintext("test-key", "test-secret")
-    cred.save()
-    for i, symbol in enumerate(symbols):
-        WatchedSymbol.objects.create(account=account, symbol=symbol, position=i)
-    return account
 
 
 def test_a_killed_workers_stream_is_resumed_by_another_worker_within_ten_seconds(
@@ -112,8 +50,7 @@ def test_a_killed_workers_stream_is_resumed_by_another_worker_within_ten_seconds
         wait_for(lambda: r.hlen(key) == 1, 30, "the first worker's stream")
         holder_token = r.get(lease)
         second = start("worker", tmp_path, "second")
-        log = second.log_path  # type: ignore[attr-defined]
-        wait_for(lambda: " ready." in log.read_text(), 30, "the second worker to be ready")
+        wait_ready(second)
         ensure_streams()  # a pass while the stream is held must not move it
         assert r.get(lease) == holder_token
 

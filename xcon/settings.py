@@ -275,3 +275,14 @@ XCON_LIMIT_QUIET_S = float(env_str("XCON_LIMIT_QUIET_S", "30"))
 # Order books and trades are streamed for an account's first this-many watched symbols (by
 # position); tickers for all of them.
 XCON_DEPTH_SYMBOLS = env_int("XCON_DEPTH_SYMBOLS", 20)
+
+# Stream units and their fair share among workers (monitoring/share.py). Each account's
+# channels are separate units, each under its own lease; an account's tickers are split into
+# chunks of XCON_TICKER_CHUNK_SYMBOLS symbols, one unit each (Binance allows 1024 streams per
+# connection). A unit moves from the busiest worker to the idlest once they hold
+# 2 + XCON_STREAM_SHARE_SLACK or more units apart.
+XCON_TICKER_CHUNK_SYMBOLS = env_int("XCON_TICKER_CHUNK_SYMBOLS", 200)
+XCON_STREAM_SHARE_SLACK = env_int("XCON_STREAM_SHARE_SLACK", 0)
+# Units one worker's stream host holds at most (monitoring/host.py: one event loop beside the
+# Celery pool, so streams never take the threads order tasks need).
+XCON_STREAM_UNITS_PER_WORKER = env_int("XCON_STREAM_UNITS_PER_WORKER", 64)

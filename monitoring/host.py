@@ -1,0 +1,113 @@
+"""The worker's stream host: one event loop, in a thread of its own, holding every stream unit
+this worker was given.
+
+A unit held as a long Celery task would take a pool thread for as long as it lives: three
+units per account (tickers, book, trades) plus ticker chunks would fill `--concurrency 8`
+with two accounts, and order tasks queued behind them would wait for a free thread. Here the
+Celery task only hands the unit over and returns at once; the pool stays free for orders,
+alerts and beat work, and a worker holds as many units as its CPU carries
+(settings.XCON_STREAM_UNITS_PER_WORKER).
+
+Used by monitoring.tasks (threads pool: the host lives in the worker process itself). On
+worker shutdown every unit is told to stop and given a few seconds to release its lease.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import logging
+import threading
+from collections.abc import Callable, Coroutine, Hashable
+from typing import Any
+
+from monitoring import holder
+from monitoring.share import Unit
+
+log = logging.getLogger(__name__)
+
+
+class StreamHost:
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self.units: dict[Hashable, concurrent.futures.Future[str]] = {}
+
+    def _ensure_loop(self) -> asyncio.AbstractEventLoop:
+        if self._loop is None or self._thread is None or not self._thread.is_alive():
+            loop = asyncio.new_event_loop()
+            ready = threading.Event()
+
+            def run() -> None:
+                asyncio.set_event_loop(loop)
+                loop.call_soon(ready.set)
+                loop.run_forever()
+
+            self._thread = threading.Thread(target=run, name="xcon-streams", daemon=True)
+            self._thread.start()
+            ready.wait()
+            self._loop = loop
+        return self._loop
+
+    def hold(self, unit: Unit, *, owner: str, wait_s: float = 0.0) -> str:
+        """Start holding `unit` in the background (it takes its lease, or ends at once if
+        another worker has it). Returns at once."""
+        return self.run(unit, lambda: holder.hold_unit(unit, owner=owner, wait_s=wait_s))
+
+    def run(self, key: Hashable, make: Callable[[], Coroutine[Any, Any, str]]) -> str:
+        """Run `make()` on the host's loop unless `key` already runs here (e.g. an account's
+        own-order stream, orders.stream.hold)."""
+        with self._lock:
+            running = self.units.get(key)
+            if running is not None and not running.done():
+                return "already held here"
+            loop = self._ensure_loop()
+            future = asyncio.run_coroutine_threadsafe(make(), loop)
+            self.units[key] = future
+        future.add_done_callback(lambda f: self._ended(key, f))
+        return "started"
+
+    def _ended(self, unit: Hashable, future: concurrent.futures.Future[str]) -> None:
+        with self._lock:
+            if self.units.get(unit) is future:
+                del self.units[unit]
+        if future.cancelled():
+            return
+        exc = future.exception()
+        if exc is not None:
+            log.error("stream unit %s failed", unit, exc_info=exc)
+        else:
+            log.info("stream unit %s ended: %s", unit, future.result())
+
+    def count(self) -> int:
+        with self._lock:
+            return sum(1 for f in self.units.values() if not f.done())
+
+    def stop(self, timeout_s: float = 8.0) -> None:
+        """Worker shutdown: every unit ends (holder.shutdown) and releases its lease."""
+        holder.shutdown.set()
+        with self._lock:
+            running = list(self.units.values())
+        _, pending = concurrent.futures.wait(running, timeout=timeout_s)
+        if pending:
+            log.warning("%d stream units still stopping at shutdown", len(pending))
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self._loop.stop)
+
+
+_host: StreamHost | None = None
+_host_lock = threading.Lock()
+
+
+def stream_host() -> StreamHost:
+    """This process's host (created on first use)."""
+    global _host
+    with _host_lock:
+        if _host is None:
+            _host = StreamHost()
+        return _host
+
+
+def running_units() -> int:
+    return _host.count() if _host is not None else 0
