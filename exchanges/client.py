@@ -24,7 +24,7 @@ import ccxt.async_support
 import ccxt.pro
 from redis.exceptions import RedisError
 
-from exchanges import errors
+from exchanges import errors, marketcache
 from exchanges.breaker import BreakerPolicy, CircuitBreaker, Transition, breaker_name
 from exchanges.ratelimit.limiter import RateLimiter, Scopes, egress_ip, key_identity
 from exchanges.ratelimit.policy import Cost, Lane
@@ -150,10 +150,20 @@ class MarketInfo:
 @dataclass(frozen=True)
 class ClockSample:
     offset_ms: float
-    """Venue clock minus ours, from the midpoint of each round trip (median of samples)."""
+    """Venue clock minus ours, at the midpoint of the quickest round trip."""
     latency_ms: float
     """Median round trip of the time call."""
     samples: int
+
+
+def clock_sample(samples: list[tuple[float, float]]) -> ClockSample:
+    """(round trip ms, offset ms) pairs -> the quickest trip's offset, the median latency."""
+    quickest = min(samples)
+    return ClockSample(
+        offset_ms=quickest[1],
+        latency_ms=statistics.median(trip for trip, _ in samples),
+        samples=len(samples),
+    )
 
 
 @dataclass(frozen=True)
@@ -590,20 +600,25 @@ class ExchangeClient:
         return int(await self.call("fetch_time"))
 
     async def measure_clock(self, samples: int = 5) -> ClockSample:
-        """Sample the venue clock around each round trip; median offset and latency."""
-        offsets: list[float] = []
-        latencies: list[float] = []
+        """Sample the venue clock around each round trip: the offset of the quickest round
+        trip (as NTP's clock filter does: the venue stamps its time somewhere inside the round
+        trip, so the shortest one bounds the error tightest, ±half of it, where a median of
+        queued samples carries their queueing), and the median latency."""
+        samples_taken: list[tuple[float, float]] = []  # (round trip, offset)
         for _ in range(samples):
             sent = time.time() * 1000
             server = await self.server_time_ms()
             received = time.time() * 1000
-            latencies.append(received - sent)
-            offsets.append(server - (sent + received) / 2)
-        return ClockSample(
-            offset_ms=statistics.median(offsets),
-            latency_ms=statistics.median(latencies),
-            samples=samples,
-        )
+            samples_taken.append((received - sent, server - (sent + received) / 2))
+        return clock_sample(samples_taken)
+
+    async def ensure_markets(self) -> None:
+        """Markets from this process's cache (exchanges.marketcache), else from the venue
+        (then cached): a redial or another stream of the same venue costs neither the
+        request (Binance exchangeInfo: weight 20) nor the parse of every market."""
+        if not marketcache.seed(self):
+            await self.call("load_markets")
+            marketcache.remember(self)
 
     async def load_markets(self) -> list[MarketInfo]:
         markets = await self.call("load_markets", True)

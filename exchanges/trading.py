@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from exchanges import errors, marketcache
+from exchanges import errors
 from exchanges.client import ExchangeClient, dec
 
 #: our order types → (ccxt type, extra params builder)
@@ -136,9 +136,7 @@ def parse_order(o: dict[str, Any]) -> VenueOrder:
 
 async def load_markets(client: ExchangeClient) -> None:
     """Markets from this process's cache, else from the venue (then cached)."""
-    if not marketcache.seed(client):
-        await client.call("load_markets")
-        marketcache.remember(client)
+    await client.ensure_markets()
 
 
 async def create_order(client: ExchangeClient, req: OrderRequest) -> VenueOrder:

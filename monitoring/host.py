@@ -1,4 +1,4 @@
-"""The worker's stream host: one event loop, in a thread of its own, holding every stream unit
+"""The worker's stream host: the threads, beside the Celery pool, that hold every stream unit
 this worker was given.
 
 A unit held as a long Celery task would take a pool thread for as long as it lives: three
@@ -28,27 +28,34 @@ log = logging.getLogger(__name__)
 
 
 class StreamHost:
+    """Every unit in a thread of its own with its own event loop, outside the Celery pool.
+
+    One loop for all units was tried first: a 1,000-symbol account's five ticker chunks
+    parsing the venue's markets at once stalled it past the 5 s lease and every unit lost
+    its lease (bench/streams_per_worker.py). Separate loops keep one unit's heavy moment
+    from starving another's lease renewals (the interpreter switches threads every 5 ms).
+    """
+
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
         self.units: dict[Hashable, concurrent.futures.Future[str]] = {}
 
-    def _ensure_loop(self) -> asyncio.AbstractEventLoop:
-        if self._loop is None or self._thread is None or not self._thread.is_alive():
-            loop = asyncio.new_event_loop()
-            ready = threading.Event()
+    @staticmethod
+    def _start(
+        name: str, make: Callable[[], Coroutine[Any, Any, str]]
+    ) -> concurrent.futures.Future[str]:
+        future: concurrent.futures.Future[str] = concurrent.futures.Future()
 
-            def run() -> None:
-                asyncio.set_event_loop(loop)
-                loop.call_soon(ready.set)
-                loop.run_forever()
+        def run() -> None:
+            if not future.set_running_or_notify_cancel():
+                return
+            try:
+                future.set_result(asyncio.run(make()))
+            except BaseException as exc:  # reported by _ended; the thread ends either way
+                future.set_exception(exc)
 
-            self._thread = threading.Thread(target=run, name="xcon-streams", daemon=True)
-            self._thread.start()
-            ready.wait()
-            self._loop = loop
-        return self._loop
+        threading.Thread(target=run, name=f"xcon-stream {name}", daemon=True).start()
+        return future
 
     def hold(self, unit: Unit, *, owner: str, wait_s: float = 0.0) -> str:
         """Start holding `unit` in the background (it takes its lease, or ends at once if
@@ -56,14 +63,13 @@ class StreamHost:
         return self.run(unit, lambda: holder.hold_unit(unit, owner=owner, wait_s=wait_s))
 
     def run(self, key: Hashable, make: Callable[[], Coroutine[Any, Any, str]]) -> str:
-        """Run `make()` on the host's loop unless `key` already runs here (e.g. an account's
-        own-order stream, orders.stream.hold)."""
+        """Run `make()` in a thread of its own unless `key` already runs here (e.g. an
+        account's own-order stream, orders.stream.hold)."""
         with self._lock:
             running = self.units.get(key)
             if running is not None and not running.done():
                 return "already held here"
-            loop = self._ensure_loop()
-            future = asyncio.run_coroutine_threadsafe(make(), loop)
+            future = self._start(str(key), make)
             self.units[key] = future
         future.add_done_callback(lambda f: self._ended(key, f))
         return "started"
@@ -92,8 +98,6 @@ class StreamHost:
         _, pending = concurrent.futures.wait(running, timeout=timeout_s)
         if pending:
             log.warning("%d stream units still stopping at shutdown", len(pending))
-        if self._loop is not None:
-            self._loop.call_soon_threadsafe(self._loop.stop)
 
 
 _host: StreamHost | None = None

@@ -329,6 +329,7 @@ class _Stream:
     async def _session(self, client: ExchangeClient) -> None:
         """Watch every chunk of symbols on `client` until stop (returns) or failure (raises)."""
         self.rates.restart(now())
+        await client.ensure_markets()  # shared within the process: a redial re-parses nothing
         tasks: dict[asyncio.Future[Any], list[str]] = {}
 
         def arm(chunk: list[str]) -> None:

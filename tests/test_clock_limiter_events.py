@@ -231,3 +231,15 @@ async def test_a_spec_that_differs_only_by_clock_offset_is_the_same_connection()
 
     assert holder.same_connection(spec, replace(spec, clock_offset_ms=1234.5))
     assert not holder.same_connection(spec, replace(spec, rest_url="http://other"))
+
+
+def test_the_clock_offset_is_taken_from_the_quickest_round_trip() -> None:
+    """A venue busy when three of five time requests arrive stamps them late: their midpoint
+    offsets are biased by the queueing; the quickest trip bounds the error by half of it."""
+    from exchanges.client import clock_sample
+
+    queued = [(12.0, 5.4), (9.0, 4.1), (11.0, 5.0)]
+    quick = [(0.8, 0.2), (1.1, -0.3)]
+    sample = clock_sample(queued + quick)
+    assert sample.offset_ms == 0.2
+    assert sample.latency_ms == 9.0 and sample.samples == 5
