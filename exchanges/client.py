@@ -616,9 +616,7 @@ class ExchangeClient:
         """Markets from this process's cache (exchanges.marketcache), else from the venue
         (then cached): a redial or another stream of the same venue costs neither the
         request (Binance exchangeInfo: weight 20) nor the parse of every market."""
-        if not marketcache.seed(self):
-            await self.call("load_markets")
-            marketcache.remember(self)
+        await marketcache.load(self)
 
     async def load_markets(self) -> list[MarketInfo]:
         markets = await self.call("load_markets", True)

@@ -9,6 +9,7 @@ unified market dicts, which ccxt only reads.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import threading
 import time
@@ -18,6 +19,10 @@ TTL_S = 600.0
 
 _lock = threading.Lock()
 _cache: dict[str, tuple[float, Any, Any]] = {}
+#: venue endpoint -> set when the one load under way in this process has ended
+_loading: dict[str, threading.Event] = {}
+#: how long a client waits for another thread's load before loading by itself
+LOAD_WAIT_S = 60.0
 
 
 def _key(client: Any) -> str:
@@ -42,6 +47,39 @@ def remember(client: Any) -> None:
     if markets:
         with _lock:
             _cache[_key(client)] = (time.monotonic(), markets, client.ccxt.currencies)
+
+
+async def load(client: Any) -> None:
+    """Markets for `client`: from the cache, else loaded once for the whole process.
+
+    Stream units run in threads of their own (monitoring.host); a 1,000-symbol account's
+    five ticker chunks starting together would each fetch the venue's markets and parse all of
+    them at once, and the parse is pure Python: the chunks stalled each other past their
+    leases (bench/streams_per_worker.py). One client loads; the others wait for it (without
+    blocking their event loops) and take its result.
+    """
+    key = _key(client)
+    while not seed(client):
+        with _lock:
+            event = _loading.get(key)
+            mine = event is None
+            if mine:
+                event = _loading[key] = threading.Event()
+        assert event is not None
+        if mine:
+            try:
+                await client.call("load_markets")
+                remember(client)
+            finally:
+                with _lock:
+                    _loading.pop(key, None)
+                event.set()
+            return
+        if not await asyncio.to_thread(event.wait, LOAD_WAIT_S):
+            await client.call("load_markets")  # the other load hangs: do not wait forever
+            remember(client)
+            return
+        # loaded (seeded on the next pass), or it failed: then this client tries itself
 
 
 def clear() -> None:

@@ -63,6 +63,15 @@ def _load(account_id: int) -> tuple[ClientSpec, list[str]] | None:
     return ClientSpec.for_account(account), symbols
 
 
+_sync_locks: dict[int, threading.Lock] = {}
+_sync_locks_guard = threading.Lock()
+
+
+def _sync_lock(account_id: int) -> threading.Lock:
+    with _sync_locks_guard:
+        return _sync_locks.setdefault(account_id, threading.Lock())
+
+
 def _price_ticks(account_id: int) -> dict[str, Decimal]:
     """Tick sizes of the account's markets, syncing them first if they never were.
 
@@ -71,10 +80,15 @@ def _price_ticks(account_id: int) -> dict[str, Decimal]:
     """
     account = ExchangeAccount.objects.get(pk=account_id)
     if account.markets_synced_at is None:
-        try:
-            sync_markets(account)
-        except ExchangeError as exc:
-            log.warning("%s: markets not synced (%s); prices shown unrounded", account, exc)
+        # One sync per account in this process: the account's units start together, and
+        # five syncs of a 1,000-market venue at once would starve their streams.
+        with _sync_lock(account_id):
+            account.refresh_from_db(fields=["markets_synced_at"])
+            if account.markets_synced_at is None:
+                try:
+                    sync_markets(account)
+                except ExchangeError as exc:
+                    log.warning("%s: markets not synced (%s); prices shown unrounded", account, exc)
     return {
         symbol: tick
         for symbol, tick in Market.objects.filter(account_id=account_id).values_list(

@@ -20,6 +20,7 @@ from exchanges.simulator.testing import SimulatorHandle, run_in_thread
 from orders import placement, services
 from orders.models import AccountAccess, Fill, Order, OrderEvent, OrderState
 from orders.state import VenueReport, next_state
+from tests.helpers.celery_workers import wait_for
 
 S = OrderState
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -394,18 +395,6 @@ def test_a_rejected_answer_from_the_venue_maps_to_an_operator_message(
 
 
 # ------------------------------------------------------------------ the own-order stream
-def _wait(predicate, timeout: float = 10.0):  # type: ignore[no-untyped-def]
-    import time
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError("timed out")
-
-
 @contextmanager
 def holding_order_stream(account: ExchangeAccount) -> Iterator[None]:
     """The account's own-order stream held in a thread (as a worker would) until the end."""
@@ -450,10 +439,12 @@ def test_fills_and_cancels_arrive_through_the_user_data_stream(
     )
     placement.submit(order.pk)
     api_key = account.credential.plaintext().api_key
-    _wait(lambda: stream.read_balances(account.pk)[1] is not None)  # stream session is up
+    wait_for(lambda: stream.read_balances(account.pk)[1] is not None, 10, "the stream session")
     sim.fill_order(api_key, "BTCUSDT", client_order_id=order.client_order_id, qty=Decimal("0.004"))
-    _wait(lambda: Order.objects.get(pk=order.pk).state == S.PARTIALLY_FILLED)
-    _wait(lambda: Fill.objects.filter(order=order).count() == 1)
+    wait_for(
+        lambda: Order.objects.get(pk=order.pk).state == S.PARTIALLY_FILLED, 10, "the order's state"
+    )
+    wait_for(lambda: Fill.objects.filter(order=order).count() == 1, 10, "the fill")
     fill = Fill.objects.get(order=order)
     assert fill.amount == Decimal("0.004") and fill.is_maker is True
     assert fill.fee_cost is not None and fill.fee_currency == "BTC"
@@ -461,7 +452,7 @@ def test_fills_and_cancels_arrive_through_the_user_data_stream(
     sim.call(
         lambda e: e.trading.cancel_order(api_key, "BTCUSDT", client_order_id=order.client_order_id)
     )
-    _wait(lambda: Order.objects.get(pk=order.pk).state == S.CANCELED)
+    wait_for(lambda: Order.objects.get(pk=order.pk).state == S.CANCELED, 10, "the order's state")
     order.refresh_from_db()
     assert order.filled == Decimal("0.004")
     sources = set(order.events.values_list("source", flat=True))
@@ -488,7 +479,7 @@ def test_the_stream_reconciles_orders_that_changed_while_it_was_down(
     sim.fill_order(api_key, "BTCUSDT", client_order_id=order.client_order_id)  # no stream yet
     assert Order.objects.get(pk=order.pk).state == S.OPEN
     with holding_order_stream(account):
-        _wait(lambda: Order.objects.get(pk=order.pk).state == S.FILLED)
+        wait_for(lambda: Order.objects.get(pk=order.pk).state == S.FILLED, 10, "the order's state")
     assert Order.objects.get(pk=order.pk).events.filter(source="reconcile").exists()
 
 
