@@ -42,6 +42,9 @@ class SimulatorConfig:
     ws_pong_timeout: float = 60.0
     #: frames queued per WebSocket before the server drops it as a slow consumer
     ws_send_queue: int = 10_000
+    #: messages a market-stream connection may send per second (text, ping and pong frames;
+    #: Binance: 5, and a connection over it is disconnected); 0: not enforced
+    ws_incoming_per_s: int = 5
     markets_file: Path | None = None
     fixtures_dir: Path | None = None
     #: refuse requests past the venue's rate limits like the venue does (429, then 418 bans);

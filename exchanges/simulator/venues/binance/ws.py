@@ -25,7 +25,9 @@ inside (or right before) the next event's U..u (unless a depth-gap fault withhol
 
 Keep-alive like Binance: the server pings every `ws_ping_interval` seconds and closes (1008)
 a connection that has not sent a pong for `ws_pong_timeout` seconds; it answers client pings.
-A connection whose send queue overflows (a client that does not read) is closed as well.
+A connection whose send queue overflows (a client that does not read) is closed as well, and
+so is one that sends more than `ws_incoming_per_s` (5) messages in a second (text, ping and
+pong frames; 1008 "too many messages").
 
 Faults (faults.py, driven by the /_sim controls): selected connections can be closed or muted
 (muted: nothing sent, pings unanswered, no server pings or pong-timeout closes), every frame
@@ -36,6 +38,7 @@ symbol can be withheld to open a gap in U/u.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import itertools
 import json
@@ -58,6 +61,8 @@ from exchanges.simulator.venues.binance.userdata import UserData
 log = logging.getLogger(__name__)
 
 _MAX_STREAMS = 1024
+#: the frames Binance counts against a connection's incoming-message limit
+_COUNTED = (WSMsgType.TEXT, WSMsgType.PING, WSMsgType.PONG)
 _ARRAY_STREAM_PERIOD_MS = 1000
 _METHODS = "`SUBSCRIBE`, `UNSUBSCRIBE`, `LIST_SUBSCRIPTIONS`, `SET_PROPERTY`, `GET_PROPERTY`"
 _STREAM_RE = re.compile(
@@ -136,6 +141,8 @@ class Connection:
     next_subscription_id: int = 0
     #: listenKeys whose user data this stream connection gets
     listen_keys: set[str] = field(default_factory=set)
+    #: when this connection's last messages arrived (the incoming-rate limit's window)
+    incoming: collections.deque[float] = field(default_factory=collections.deque)
 
 
 class BinanceStreams:
@@ -184,6 +191,9 @@ class BinanceStreams:
         pinger = asyncio.create_task(self._pinger(conn))
         try:
             async for msg in ws:
+                if msg.type in _COUNTED and self._over_incoming_limit(conn, loop.time()):
+                    self._start_close(conn, 1008, "too many messages")
+                    continue
                 if msg.type is WSMsgType.TEXT:
                     self.engine.stats.ws_messages_received += 1
                     if conn.api:
@@ -211,6 +221,20 @@ class BinanceStreams:
                 with contextlib.suppress(Exception):
                     await conn.close_task
         return ws
+
+    def _over_incoming_limit(self, conn: Connection, now: float) -> bool:
+        """Binance: "WebSocket connections have a limit of 5 incoming messages per second. A
+        message is considered: a PING frame, a PONG frame, a JSON controlled message (e.g.
+        subscribe, unsubscribe). A connection that goes beyond the limit will be
+        disconnected." The WebSocket API (/ws-api/v3) has request weights instead."""
+        limit = self.config.ws_incoming_per_s
+        if not limit or conn.api:
+            return False
+        window = conn.incoming
+        window.append(now)
+        while window and window[0] <= now - 1.0:
+            window.popleft()
+        return len(window) > limit
 
     def _drop(self, conn: Connection) -> None:
         if conn not in self.conns:
