@@ -150,17 +150,24 @@ class MarketInfo:
 @dataclass(frozen=True)
 class ClockSample:
     offset_ms: float
-    """Venue clock minus ours, at the midpoint of the quickest round trip."""
+    """Venue clock minus ours: the median over the quicker half of the round trips."""
     latency_ms: float
     """Median round trip of the time call."""
     samples: int
 
 
 def clock_sample(samples: list[tuple[float, float]]) -> ClockSample:
-    """(round trip ms, offset ms) pairs -> the quickest trip's offset, the median latency."""
-    quickest = min(samples)
+    """(round trip ms, offset ms) pairs -> the median offset of the quicker half of the round
+    trips, and the median latency.
+
+    The venue stamps its time somewhere inside each round trip, so a trip's offset is off by
+    at most half its length; a trip that queued at a busy venue is long and its midpoint
+    biased. Keeping the quicker half (as NTP's clock filter prefers its shortest-delay
+    samples) before taking the median drops exactly those.
+    """
+    quicker = sorted(samples)[: max(1, (len(samples) + 1) // 2)]
     return ClockSample(
-        offset_ms=quickest[1],
+        offset_ms=statistics.median(offset for _, offset in quicker),
         latency_ms=statistics.median(trip for trip, _ in samples),
         samples=len(samples),
     )
@@ -600,10 +607,7 @@ class ExchangeClient:
         return int(await self.call("fetch_time"))
 
     async def measure_clock(self, samples: int = 5) -> ClockSample:
-        """Sample the venue clock around each round trip: the offset of the quickest round
-        trip (as NTP's clock filter does: the venue stamps its time somewhere inside the round
-        trip, so the shortest one bounds the error tightest, ±half of it, where a median of
-        queued samples carries their queueing), and the median latency."""
+        """Sample the venue clock around each of `samples` round trips (see clock_sample)."""
         samples_taken: list[tuple[float, float]] = []  # (round trip, offset)
         for _ in range(samples):
             sent = time.time() * 1000

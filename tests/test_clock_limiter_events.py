@@ -233,13 +233,14 @@ async def test_a_spec_that_differs_only_by_clock_offset_is_the_same_connection()
     assert not holder.same_connection(spec, replace(spec, rest_url="http://other"))
 
 
-def test_the_clock_offset_is_taken_from_the_quickest_round_trip() -> None:
-    """A venue busy when three of five time requests arrive stamps them late: their midpoint
-    offsets are biased by the queueing; the quickest trip bounds the error by half of it."""
+def test_the_clock_offset_is_the_median_of_the_quicker_round_trips() -> None:
+    """A venue busy when two of five time requests arrive stamps them late: their midpoint
+    offsets carry the queueing. The median of the quicker three leaves them out."""
     from exchanges.client import clock_sample
 
-    queued = [(12.0, 5.4), (9.0, 4.1), (11.0, 5.0)]
-    quick = [(0.8, 0.2), (1.1, -0.3)]
+    queued = [(12.0, 5.4), (11.0, 5.0)]
+    quick = [(0.8, 0.2), (1.1, -0.3), (0.9, 0.4)]
     sample = clock_sample(queued + quick)
-    assert sample.offset_ms == 0.2
-    assert sample.latency_ms == 9.0 and sample.samples == 5
+    assert sample.offset_ms == 0.2  # the median of all five would be 0.4
+    assert sample.latency_ms == 1.1 and sample.samples == 5
+    assert clock_sample([(3.0, 7.0)]).offset_ms == 7.0
