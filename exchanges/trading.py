@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
+from ccxt.base.decimal_to_precision import TRUNCATE
+
 from exchanges import errors
 from exchanges.client import ExchangeClient, dec
 
@@ -26,12 +28,14 @@ class OrderRequest:
     symbol: str
     side: str  # buy | sell
     type: str  # market | limit | limit_maker | stop_loss_limit | take_profit_limit
-    amount: Decimal
+    amount: Decimal | None  # base quantity; None for a market order by quote amount
     client_order_id: str
     price: Decimal | None = None
     stop_price: Decimal | None = None
     time_in_force: str = "GTC"
     iceberg_qty: Decimal | None = None
+    #: a market order by quote amount: spend (buy) / raise (sell) this much quote asset
+    quote_amount: Decimal | None = None
 
 
 @dataclass(frozen=True)
@@ -70,6 +74,8 @@ class VenueOrder:
     timestamp_ms: int | None
     trades: tuple[VenueTrade, ...] = ()
     raw: dict[str, Any] = field(default_factory=dict, compare=False)
+    #: quote asset spent / received so far (Binance cummulativeQuoteQty; None: not reported)
+    cost: Decimal | None = None
 
 
 def _str(value: Decimal | None) -> str | None:
@@ -81,6 +87,13 @@ def order_params(req: OrderRequest) -> tuple[str, dict[str, Any]]:
     params: dict[str, Any] = {"clientOrderId": req.client_order_id}
     if req.iceberg_qty is not None:
         params["icebergAmount"] = _str(req.iceberg_qty)
+    if req.quote_amount is not None:
+        if req.type != "market" or req.amount is not None:
+            raise errors.BadRequest("A quote amount is for market orders without a quantity.")
+        # ccxt's Binance spot create_order_request reads `quoteOrderQty` (or `cost`) from
+        # params for BUY and SELL alike and sends it as Binance's quoteOrderQty, leaving
+        # out `quantity`
+        params["quoteOrderQty"] = _str(req.quote_amount)
     if req.type == "market":
         return "market", params
     if req.type == _POST_ONLY:
@@ -131,6 +144,7 @@ def parse_order(o: dict[str, Any]) -> VenueOrder:
         timestamp_ms=o.get("lastTradeTimestamp") or o.get("timestamp"),
         trades=tuple(parse_trade(t) for t in (o.get("trades") or []) if t.get("id")),
         raw=info if isinstance(info, dict) else {},
+        cost=dec(o.get("cost")),
     )
 
 
@@ -144,7 +158,11 @@ async def create_order(client: ExchangeClient, req: OrderRequest) -> VenueOrder:
     precision *silently* (truncating), so refuse to send anything it would change."""
     ccxt_type, params = order_params(req)
     await load_markets(client)
-    checks = [("quantity", req.amount, client.ccxt.amount_to_precision)]
+    checks: list[tuple[str, Decimal, Any]] = []
+    if req.amount is not None:
+        checks.append(("quantity", req.amount, client.ccxt.amount_to_precision))
+    if req.quote_amount is not None:
+        checks.append(("quote amount", req.quote_amount, _quote_amount_to_precision(client)))
     if req.price is not None:
         checks.append(("price", req.price, client.ccxt.price_to_precision))
     if req.stop_price is not None:
@@ -160,8 +178,9 @@ async def create_order(client: ExchangeClient, req: OrderRequest) -> VenueOrder:
                 rule="PRECISION",
             ) from None
         if sent != value:
+            shown = _str(value.normalize())
             raise errors.OrderRejected(
-                f"The {what} {value} is not on the market's grid; ccxt would send {sent}.",
+                f"The {what} {shown} is not on the market's grid; ccxt would send {sent}.",
                 rule="PRECISION",
             )
     answer = await client.call(
@@ -174,6 +193,32 @@ async def create_order(client: ExchangeClient, req: OrderRequest) -> VenueOrder:
         params,
     )
     return parse_order(answer)
+
+
+def _quote_amount_to_precision(client: ExchangeClient) -> Any:
+    """What ccxt 4.5 makes of a quote amount before sending it as Binance's quoteOrderQty:
+    `decimal_to_precision(value, TRUNCATE, market['precision']['price'], precisionMode)`,
+    i.e. truncated to the *price tick*, not to the venue's quoteAssetPrecision that the
+    venue (and orders/rules) check. Replayed here so a value it would cut is refused."""
+    ex = client.ccxt
+    if ex.id != "binance":
+        raise errors.NotSupported(
+            f"Market orders by quote amount are not supported on {ex.id} yet; give a quantity."
+        )
+
+    def to_precision(symbol: str, value: str) -> str:
+        tick = ex.market(symbol)["precision"]["price"]
+        return str(ex.decimal_to_precision(value, TRUNCATE, tick, ex.precisionMode))
+
+    return to_precision
+
+
+def quote_amount_sendable(venue: str, price_tick: Decimal | None, value: Decimal) -> Decimal:
+    """The quote amount the door would send for `value` (the form shows the difference
+    before review): on Binance ccxt truncates it to the price tick (see above)."""
+    if venue != "binance" or price_tick is None or price_tick <= 0:
+        return value
+    return (value // price_tick) * price_tick
 
 
 async def fetch_order_by_client_id(

@@ -43,9 +43,11 @@ class OrderAdmin(admin.ModelAdmin):
         "symbol",
         "side",
         "type",
-        "amount",
+        "asked",
         "price",
         "filled",
+        "average_price",
+        "cost",
         "state",
         "created_by",
     )
@@ -56,6 +58,11 @@ class OrderAdmin(admin.ModelAdmin):
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
         return [f.name for f in Order._meta.fields]
+
+    @admin.display(description="asked")
+    def asked(self, obj: Order) -> str:
+        """A quantity, or for a market order by quote amount "spend 500 USDT"."""
+        return obj.asked
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False

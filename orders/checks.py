@@ -19,7 +19,7 @@ from typing import Any
 from django.core.cache import cache
 from django.db import connection
 
-from exchanges import errors
+from exchanges import errors, trading
 from exchanges.client import ClientSpec, ExchangeClient, run_sync
 from exchanges.models import AccountFee, ExchangeAccount, Market
 from exchanges.venues import get_venue
@@ -66,6 +66,15 @@ class Evaluation:
     available: Decimal | None = None
     available_asset: str = ""
     balance_note: str = ""
+    #: the amount is in the quote asset (a market order: spend / raise this much)
+    by_quote: bool = False
+    #: the operator's unit choice as posted (kept while the form is incomplete)
+    unit_quote: bool = False
+    #: whether the amount may be given in the quote asset here, and if not, why
+    quote_offered: bool = False
+    quote_unavailable: str = ""
+    #: the base quantity a quote amount buys / sells at the current best price
+    estimated_qty: Decimal | None = None
 
     @property
     def fee_rate_pct(self) -> Decimal | None:
@@ -184,6 +193,28 @@ def fee_rates(account: ExchangeAccount, market: Market) -> tuple[Decimal | None,
     return market.maker_fee, market.taker_fee
 
 
+def quote_offer(account: ExchangeAccount, market: Market, side: str) -> tuple[bool, str]:
+    """Whether a market order on `market` may be given by quote amount, else why not."""
+    market_rules = rules.from_market(market)
+    if account.venue != "binance":
+        return False, f"Amounts in {market.quote} are not supported on {account.venue} yet."
+    if not market_rules.quote_amount_sides:
+        flag = market_rules.name(rules.Kind.QUOTE_AMOUNT_NOT_ALLOWED)
+        return False, (
+            f"{market.symbol} takes market orders by {market.base} quantity only ({flag} is off)."
+        )
+    if side not in market_rules.quote_amount_sides:
+        return False, f"{side.capitalize()} market orders on {market.symbol} are by quantity only."
+    return True, ""
+
+
+def _offer(result: Evaluation, account: ExchangeAccount, side: str) -> None:
+    if result.market is not None:
+        result.quote_offered, result.quote_unavailable = quote_offer(
+            account, result.market, side or "buy"
+        )
+
+
 # ------------------------------------------------------------------ the check
 def evaluate(form: OrderForm, *, initial: bool = False) -> Evaluation:
     """Validate the form (bound, or unbound for the first render) against the market."""
@@ -196,8 +227,10 @@ def evaluate(form: OrderForm, *, initial: bool = False) -> Evaluation:
             result.market = Market.objects.filter(account=acc, symbol=symbol).first()
             if result.market is not None:
                 result.bid, result.ask, result.last = best_bid_ask(acc, symbol)
+                _offer(result, acc, str(form.initial.get("side") or "buy"))
         return result
     valid = form.is_valid()
+    result.unit_quote = form.data.get("amount_in") == "quote"
     market = form.market
     result.market = market
     for name, errs in form.errors.items():
@@ -207,6 +240,7 @@ def evaluate(form: OrderForm, *, initial: bool = False) -> Evaluation:
         return result
     data = form.cleaned_data
     account: ExchangeAccount = data["account"]
+    _offer(result, account, str(data.get("side") or "buy"))
     result.bid, result.ask, result.last = best_bid_ask(account, market.symbol)
     avg, result.avg_price_source = average_price(account, market, result.bid, result.ask)
     result.avg_price = _show(avg)
@@ -215,16 +249,18 @@ def evaluate(form: OrderForm, *, initial: bool = False) -> Evaluation:
     maker, taker = fee_rates(account, market)
     held, note = balances(account)
     result.balance_note = note
+    result.by_quote = form.by_quote
     draft = Draft(
         account_id=account.pk,
         symbol=market.symbol,
         side=data["side"],
         type=data["type"],
-        amount=data["amount"],
+        amount=None if form.by_quote else data["amount"],
         price=data.get("price"),
         stop_price=data.get("stop_price"),
         time_in_force=data.get("time_in_force") or "GTC",
         iceberg_qty=data.get("iceberg_qty"),
+        quote_amount=data["amount"] if form.by_quote else None,
     )
     live_here = Order.objects.live().filter(account=account, symbol=market.symbol)
     open_count = live_here.count()
@@ -252,12 +288,20 @@ def evaluate(form: OrderForm, *, initial: bool = False) -> Evaluation:
         stop_price=draft.stop_price,
         time_in_force=draft.time_in_force,
         iceberg_qty=draft.iceberg_qty,
+        quote_amount=draft.quote_amount,
     )
     validation = rules.validate(market_rules, order_draft, context)
     for p in validation.problems:
+        # a quote amount is typed into the amount field: point its problems (and the
+        # one-click suggestions) there
+        name = "amount" if p.field == "quote_amount" else p.field
         result.problems.append(
-            Problem(p.field, p.rule, p.message, [format(s, "f") for s in p.suggestions])
+            Problem(name, p.rule, p.message, [format(s, "f") for s in p.suggestions])
         )
+    if draft.quote_amount is not None:
+        result.estimated_qty = _show(validation.quantity)
+        if result.quote_offered and not validation.problems:
+            _check_sendable(result, account, market, draft.quote_amount)
     result.unchecked = list(validation.unchecked)
     result.notional = _show(validation.notional)
     result.fee = _show(validation.fee)
@@ -268,11 +312,32 @@ def evaluate(form: OrderForm, *, initial: bool = False) -> Evaluation:
     result.available_asset = spend_asset
     free = held.get(spend_asset, {}).get("free") if held else None
     result.available = free.normalize() if free is not None else None
-    result.ok = validation.ok
-    result.draft = draft if validation.ok else None
+    result.ok = not result.problems
+    result.draft = draft if result.ok else None
     if draft.type == OrderType.MARKET and result.avg_price is None:
         result.unchecked.append("market price (no price available)")
     return result
+
+
+def _check_sendable(
+    result: Evaluation, account: ExchangeAccount, market: Market, quote_amount: Decimal
+) -> None:
+    """The door refuses a quote amount that ccxt would truncate on its way out (to the price
+    tick, finer than the venue's quote precision): say so here, before the review."""
+    sent = trading.quote_amount_sendable(account.venue, market.price_tick, quote_amount)
+    if sent == quote_amount or market.price_tick is None:
+        return
+    tick = market.price_tick.normalize()
+    up = sent + tick
+    result.problems.append(
+        Problem(
+            "amount",
+            "PRECISION",
+            f"A quote amount goes out on the price tick {format(tick, 'f')} {market.quote}; "
+            f"{format(quote_amount, 'f')} would be sent as {format(sent.normalize(), 'f')}.",
+            [format(v.normalize(), "f") for v in (sent, up) if v > 0],
+        )
+    )
 
 
 def _show(value: Decimal | None) -> Decimal | None:

@@ -11,9 +11,15 @@ from decimal import Decimal
 from typing import Any
 
 from django import forms
+from django.db import models
 
 from exchanges.models import ExchangeAccount, Market
 from orders.models import OrderType, Side, TimeInForce
+
+
+class AmountIn(models.TextChoices):
+    BASE = "base"
+    QUOTE = "quote"
 
 
 class OrderForm(forms.Form):
@@ -23,6 +29,9 @@ class OrderForm(forms.Form):
     type = forms.ChoiceField(choices=OrderType.choices, initial=OrderType.LIMIT)
     time_in_force = forms.ChoiceField(choices=TimeInForce.choices, initial=TimeInForce.GTC)
     amount = forms.DecimalField(min_value=Decimal(0), required=True, label="Quantity")
+    #: a market order's amount in the base asset (a quantity) or in the quote asset (spend /
+    #: raise this much); limit orders are always by quantity
+    amount_in = forms.ChoiceField(choices=AmountIn.choices, required=False, initial=AmountIn.BASE)
     price = forms.DecimalField(min_value=Decimal(0), required=False)
     stop_price = forms.DecimalField(min_value=Decimal(0), required=False)
     iceberg_qty = forms.DecimalField(
@@ -59,6 +68,8 @@ class OrderForm(forms.Form):
         if order_type == OrderType.MARKET:
             data["price"] = None
             data["time_in_force"] = TimeInForce.GTC
+        if order_type != OrderType.MARKET or not data.get("amount_in"):
+            data["amount_in"] = AmountIn.BASE
         if order_type not in (OrderType.STOP_LOSS_LIMIT, OrderType.TAKE_PROFIT_LIMIT):
             data["stop_price"] = None
         if order_type == OrderType.LIMIT_MAKER:
@@ -73,3 +84,8 @@ class OrderForm(forms.Form):
             if value is not None and value <= 0:
                 self.add_error(name, "Must be greater than zero.")
         return data
+
+    @property
+    def by_quote(self) -> bool:
+        """A market order whose amount is in the quote asset (valid forms only)."""
+        return getattr(self, "cleaned_data", {}).get("amount_in") == AmountIn.QUOTE

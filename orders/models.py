@@ -99,7 +99,11 @@ class Order(models.Model):
     time_in_force = models.CharField(
         max_length=3, choices=TimeInForce.choices, default=TimeInForce.GTC
     )
-    amount = models.DecimalField(**AMOUNT)
+    #: the base quantity asked for; None for a market order by quote amount
+    amount = models.DecimalField(**OPTIONAL_AMOUNT)
+    #: a market order by quote amount: spend (buy) or raise (sell) this much quote asset, as
+    #: the operator asked; what it bought or sold is `filled` at `average_price` for `cost`
+    quote_amount = models.DecimalField(**OPTIONAL_AMOUNT)
     price = models.DecimalField(**OPTIONAL_AMOUNT)
     stop_price = models.DecimalField(**OPTIONAL_AMOUNT)
     #: the visible part of an iceberg order (None: a plain order)
@@ -115,6 +119,8 @@ class Order(models.Model):
     venue_status = models.CharField(max_length=32, blank=True, help_text="As the venue says.")
     filled = models.DecimalField(**AMOUNT, default=Decimal(0))
     average_price = models.DecimalField(**OPTIONAL_AMOUNT)
+    #: quote asset spent or received by the fills so far (Binance cummulativeQuoteQty)
+    cost = models.DecimalField(**AMOUNT, default=Decimal(0))
     #: operator-facing reason of a rejection or of an unknown outcome
     message = models.TextField(blank=True)
     venue_code = models.CharField(max_length=32, blank=True)
@@ -144,10 +150,37 @@ class Order(models.Model):
             models.Index(fields=["account", "state"]),
             models.Index(fields=["account", "exchange_order_id"]),
         ]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(amount__isnull=False) | models.Q(quote_amount__isnull=False),
+                name="order_amount_or_quote_amount",
+            )
+        ]
 
     def __str__(self) -> str:
         price = f" @ {self.price}" if self.price is not None else ""
-        return f"{self.side} {self.amount} {self.symbol}{price} ({self.get_state_display()})"
+        return f"{self.side} {self.asked} {self.symbol}{price} ({self.get_state_display()})"
+
+    @property
+    def base_asset(self) -> str:
+        return self.symbol.split("/")[0]
+
+    @property
+    def quote_asset(self) -> str:
+        return self.symbol.split("/")[1].split(":")[0] if "/" in self.symbol else ""
+
+    @property
+    def by_quote(self) -> bool:
+        return self.quote_amount is not None
+
+    @property
+    def asked(self) -> str:
+        """What the operator asked for, in words: "0.01 BTC", "spend 500 USDT"."""
+        if self.quote_amount is not None:
+            verb = "spend" if self.side == Side.BUY else "raise"
+            return f"{verb} {format(self.quote_amount.normalize(), 'f')} {self.quote_asset}"
+        amount = format(self.amount.normalize(), "f") if self.amount is not None else "?"
+        return f"{amount} {self.base_asset}"
 
     @property
     def is_terminal(self) -> bool:
@@ -158,7 +191,11 @@ class Order(models.Model):
         return self.state in (OrderState.OPEN, OrderState.PARTIALLY_FILLED)
 
     @property
-    def remaining(self) -> Decimal:
+    def remaining(self) -> Decimal | None:
+        """Base quantity still to fill; None for an order by quote amount (the venue decides
+        the quantity as it fills)."""
+        if self.amount is None:
+            return None
         return max(Decimal(0), self.amount - self.filled)
 
 

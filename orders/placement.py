@@ -23,11 +23,12 @@ import datetime as dt
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 from asgiref.sync import sync_to_async
 from django.db import connection, transaction
-from django.db.models import F
+from django.db.models import F, Sum
 from django.utils import timezone
 
 from exchanges import errors, trading
@@ -79,6 +80,7 @@ def _request(order: Order) -> trading.OrderRequest:
         stop_price=order.stop_price,
         time_in_force=order.time_in_force,
         iceberg_qty=order.iceberg_qty,
+        quote_amount=order.quote_amount,
     )
 
 
@@ -205,6 +207,9 @@ def apply_report(order_id: int, report: trading.VenueOrder, source: str) -> bool
         }
         if report.average is not None:
             fields["average_price"] = report.average
+        cost = report.cost if report.cost is not None else _fills_cost(order)
+        if cost is not None:
+            fields["cost"] = cost
         if order.acked_at is None:
             fields["acked_at"] = timezone.now()
         message = ""
@@ -220,6 +225,12 @@ def apply_report(order_id: int, report: trading.VenueOrder, source: str) -> bool
             **fields,
         )
         return True
+
+
+def _fills_cost(order: Order) -> Decimal | None:
+    """Quote asset moved by the recorded fills, when the venue's report did not say."""
+    total: Decimal | None = order.fills.aggregate(total=Sum("cost"))["total"]
+    return total
 
 
 def record_fills(

@@ -30,11 +30,13 @@ class Draft:
     symbol: str
     side: str
     type: str
-    amount: Decimal
+    amount: Decimal | None  # base quantity; None for a market order by quote amount
     price: Decimal | None = None
     stop_price: Decimal | None = None
     time_in_force: str = "GTC"
     iceberg_qty: Decimal | None = None
+    #: a market order by quote amount: spend (buy) / raise (sell) this much quote asset
+    quote_amount: Decimal | None = None
 
 
 def confirm(user: Any, draft: Draft, request_key: uuid.UUID) -> tuple[Order, bool]:
@@ -62,6 +64,7 @@ def confirm(user: Any, draft: Draft, request_key: uuid.UUID) -> tuple[Order, boo
                 stop_price=draft.stop_price,
                 time_in_force=draft.time_in_force,
                 iceberg_qty=draft.iceberg_qty,
+                quote_amount=draft.quote_amount,
                 request_key=request_key,
                 created_by=user,
                 state=S.DRAFT,
@@ -72,7 +75,11 @@ def confirm(user: Any, draft: Draft, request_key: uuid.UUID) -> tuple[Order, boo
                 "confirmed",
                 OrderEvent.Source.OPERATOR,
                 actor=user,
-                raw={"client_order_id": order.client_order_id},
+                raw={
+                    "client_order_id": order.client_order_id,
+                    "asked": order.asked,
+                    **({"quote_amount": str(draft.quote_amount)} if draft.quote_amount else {}),
+                },
             )
             transaction.on_commit(lambda: tasks.submit_order.delay(order.pk))
     except IntegrityError:
