@@ -351,8 +351,11 @@ class _Stream:
                     raise TimeoutError
                 for task in done:
                     chunk = tasks.pop(task)
-                    await self._deliver(task.result())
+                    result = task.result()
+                    # Watch again before delivering: ccxt wakes only a watcher that is
+                    # waiting when a message arrives.
                     arm(chunk)
+                    await self._deliver(result)
         finally:
             pending = [*tasks, stopper]
             for task in pending:

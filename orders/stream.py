@@ -231,9 +231,35 @@ async def _session(
     """One connection: subscribe, reconcile what was missed, then apply updates as they come."""
 
     async def loop(watch: Callable[[], Awaitable[Any]], apply: Callable[[Any], Any]) -> None:
-        while not stop.is_set():
-            item = await watch()
-            await sync_to_async(apply, thread_sensitive=False)(item)
+        """Watch and apply apart: ccxt wakes only a watcher already waiting when a message
+        arrives (Client.resolve without a future does nothing), so a fill that came while the
+        previous update was being written would sit in ccxt's cache until some later message.
+        The reader calls `watch()` again the moment it returns; what it reads queues here."""
+        queue: asyncio.Queue[Any] = asyncio.Queue()
+
+        async def read() -> None:
+            while not stop.is_set():
+                queue.put_nowait(await watch())
+
+        reader = asyncio.create_task(read())
+        getter: asyncio.Future[Any] | None = None
+        try:
+            while not stop.is_set():
+                getter = asyncio.ensure_future(queue.get())
+                await asyncio.wait({getter, reader}, return_when=asyncio.FIRST_COMPLETED)
+                if not getter.done():
+                    reader.result()  # the watch failed: raise it (or the stream stopped)
+                    return
+                items = [getter.result()]
+                while not queue.empty():
+                    items.append(queue.get_nowait())
+                for item in items:
+                    await sync_to_async(apply, thread_sensitive=False)(item)
+        finally:
+            pending = [t for t in (reader, getter) if t is not None]
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
 
     watchers = [
         asyncio.create_task(

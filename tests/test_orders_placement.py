@@ -500,3 +500,35 @@ def test_an_iceberg_order_reaches_the_exchange_with_its_visible_part(
     assert placement.submit(order.pk).state == S.OPEN
     (on_venue,) = _on_venue(sim, account, order.client_order_id)
     assert on_venue.iceberg_qty == Decimal("0.01")
+
+
+def test_updates_that_arrive_while_the_last_is_being_applied_are_not_lost(
+    trader: User, account: ExchangeAccount, sim: SimulatorHandle, order_stream: None
+) -> None:
+    """ccxt wakes only a watcher that is waiting when a message arrives; updates that come
+    while the previous one is written to the database must still be applied, live (no REST
+    reconcile runs here)."""
+    from orders import stream
+
+    bid, _ = best(sim)
+    order = confirm(
+        trader,
+        account,
+        symbol="BTC/USDT",
+        side="buy",
+        type="limit",
+        amount=Decimal("0.01"),
+        price=(bid * Decimal("0.97")).quantize(Decimal("0.01")),
+    )
+    placement.submit(order.pk)
+    api_key = account.credential.plaintext().api_key
+    wait_for(lambda: stream.read_balances(account.pk)[1] is not None, 10, "the stream session")
+    for qty in ("0.002", "0.003", "0.005"):  # three fills back to back: the last one fills it
+        sim.fill_order(api_key, "BTCUSDT", client_order_id=order.client_order_id, qty=Decimal(qty))
+    wait_for(lambda: Order.objects.get(pk=order.pk).state == S.FILLED, 5, "the order filled")
+    wait_for(lambda: Fill.objects.filter(order=order).count() == 3, 5, "three fills")
+    order.refresh_from_db()
+    assert order.filled == Decimal("0.01")
+    assert set(order.events.filter(to_state="filled").values_list("source", flat=True)) == {
+        "stream"
+    }
