@@ -351,11 +351,8 @@ class _Stream:
                     raise TimeoutError
                 for task in done:
                     chunk = tasks.pop(task)
-                    result = task.result()
-                    # Watch again before delivering: ccxt wakes only a watcher that is
-                    # waiting when a message arrives.
+                    await self._deliver(task.result())
                     arm(chunk)
-                    await self._deliver(result)
         finally:
             pending = [*tasks, stopper]
             for task in pending:

@@ -275,6 +275,16 @@ def quote_amounts(venue: Venue, side: str, who: str) -> list[Decimal]:
     return [*out, (cover / 2).quantize(Decimal("1e-8"), ROUND_FLOOR)]
 
 
+def plain_limit_order(venue: Venue) -> OrderDraft:
+    """A limit buy at the best bid worth 1.5 times the minimum notional (at least the minimum
+    quantity): accepted by any open market for the "plain" account."""
+    spec = venue.spec
+    price = venue.engine.top_of_book(spec.symbol).bid_price
+    worth = max(spec.min_notional or Decimal(0), Decimal(1)) * Decimal("1.5")
+    qty = max(_on_grid(worth / price, spec.step_size, ROUND_CEILING), spec.min_qty)
+    return OrderDraft(side="buy", type="limit", amount=qty, price=price)
+
+
 def boundary_quote_orders(venue: Venue) -> Iterator[tuple[OrderDraft, str]]:
     """Every boundary of `quote_amounts`, for each side and account: the rules a quote
     amount meets are reached on every run, not only when the generator happens on them."""
@@ -444,6 +454,9 @@ def test_validator_and_exchange_agree_on_every_order(
         theirs, _ = agree(venue, draft, who)
         QUOTE_SEEN[theirs] += 1
         seen[theirs] += 1
+    # and a plain order every open market takes (CI once drew no accepted one by chance)
+    theirs, _ = agree(venue, plain_limit_order(venue), "plain")
+    seen[theirs] += 1
     SEEN.update(seen)
     if variant == "halted":
         assert set(seen) == {Kind.MARKET_CLOSED}, seen

@@ -45,6 +45,9 @@ def sim() -> Iterator[SimulatorHandle]:
         tick_interval=0.05,
         ws_ping_interval=PING_INTERVAL,
         ws_pong_timeout=PONG_TIMEOUT,
+        # pongs to a ping every 0.25 s alone are 4 messages a second: the incoming-message
+        # limit has its own tests (test_simulator_ws_limits.py)
+        ws_incoming_per_s=0,
     )
     with run_in_thread(config) as handle:
         yield handle
