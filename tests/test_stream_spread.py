@@ -188,7 +188,12 @@ def test_a_second_worker_takes_a_share_and_the_survivor_of_a_kill_takes_all_back
                 30,
                 "the first worker to hold every unit",
             )
-            assert livestate.state_for(account.pk).state == "live"  # type: ignore[union-attr]
+            # the chunks' states combine within a refresh (monitoring.chunks.REFRESH_S)
+            wait_for(
+                lambda: livestate.state_for(account.pk).state == "live",  # type: ignore[union-attr]
+                5,
+                "the tickers stream live",
+            )
 
             gaps.phase = "spreading"
             second = start("worker", tmp_path, "second", concurrency=2, **ENV)
@@ -230,8 +235,11 @@ def test_a_second_worker_takes_a_share_and_the_survivor_of_a_kill_takes_all_back
                 5,
                 "the clock loop running again on the survivor",
             )
-            state = livestate.state_for(account.pk)
-            assert state is not None and state.state == "live", state
+            wait_for(
+                lambda: livestate.state_for(account.pk).state == "live",  # type: ignore[union-attr]
+                5,
+                "the tickers stream live on the survivor",
+            )
         print(
             f"split 2/2 {spread_s:.1f} s after the second worker was ready; every unit back on "
             f"{survivor} {resume_s:.1f} s after the kill; longest row silence per phase: "
