@@ -172,3 +172,21 @@ class OrderDeskTests(BrowserTestCase, ChannelsLiveServerTestCase):
         assert response.status == 403
         assert not Order.objects.exists()
         page.close()
+
+    def test_a_market_buy_by_quote_amount_shows_its_estimate_and_reviews_in_words(self) -> None:
+        page = self.logged_in_page(self.trader, f"/orders/?account={self.account.pk}")
+        toggle = page.locator(".unit-toggle")
+        expect(toggle).to_be_hidden()  # limit orders are by quantity only
+        page.select_option("select[name=type]", "market")
+        expect(toggle).to_be_visible()
+        toggle.get_by_text("USDT").click()
+        page.fill("input[name=amount]", "500")
+        expect(page.locator(".est-qty dd")).to_contain_text("BTC", timeout=5_000)
+        expect(page.locator(".unit-toggle input[value=quote]")).to_be_checked()
+        expect(page.locator("#review-button")).to_be_enabled()
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(SCREENSHOTS / "orders-quote-amount.png"), full_page=True)
+        page.click("#review-button")
+        expect(page.locator(".review h3")).to_contain_text("spend 500 USDT")
+        page.screenshot(path=str(SCREENSHOTS / "orders-quote-review.png"), full_page=True)
+        page.close()

@@ -7,14 +7,14 @@ from collections.abc import Iterator
 from decimal import Decimal
 
 import pytest
-from django.contrib.auth.models import Permission, User
+from django.contrib.auth.models import User
 from django.test import Client
 
-from exchanges.models import ApiCredential, ExchangeAccount, WatchedSymbol
-from exchanges.services import sync_markets
+from exchanges.models import ExchangeAccount
 from exchanges.simulator import SimulatorConfig
 from exchanges.simulator.testing import SimulatorHandle, run_in_thread
-from orders.models import AccountAccess, Order, OrderState
+from orders.models import Order, OrderState
+from tests.helpers.order_accounts import keyed_account, user_with
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -27,27 +27,7 @@ def sim() -> Iterator[SimulatorHandle]:
 
 @pytest.fixture
 def account(sim: SimulatorHandle) -> ExchangeAccount:
-    key, secret = sim.create_account(balances={"USDT": "50000", "BTC": "2"})
-    account = ExchangeAccount.objects.create(
-        venue="binance",
-        label=f"desk {uuid.uuid4().hex[:6]}",
-        rest_url=sim.base_url,
-        ws_url=sim.ws_url,
-    )
-    cred = ApiCredential(account=account)
-    cred.set_plaintext(key, secret)
-    cred.save()
-    sync_markets(account)
-    WatchedSymbol.objects.create(account=account, symbol="BTC/USDT")
-    return account
-
-
-def user_with(account: ExchangeAccount, *perms: str, trade: bool = False) -> User:
-    user = User.objects.create_user(f"u-{uuid.uuid4().hex[:8]}", password="pw")
-    for codename in perms:
-        user.user_permissions.add(Permission.objects.get(codename=codename))
-    AccountAccess.objects.create(user=user, account=account, can_trade=trade)
-    return user
+    return keyed_account(sim, "desk", {"USDT": "50000", "BTC": "2"})
 
 
 def logged_in(user: User) -> Client:

@@ -14,13 +14,15 @@ from decimal import Decimal
 import pytest
 from django.contrib.auth.models import Permission, User
 
-from exchanges.models import ApiCredential, ExchangeAccount
+from exchanges.models import ExchangeAccount
 from exchanges.simulator import SimulatorConfig
 from exchanges.simulator.testing import SimulatorHandle, run_in_thread
 from orders import placement, services
 from orders.models import AccountAccess, Fill, Order, OrderEvent, OrderState
 from orders.state import VenueReport, next_state
 from tests.helpers.celery_workers import wait_for
+from tests.helpers.order_accounts import keyed_account
+from tests.helpers.order_accounts import trader as a_trader
 
 S = OrderState
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -34,35 +36,33 @@ def sim() -> Iterator[SimulatorHandle]:
 
 @pytest.fixture
 def account(sim: SimulatorHandle) -> ExchangeAccount:
-    key, secret = sim.create_account(
-        balances={"USDT": "100000", "BTC": "5", "ETH": "50", "BNB": "100"}
-    )
-    account = ExchangeAccount.objects.create(
-        venue="binance",
-        label=f"sim {uuid.uuid4().hex[:6]}",
-        rest_url=sim.base_url,
-        ws_url=sim.ws_url,
-    )
-    cred = ApiCredential(account=account)
-    cred.set_plaintext(key, secret)
-    cred.save()
-    return account
+    balances = {"USDT": "100000", "BTC": "5", "ETH": "50", "BNB": "100"}
+    return keyed_account(sim, "sim", balances, synced=False)
 
 
 @pytest.fixture
 def trader(account: ExchangeAccount) -> User:
-    user = User.objects.create_user(f"trader-{uuid.uuid4().hex[:6]}", password="pw")
-    user.user_permissions.add(
-        Permission.objects.get(codename="place_order"),
-        Permission.objects.get(codename="view_order"),
-    )
-    AccountAccess.objects.create(user=user, account=account, can_trade=True)
-    return User.objects.get(pk=user.pk)  # fresh permission cache
+    return a_trader(account)
 
 
 def best(sim: SimulatorHandle, symbol: str = "BTCUSDT") -> tuple[Decimal, Decimal]:
     top = sim.call(lambda e: e.top_of_book(symbol))
     return top.bid_price, top.ask_price
+
+
+def resting_buy(user: User, account: ExchangeAccount, sim: SimulatorHandle) -> Order:
+    """A confirmed limit buy of 0.01 BTC 3 % under the bid: it rests on the book."""
+    bid, _ = best(sim)
+    price = (bid * Decimal("0.97")).quantize(Decimal("0.01"))
+    return confirm(
+        user,
+        account,
+        symbol="BTC/USDT",
+        side="buy",
+        type="limit",
+        amount=Decimal("0.01"),
+        price=price,
+    )
 
 
 def confirm(user: User, account: ExchangeAccount, **kw: object) -> Order:
@@ -350,16 +350,7 @@ def test_an_order_accepted_but_unanswered_ends_as_one_order_and_one_row(
     """The exchange takes the order; its answer is lost (timeout, or the connection drops).
     The order goes `unknown`, is looked up by client id, and is never sent twice."""
     ExchangeAccount.objects.filter(pk=account.pk).update(request_timeout_s=1.5)
-    bid, _ = best(sim)
-    order = confirm(
-        trader,
-        account,
-        symbol="BTC/USDT",
-        side="buy",
-        type="limit",
-        amount=Decimal("0.01"),
-        price=(bid * Decimal("0.97")).quantize(Decimal("0.01")),
-    )
+    order = resting_buy(trader, account, sim)
     sim.order_timeout_next(count=1, delay_s=5.0, mode=mode)
     outcome = placement.submit(order.pk)
     assert outcome.state == S.UNKNOWN and outcome.retry_in_s is not None
@@ -427,16 +418,7 @@ def test_fills_and_cancels_arrive_through_the_user_data_stream(
 ) -> None:
     from orders import stream
 
-    bid, _ = best(sim)
-    order = confirm(
-        trader,
-        account,
-        symbol="BTC/USDT",
-        side="buy",
-        type="limit",
-        amount=Decimal("0.01"),
-        price=(bid * Decimal("0.97")).quantize(Decimal("0.01")),
-    )
+    order = resting_buy(trader, account, sim)
     placement.submit(order.pk)
     api_key = account.credential.plaintext().api_key
     wait_for(lambda: stream.read_balances(account.pk)[1] is not None, 10, "the stream session")
@@ -464,16 +446,7 @@ def test_fills_and_cancels_arrive_through_the_user_data_stream(
 def test_the_stream_reconciles_orders_that_changed_while_it_was_down(
     trader: User, account: ExchangeAccount, sim: SimulatorHandle
 ) -> None:
-    bid, _ = best(sim)
-    order = confirm(
-        trader,
-        account,
-        symbol="BTC/USDT",
-        side="buy",
-        type="limit",
-        amount=Decimal("0.01"),
-        price=(bid * Decimal("0.97")).quantize(Decimal("0.01")),
-    )
+    order = resting_buy(trader, account, sim)
     placement.submit(order.pk)
     api_key = account.credential.plaintext().api_key
     sim.fill_order(api_key, "BTCUSDT", client_order_id=order.client_order_id)  # no stream yet
@@ -510,16 +483,7 @@ def test_updates_that_arrive_while_the_last_is_being_applied_are_not_lost(
     reconcile runs here)."""
     from orders import stream
 
-    bid, _ = best(sim)
-    order = confirm(
-        trader,
-        account,
-        symbol="BTC/USDT",
-        side="buy",
-        type="limit",
-        amount=Decimal("0.01"),
-        price=(bid * Decimal("0.97")).quantize(Decimal("0.01")),
-    )
+    order = resting_buy(trader, account, sim)
     placement.submit(order.pk)
     api_key = account.credential.plaintext().api_key
     wait_for(lambda: stream.read_balances(account.pk)[1] is not None, 10, "the stream session")

@@ -12,15 +12,16 @@ from collections.abc import Iterator
 from decimal import Decimal
 
 import pytest
-from django.contrib.auth.models import Permission, User
+from django.contrib.auth.models import User
 from django.test import Client
 
-from exchanges.models import ApiCredential, ExchangeAccount, Market, WatchedSymbol
-from exchanges.services import sync_markets
+from exchanges.models import ExchangeAccount, Market
 from exchanges.simulator import SimulatorConfig
 from exchanges.simulator.testing import SimulatorHandle, run_in_thread
 from orders import placement, services
-from orders.models import AccountAccess, Fill, Order, OrderState
+from orders.models import Fill, Order, OrderState
+from tests.helpers.order_accounts import keyed_account
+from tests.helpers.order_accounts import trader as a_trader
 
 S = OrderState
 STEP = Decimal("0.00001")  # BTCUSDT LOT_SIZE stepSize on the simulator
@@ -35,30 +36,12 @@ def sim() -> Iterator[SimulatorHandle]:
 
 @pytest.fixture
 def account(sim: SimulatorHandle) -> ExchangeAccount:
-    key, secret = sim.create_account(balances={"USDT": "50000", "BTC": "2"})
-    account = ExchangeAccount.objects.create(
-        venue="binance",
-        label=f"quote {uuid.uuid4().hex[:6]}",
-        rest_url=sim.base_url,
-        ws_url=sim.ws_url,
-    )
-    cred = ApiCredential(account=account)
-    cred.set_plaintext(key, secret)
-    cred.save()
-    sync_markets(account)
-    WatchedSymbol.objects.create(account=account, symbol="BTC/USDT")
-    return account
+    return keyed_account(sim, "quote", {"USDT": "50000", "BTC": "2"})
 
 
 @pytest.fixture
 def trader(account: ExchangeAccount) -> User:
-    user = User.objects.create_user(f"trader-{uuid.uuid4().hex[:6]}", password="pw")
-    user.user_permissions.add(
-        Permission.objects.get(codename="place_order"),
-        Permission.objects.get(codename="view_order"),
-    )
-    AccountAccess.objects.create(user=user, account=account, can_trade=True)
-    return User.objects.get(pk=user.pk)
+    return a_trader(account)
 
 
 @pytest.fixture
