@@ -6,43 +6,8 @@ import asyncio
 
 import pytest
 
-from exchanges.client import ClientSpec
-from exchanges.models import Credentials
-from monitoring.livestate import StreamState, TickerRow
 from monitoring.streams import Backoff, hold_ticker_stream
-
-
-class Collect:
-    def __init__(self) -> None:
-        self.rows: list[TickerRow] = []
-        self.states: list[StreamState] = []
-        self.changed = asyncio.Event()
-
-    async def tickers(self, rows: list[TickerRow]) -> None:
-        self.rows.extend(rows)
-        self.changed.set()
-
-    async def state(self, state: StreamState) -> None:
-        self.states.append(state)
-        self.changed.set()
-
-    async def until(self, predicate, timeout: float = 10.0) -> None:  # type: ignore[no-untyped-def]
-        async def loop() -> None:
-            while not predicate():
-                self.changed.clear()
-                await self.changed.wait()
-
-        await asyncio.wait_for(loop(), timeout)
-
-
-def spec(sim) -> ClientSpec:  # type: ignore[no-untyped-def]
-    return ClientSpec(
-        venue="binance",
-        label="sim",
-        account_id=1,
-        rest_url=sim.base_url,
-        credentials=Credentials("test-key", "test-secret"),
-    )
+from tests.helpers.stream_sink import Collect, spec
 
 
 def test_backoff_retries_at_once_then_grows_with_jitter_up_to_its_cap() -> None:
