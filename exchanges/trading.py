@@ -13,8 +13,6 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from ccxt.base.decimal_to_precision import TRUNCATE
-
 from exchanges import errors
 from exchanges.client import ExchangeClient, dec
 
@@ -206,11 +204,7 @@ def _quote_amount_to_precision(client: ExchangeClient) -> Any:
             f"Market orders by quote amount are not supported on {ex.id} yet; give a quantity."
         )
 
-    def to_precision(symbol: str, value: str) -> str:
-        tick = ex.market(symbol)["precision"]["price"]
-        return str(ex.decimal_to_precision(value, TRUNCATE, tick, ex.precisionMode))
-
-    return to_precision
+    return client.truncate_to_price_precision
 
 
 def quote_amount_sendable(venue: str, price_tick: Decimal | None, value: Decimal) -> Decimal:

@@ -1,0 +1,145 @@
+"""The door's hooks into a ccxt instance: every REST request through the shared limiter,
+the venue's usage feedback adopted, and each request timed per endpoint.
+
+ccxt's fetch2 computes the endpoint's cost, then awaits `throttle(cost)` with no await in
+between, so the cost hook can hand the endpoint's cost to the throttle through the client.
+`on_rest_response` sees every response's status and headers before error handling. `fetch`
+(after the throttle, once per HTTP request) is timed per endpoint: from just before the
+request is sent to its whole body received, so time queued in our limiter is not in it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import TYPE_CHECKING, Any
+
+from redis.exceptions import RedisError
+
+from exchanges.breaker import CircuitBreaker, breaker_name
+from exchanges.client.timing import (
+    path_template,
+    record_rest_timing,
+    rest_answer,
+    rest_endpoint,
+    rest_outcome,
+)
+from exchanges.ratelimit.limiter import RateLimiter, Scopes, egress_ip, key_identity
+from exchanges.ratelimit.policy import Cost, Lane
+
+if TYPE_CHECKING:
+    from exchanges.client.door import ExchangeClient
+
+log = logging.getLogger("exchanges.client")
+
+
+def install_limiter(client: ExchangeClient) -> None:
+    """Give `client` its limiter and breaker (both in Redis, shared by every process) and
+    route its ccxt instance's requests through them."""
+    import redis.asyncio as aredis
+    from django.conf import settings
+
+    spec = client.spec
+    # A blocking pool: many concurrent calls on one client wait for a connection instead
+    # of failing with "Too many connections" (which would look like Redis being down).
+    pool = aredis.BlockingConnectionPool.from_url(
+        settings.REDIS_URL,
+        max_connections=64,
+        timeout=5,
+        socket_timeout=5,
+        socket_connect_timeout=2,
+    )
+    client._redis = aredis.Redis(connection_pool=pool)
+    policy = client.venue.policy(spec.rate_limits)
+    key = spec.credentials.api_key if spec.credentials else None
+    scopes = Scopes(spec.venue, egress_ip(), key_identity(key) if key else None)
+    limiter = client.limiter = RateLimiter(
+        client._redis, policy, scopes, clock_offset_ms=spec.clock_offset_ms
+    )
+    name = breaker_name(spec.account_id, spec.venue, spec.rest_url)
+    client.breaker = CircuitBreaker(
+        client._redis, name, spec.label or spec.venue, spec.breaker_policy
+    )
+    ex = client.ccxt
+    venue = client.venue
+    base_cost = ex.calculate_rate_limiter_cost
+    base_on_response = ex.on_rest_response
+    base_fetch = ex.fetch
+
+    def cost_hook(api: Any, method: Any, path: Any, params: Any, config: Any = None) -> Any:
+        cost = base_cost(api, method, path, params, config or {})
+        client._pending_cost = venue.request_cost(
+            api, str(method), str(path), params or {}, float(cost)
+        )
+        # Task-local, unlike _pending_cost: the fetch it names comes after awaits.
+        path = str(path)
+        path_template.set((ex.implode_params(path, params), path) if "{" in path else None)
+        return cost
+
+    async def throttle(cost: Any = None) -> None:
+        pending, client._pending_cost = client._pending_cost, None
+        await limiter.acquire(pending or Cost({}, Lane.MARKET))
+
+    def on_response(
+        code: Any, reason: Any, url: Any, method: Any, headers: Any, body: Any, *rest: Any
+    ) -> Any:
+        answer = rest_answer.get()
+        if answer is not None:
+            answer[0], answer[1] = time.perf_counter(), int(code or 0)
+        feedback = venue.rate_feedback(
+            int(code or 0),
+            dict(headers or {}),
+            body if isinstance(body, str) else "",
+            str(url),
+        )
+        if feedback is not None:
+            task = asyncio.ensure_future(limiter.feedback(feedback))
+            client._feedback.add(task)
+            task.add_done_callback(client._feedback.discard)
+        return base_on_response(code, reason, url, method, headers, body, *rest)
+
+    async def timed_fetch(url: Any, method: Any = "GET", *args: Any, **kwargs: Any) -> Any:
+        answer = [0.0, 0]
+        token = rest_answer.set(answer)
+        failure: BaseException | None = None
+        sent = time.perf_counter()
+        try:
+            return await base_fetch(url, method, *args, **kwargs)
+        except Exception as exc:  # not CancelledError: a request given up on is no sample
+            failure = exc
+            raise
+        finally:
+            rest_answer.reset(token)
+            if failure is not None or answer[1]:  # else cancelled before any answer
+                received = answer[0] or time.perf_counter()
+                time_request(
+                    client,
+                    rest_endpoint(str(method), str(url), path_template.get()),
+                    (received - sent) * 1000,
+                    rest_outcome(int(answer[1]), failure),
+                )
+
+    ex.calculate_rate_limiter_cost = cost_hook
+    ex.throttle = throttle
+    ex.on_rest_response = on_response
+    ex.fetch = timed_fetch
+
+
+def time_request(client: ExchangeClient, endpoint: str, ms: float, outcome: str) -> None:
+    """Record in the background: the caller never waits for it, close() does."""
+    if client.spec.account_id is None or client._redis is None:
+        return
+    task = asyncio.ensure_future(_store_timing(client, endpoint, ms, outcome, time.time()))
+    client._timings.add(task)
+    task.add_done_callback(client._timings.discard)
+
+
+async def _store_timing(
+    client: ExchangeClient, endpoint: str, ms: float, outcome: str, at: float
+) -> None:
+    assert client.spec.account_id is not None
+    try:
+        await record_rest_timing(client._redis, client.spec.account_id, endpoint, ms, outcome, at)
+    except (RedisError, OSError) as exc:  # timing is never worth failing a call over
+        log.debug("REST timing not stored: %s", exc)
