@@ -18,14 +18,11 @@ from exchanges.simulator.venues.base import Venue
 from exchanges.simulator.venues.binance import errors
 from exchanges.simulator.venues.binance.http import Endpoint, Handler
 from exchanges.simulator.venues.binance.markets import load_specs
-from exchanges.simulator.venues.binance.ratelimits import (
-    WEIGHTS,
-    RateLimitControl,
-    RateLimiter,
-    RateLimitSettings,
-)
+from exchanges.simulator.venues.binance.ratelimit_control import RateLimitControl
+from exchanges.simulator.venues.binance.ratelimits import RateLimiter, RateLimitSettings
 from exchanges.simulator.venues.binance.rest_private import PrivateRest
 from exchanges.simulator.venues.binance.rest_public import PublicRest
+from exchanges.simulator.venues.binance.weights import WEIGHTS
 from exchanges.simulator.venues.binance.ws import BinanceStreams, Connection
 
 __all__ = ["BinanceVenue"]
@@ -62,7 +59,7 @@ class BinanceVenue(Venue):
     def _add(
         self, app: web.Application, method: str, path: str, handler: Handler, **kw: bool
     ) -> None:
-        """Route `method path` to `handler`, weighted from the one table (ratelimits.WEIGHTS;
+        """Route `method path` to `handler`, weighted from the one table (weights.WEIGHTS;
         a KeyError here means a route was added without its published weight)."""
         endpoint = Endpoint(
             self.engine,
