@@ -39,7 +39,7 @@ Control interface (stable; JSON in, JSON out; requests to /_sim/* are not counte
     GET  /_sim/accounts/{key} {"api_key", "balances": {asset: {"free", "locked"}},
                               "open_orders"}
 
-Faults (faults.py; unknown fields are refused with 400; GET /_sim/stats counts them under
+Faults (faults/; unknown fields are refused with 400; GET /_sim/stats counts them under
 "faults_injected": {"ws_dropped", "ws_stalled", "ws_frames_delayed", "depth_gaps", "rest_5xx",
 "rest_timeouts", "maintenance_rest", "maintenance_ws_refused"}; start-up flags --fault-* and
 --clock-offset-ms in config.py). Connection selection, where accepted:

@@ -21,7 +21,7 @@ class Venue(ABC):
     -> `routes(app)` -> serve -> `shutdown()`. A venue module imports nothing from other venues
     and the engine imports nothing from venues.
 
-    Fault injection (faults.py): `self.faults` is the state the server's fault middleware and
+    Fault injection (faults/): `self.faults` is the state the server's fault middleware and
     controls change and the venue's hot paths read; the hooks below are what the controls need
     from the venue (which connections exist, what its error bodies look like).
     """

@@ -143,7 +143,7 @@ class BinanceVenue(Venue):
             "markets": len(self.engine.markets),
         }
 
-    # -- fault hooks (see venues/base.py and faults.py) -----------------------------------
+    # -- fault hooks (see venues/base.py and faults/) ------------------------------------
     async def close_connections(
         self, code: int = 1001, message: str = "", selection: ConnSelection | None = None
     ) -> int:
