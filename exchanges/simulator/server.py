@@ -185,6 +185,7 @@ def build_app(engine: Engine, venue: Venue, config: SimulatorConfig) -> web.Appl
     app[VENUE_KEY] = venue
     app[CONFIG_KEY] = config
     venue.routes(app)
+    venue.sim_routes(app)
     _Control(engine, venue, config).routes(app)
     FaultControl(engine, venue).routes(app)
     return app

@@ -5,7 +5,7 @@ rest_public, rest_private, ws, userdata and ratelimits."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any, ClassVar, cast
 
 from aiohttp import web
@@ -16,6 +16,7 @@ from exchanges.simulator.faults import ConnSelection, gateway_page
 from exchanges.simulator.markets import MarketSpec
 from exchanges.simulator.venues.base import Venue
 from exchanges.simulator.venues.binance import errors
+from exchanges.simulator.venues.binance.ccxt_profile import PROFILES
 from exchanges.simulator.venues.binance.http import Endpoint, Handler
 from exchanges.simulator.venues.binance.markets import load_specs
 from exchanges.simulator.venues.binance.ratelimit_control import RateLimitControl
@@ -24,6 +25,7 @@ from exchanges.simulator.venues.binance.rest_private import PrivateRest
 from exchanges.simulator.venues.binance.rest_public import PublicRest
 from exchanges.simulator.venues.binance.weights import WEIGHTS
 from exchanges.simulator.venues.binance.ws import BinanceStreams, Connection
+from exchanges.simulator.venues.ccxt import CcxtProfile
 
 __all__ = ["BinanceVenue"]
 
@@ -55,6 +57,10 @@ class BinanceVenue(Venue):
     @classmethod
     def load_markets(cls, config: SimulatorConfig) -> list[MarketSpec]:
         return load_specs(config)
+
+    @classmethod
+    def ccxt_profiles(cls) -> Mapping[str, CcxtProfile]:
+        return PROFILES
 
     def _add(
         self, app: web.Application, method: str, path: str, handler: Handler, **kw: bool

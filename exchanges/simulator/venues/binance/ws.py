@@ -7,7 +7,7 @@ Endpoints (all on the simulator's port):
 - `/stream/ws`, `/stream/ws/<...>`: like `/ws`. This alias exists because ccxt decides that a
   connection is spot by looking for "/stream" in its URL (binance.is_spot_url); with spot and
   futures markets loaded, a spot URL without it makes ccxt file BTCUSDT events under the swap
-  market. Point ccxt's spot WebSocket URL at `/stream/ws` to be safe (testing.point_ccxt_at).
+  market. GET /_sim/ccxt gives ccxt `/stream/ws` as its spot WebSocket URL for that reason.
 
 - `/ws-api/v3`: the WebSocket API, for the user data stream only (userdata.py). A listenKey
   in a `/ws/<...>` path or in `streams=` gets that account's user data (userdata.py).
