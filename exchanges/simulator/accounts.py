@@ -7,10 +7,18 @@ All amounts are Decimal. The venue module maps these types to its wire format an
 from __future__ import annotations
 
 import enum
+import secrets
+import string
 from dataclasses import dataclass, field
 from decimal import Decimal
 
 ZERO = Decimal(0)
+_ALNUM = string.ascii_letters + string.digits
+
+
+def random_token(n: int) -> str:
+    """`n` random letters and digits (API keys, secrets, generated client order ids)."""
+    return "".join(secrets.choice(_ALNUM) for _ in range(n))
 
 
 class Side(enum.Enum):

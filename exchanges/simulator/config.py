@@ -69,7 +69,7 @@ class SimulatorConfig:
     default_balances: dict[str, Decimal] | None = None
     #: the venue clock runs this far ahead of the wall clock (POST /_sim/clock changes it)
     clock_offset_ms: int = 0
-    # Faults in force from the start (faults.py; the /_sim controls change them later)
+    # Faults in force from the start (faults/; the /_sim controls change them later)
     rest_faults: RestFaultSettings = field(default_factory=RestFaultSettings)
     #: hold every outgoing WebSocket frame this long (+- jitter)
     ws_delay_ms: int = 0

@@ -12,7 +12,8 @@ Model, in short:
   an open order (`retain`) or touched by a request in the last `maintain_ttl` seconds (`touch`).
   That keeps a 3,000-market simulator cheap. Every read of a book first brings it up to the
   current tick, so a market that just became interesting never serves a stale book.
-- Orders live in `engine.trading` (see trading.py).
+- Orders live in `engine.trading` (see trading.py). Per-market state and its start live in
+  market_state.py, candle history in candles.py.
 
 Threading: the engine is single-threaded. Use it only from the event loop that runs it (tests
 in another thread go through `testing.SimulatorHandle.call`).
@@ -22,17 +23,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import math
-import random
 import time
-from collections import deque
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from decimal import Decimal
-from typing import Final
 
 from exchanges.simulator.accounts import Account
 from exchanges.simulator.book import LadderBook
+from exchanges.simulator.candles import candle, kline_opens
 from exchanges.simulator.clock import Clock
 from exchanges.simulator.events import (
     BookDiff,
@@ -43,8 +41,8 @@ from exchanges.simulator.events import (
     TickerStats,
     TopOfBook,
 )
+from exchanges.simulator.market_state import MarketState, new_market_state
 from exchanges.simulator.markets import MarketSpec, PercentPrice
-from exchanges.simulator.pricing import REFERENCE_USD, History, reference_price
 from exchanges.simulator.stats import Stats
 
 __all__ = ["Engine", "EngineConfig", "MarketSpec", "PercentPrice"]
@@ -52,9 +50,6 @@ __all__ = ["Engine", "EngineConfig", "MarketSpec", "PercentPrice"]
 log = logging.getLogger(__name__)
 
 Listener = Callable[[TickBatch], None]
-
-_TRADES_KEPT: Final = 1000  # public trades remembered per market (REST /trades window)
-_DAY_MS: Final = 86_400_000
 
 
 @dataclass
@@ -88,55 +83,6 @@ class EngineConfig:
     clock_offset_ms: int = 0
 
 
-@dataclass(eq=False)
-class _Market:
-    """Mutable per-market state. Prices in ticks, book quantities in steps (see book.py)."""
-
-    spec: MarketSpec
-    tick: Decimal
-    step: Decimal
-    tick_f: float
-    step_f: float
-    walk_rng: random.Random
-    flow_rng: random.Random
-    history: History
-    book: LadderBook
-    mid: float
-    mid_ticks: int
-    min_ticks: int
-    max_ticks: int
-    half_spread: int
-    min_steps: int
-    max_steps: int
-    quote_usd: float
-    last_ticks: int
-    open_ticks: int
-    high_ticks: int
-    low_ticks: int
-    open_time_ms: int
-    last_qty: Decimal = Decimal(0)
-    volume: Decimal = Decimal(0)
-    quote_volume: Decimal = Decimal(0)
-    count: int = 0
-    first_trade_id: int = -1
-    next_trade_id: int = 1
-    trades: deque[PublicTrade] = field(default_factory=lambda: deque(maxlen=_TRADES_KEPT))
-    book_tick: int = -1
-    retained: int = 0
-    touched_until: float = 0.0
-    # events waiting for the next flush
-    pending_bids: dict[int, int] = field(default_factory=dict)
-    pending_asks: dict[int, int] = field(default_factory=dict)
-    pending_first_id: int | None = None
-    pending_trades: list[PublicTrade] = field(default_factory=list)
-
-    def price(self, ticks: int) -> Decimal:
-        return Decimal(ticks) * self.tick
-
-    def qty(self, steps: int) -> Decimal:
-        return Decimal(steps) * self.step
-
-
 class Engine:
     """Markets, books, trades and the tick loop. See the module docstring for the model."""
 
@@ -154,13 +100,13 @@ class Engine:
         self.clock = clock or Clock(self.config.clock_offset_ms)
         self.stats = stats or Stats()
         self.markets: dict[str, MarketSpec] = {}
-        self._m: dict[str, _Market] = {}
+        self._m: dict[str, MarketState] = {}
         start_ms = self.clock.now_ms()
         for spec in markets:
             if spec.symbol in self.markets:
                 raise ValueError(f"duplicate market {spec.symbol}")
             self.markets[spec.symbol] = spec
-            self._m[spec.symbol] = self._new_market(spec, start_ms)
+            self._m[spec.symbol] = new_market_state(spec, self.config, start_ms)
         self._all_symbols: frozenset[str] = frozenset(self.markets)
         self._maintain_all = len(self._all_symbols) <= self.config.always_maintain_max
         self._listeners: list[Listener] = []
@@ -181,57 +127,7 @@ class Engine:
         self._pending_tickers.clear()
 
     # ------------------------------------------------------------------ setup
-    def _new_market(self, spec: MarketSpec, start_ms: int) -> _Market:
-        seed = self.config.seed
-        walk_rng = random.Random(f"{seed}:walk:{spec.symbol}")
-        flow_rng = random.Random(f"{seed}:flow:{spec.symbol}")
-        tick_f, step_f = float(spec.tick_size), float(spec.step_size)
-        min_ticks = max(1, math.ceil(spec.min_price / spec.tick_size))
-        max_ticks = int(spec.max_price / spec.tick_size) if spec.max_price > 0 else 10**18
-        ref = float(spec.initial_price) if spec.initial_price else None
-        if ref is None:
-            ref = reference_price(spec.base, spec.quote) or 1.0
-        # the walk must start well inside the venue's price band and at least a few ticks up
-        ref = min(max(ref, (min_ticks + 100) * tick_f), max_ticks * tick_f / 10)
-        mid = ref * (1 + walk_rng.uniform(-0.02, 0.02))
-        mid_ticks = max(round(mid / tick_f), min_ticks + 2)
-        half_spread = max(1, round(mid * 0.00001 / tick_f))
-        gap = max(1, round(mid * 0.0001 / tick_f))
-        min_steps = max(1, math.ceil(spec.min_qty / spec.step_size))
-        max_steps = int(spec.max_qty / spec.step_size) if spec.max_qty > 0 else 10**18
-        book = LadderBook(
-            depth=self.config.book_depth,
-            gap=gap,
-            history=self.config.book_history,
-            first_update_id=flow_rng.randrange(10**8, 10**9),
-        )
-        return _Market(
-            spec=spec,
-            tick=spec.tick_size,
-            step=spec.step_size,
-            tick_f=tick_f,
-            step_f=step_f,
-            walk_rng=walk_rng,
-            flow_rng=flow_rng,
-            history=History(f"{seed}:{spec.symbol}", mid_ticks * tick_f, start_ms),
-            book=book,
-            mid=mid,
-            mid_ticks=mid_ticks,
-            min_ticks=min_ticks,
-            max_ticks=max_ticks,
-            half_spread=half_spread,
-            min_steps=min_steps,
-            max_steps=max_steps,
-            quote_usd=REFERENCE_USD.get(spec.quote, 1.0),
-            last_ticks=mid_ticks,
-            open_ticks=mid_ticks,
-            high_ticks=mid_ticks,
-            low_ticks=mid_ticks,
-            open_time_ms=start_ms,
-            next_trade_id=flow_rng.randrange(10**7, 10**8),
-        )
-
-    def _prefill(self, m: _Market, start_ms: int, n: int = 30) -> None:
+    def _prefill(self, m: MarketState, start_ms: int, n: int = 30) -> None:
         """Build the book and print `n` trades over the minute before start, so a fresh
         simulator already has a tape (REST /trades, ticker counts)."""
         self._update_book(m)
@@ -240,7 +136,7 @@ class Engine:
             level = m.book.best_ask() if buyer_aggressor else m.book.best_bid()
             if level is None:
                 return
-            steps = self._level_qty(m, level[0], 20.0, 3_000.0)
+            steps = m.level_qty(level[0], 20.0, 3_000.0)
             self.record_trade(
                 m.spec.symbol,
                 m.price(level[0]),
@@ -259,7 +155,7 @@ class Engine:
             self._listeners.remove(listener)
 
     # ------------------------------------------------------------------ maintenance
-    def _market(self, symbol: str) -> _Market:
+    def _market(self, symbol: str) -> MarketState:
         try:
             return self._m[symbol]
         except KeyError:
@@ -284,10 +180,10 @@ class Engine:
     def is_maintained(self, symbol: str) -> bool:
         return self._maintained(self._market(symbol), time.monotonic())
 
-    def _maintained(self, m: _Market, now_mono: float) -> bool:
+    def _maintained(self, m: MarketState, now_mono: float) -> bool:
         return self._maintain_all or m.retained > 0 or m.touched_until > now_mono
 
-    def _freshen(self, m: _Market) -> None:
+    def _freshen(self, m: MarketState) -> None:
         if m.first_trade_id < 0:
             # first look at a market nobody watched: give it a book and a short tape, but do
             # not announce those back-dated prints as live trades
@@ -316,14 +212,14 @@ class Engine:
             now_mono = time.monotonic()
             vol = self.config.volatility
             for m in markets:
-                self._walk(m, vol)
+                m.walk(vol)
                 if self._maintained(m, now_mono):
                     self._update_book(m)
                     self._synthetic_trades(m, now_ms)
                     self.trading.match_resting(m.spec.symbol)
                 else:
                     # nobody watches the tape: the last price just follows the mid
-                    self._set_last(m, m.mid_ticks)
+                    m.set_last(m.mid_ticks)
             self._flush(now_ms, symbols)
 
     def _slices(self, parts: int) -> list[frozenset[str]]:
@@ -334,24 +230,12 @@ class Engine:
             self._slice_cache = cached
         return cached
 
-    def _walk(self, m: _Market, vol: float) -> None:
-        mid = m.mid * math.exp(vol * m.walk_rng.gauss(0.0, 1.0))
-        lo = (m.min_ticks + m.half_spread + 1) * m.tick_f
-        hi = (m.max_ticks - m.half_spread - 1) * m.tick_f
-        m.mid = min(max(mid, lo), hi)
-        m.mid_ticks = round(m.mid / m.tick_f)
-
-    def _set_last(self, m: _Market, ticks: int) -> None:
-        m.last_ticks = ticks
-        m.high_ticks = max(m.high_ticks, ticks)
-        m.low_ticks = min(m.low_ticks, ticks)
-
-    def _update_book(self, m: _Market) -> None:
+    def _update_book(self, m: MarketState) -> None:
         m.book_tick = self.tick_count
         best_bid = max(m.mid_ticks - m.half_spread, 1)
         best_ask = max(m.mid_ticks + m.half_spread, best_bid + 1)
         changes = m.book.reshape(
-            best_bid, best_ask, lambda p: self._level_qty(m, p, 1_000.0, 100_000.0), m.flow_rng
+            best_bid, best_ask, lambda p: m.level_qty(p, 1_000.0, 100_000.0), m.flow_rng
         )
         if not changes:
             return
@@ -361,13 +245,7 @@ class Engine:
             (m.pending_bids if ch.is_bid else m.pending_asks)[ch.price] = ch.new_qty
         self._dirty.add(m.spec.symbol)
 
-    def _level_qty(self, m: _Market, price_ticks: int, lo_usd: float, hi_usd: float) -> int:
-        """A random quantity (in steps) worth between lo_usd and hi_usd (log-uniform)."""
-        usd = math.exp(m.flow_rng.uniform(math.log(lo_usd), math.log(hi_usd)))
-        qty = usd / m.quote_usd / (price_ticks * m.tick_f)
-        return min(max(round(qty / m.step_f), m.min_steps), m.max_steps)
-
-    def _synthetic_trades(self, m: _Market, now_ms: int) -> None:
+    def _synthetic_trades(self, m: MarketState, now_ms: int) -> None:
         rng = m.flow_rng
         p = self.config.trade_probability
         n = 0
@@ -377,7 +255,7 @@ class Engine:
             level = m.book.best_ask() if buyer_aggressor else m.book.best_bid()
             if level is None:
                 return
-            steps = self._level_qty(m, level[0], 20.0, 3_000.0)
+            steps = m.level_qty(level[0], 20.0, 3_000.0)
             self.record_trade(m.spec.symbol, m.price(level[0]), m.qty(steps), not buyer_aggressor)
 
     def record_trade(
@@ -397,7 +275,7 @@ class Engine:
             m.first_trade_id = trade.trade_id
         m.trades.append(trade)
         m.pending_trades.append(trade)
-        self._set_last(m, int(price / m.tick))
+        m.set_last(int(price / m.tick))
         m.last_qty = qty
         m.volume += qty
         m.quote_volume += price * qty
@@ -414,7 +292,7 @@ class Engine:
             raise ValueError(f"{symbol}: price {price} is outside the market's price band")
         m.mid = ticks * m.tick_f
         m.mid_ticks = ticks
-        self._set_last(m, ticks)
+        m.set_last(ticks)
         if self._maintained(m, time.monotonic()):
             self._update_book(m)
             self.trading.match_resting(symbol)
@@ -513,17 +391,7 @@ class Engine:
                     m.qty(ask[1]),
                     m.book.update_id,
                 )
-        best_bid = max(m.mid_ticks - m.half_spread, 1)
-        typical = min(
-            max(round(1000.0 / m.quote_usd / (m.mid * m.step_f)), m.min_steps), m.max_steps
-        )
-        return TopOfBook(
-            m.price(best_bid),
-            m.qty(typical),
-            m.price(max(m.mid_ticks + m.half_spread, best_bid + 1)),
-            m.qty(typical),
-            m.book.update_id,
-        )
+        return m.derived_top()
 
     def book(self, symbol: str, limit: int | None = None) -> BookSnapshot:
         """The current book (best `limit` levels per side); marks the market as touched."""
@@ -584,55 +452,8 @@ class Engine:
         History is synthetic (pricing.History) and stable between calls; the candle containing
         "now" closes at the live last price.
         """
-        now = self.clock.now_ms()
-        current_open = now // interval_ms * interval_ms
-        last_open = current_open
-        if end_ms is not None:
-            last_open = min(current_open, end_ms // interval_ms * interval_ms)
-        if start_ms is not None:
-            first_open = -(-start_ms // interval_ms) * interval_ms
-            opens = range(first_open, last_open + 1, interval_ms)[:limit]
-        else:
-            opens = range(last_open - (limit - 1) * interval_ms, last_open + 1, interval_ms)
-        return [self._candle(symbol, t, interval_ms, current_open) for t in opens if t >= 0]
-
-    def _candle(self, symbol: str, open_ms: int, interval_ms: int, current_open: int) -> Candle:
-        m = self._m[symbol]
-        hist = m.history
-        rng = hist.candle_noise(open_ms, interval_ms)
-        o = hist.price(open_ms)
-        c = hist.price(open_ms + interval_ms)
-        if open_ms == current_open:
-            c = m.last_ticks * m.tick_f
-        wick = min(0.0005 * math.sqrt(interval_ms / 60_000), 0.05)
-        h = max(o, c) * (1 + rng.random() * wick)
-        lo = min(o, c) * (1 - rng.random() * wick)
-        usd = 2e7 * interval_ms / _DAY_MS * rng.lognormvariate(0, 0.5)
-        mid = (o + c) / 2
-        vol_steps = max(round(usd / m.quote_usd / mid / m.step_f), 0)
-        volume = m.qty(vol_steps)
-        quote_volume = (volume * m.price(round(mid / m.tick_f))).quantize(Decimal("1e-8"))
-        taker = rng.uniform(0.3, 0.7)
-        taker_volume = m.qty(round(vol_steps * taker))
-
-        def px(x: float) -> Decimal:
-            return m.price(max(round(x / m.tick_f), 1))
-
-        return Candle(
-            open_time_ms=open_ms,
-            close_time_ms=open_ms + interval_ms - 1,
-            open=px(o),
-            high=px(h),
-            low=px(lo),
-            close=px(c),
-            volume=volume,
-            quote_volume=quote_volume,
-            trades=max(1, int(vol_steps**0.5)) if vol_steps else 0,
-            taker_buy_volume=taker_volume,
-            taker_buy_quote_volume=(quote_volume * Decimal(str(round(taker, 4)))).quantize(
-                Decimal("1e-8")
-            ),
-        )
+        opens, current_open = kline_opens(self.clock.now_ms(), interval_ms, start_ms, end_ms, limit)
+        return [candle(self._m[symbol], t, interval_ms, current_open) for t in opens if t >= 0]
 
     # ------------------------------------------------------------------ accounts (delegates)
     @property

@@ -9,10 +9,15 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from decimal import Decimal
+from decimal import ROUND_DOWN, Decimal
 from typing import Any
 
 ZERO = Decimal(0)
+
+
+def floor_to(value: Decimal, step: Decimal) -> Decimal:
+    """`value` rounded down to a whole number of `step`s."""
+    return (value / step).to_integral_value(ROUND_DOWN) * step
 
 
 @dataclass(frozen=True)

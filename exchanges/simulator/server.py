@@ -1,6 +1,7 @@
 """The simulator's HTTP/WebSocket server: one venue's routes plus the /_sim control interface.
 
-Control interface (stable; JSON in, JSON out; requests to /_sim/* are not counted in stats):
+Control interface (stable; JSON in, JSON out; requests to /_sim/* are not counted in stats;
+handlers in control.py, faults/control.py, the venue's package and venues/base.py):
 
     GET  /_sim/stats          counters: {"requests", "requests_by_path", "errors_by_code",
                               "http_status", "ws_connections", "ws_connections_total",
@@ -20,6 +21,16 @@ Control interface (stable; JSON in, JSON out; requests to /_sim/* are not counte
                               rate-limit pools or bans: only http_429/418 and the maxima)
     GET  /_sim/info           {"venue", "seed", "markets", "tick", "paused", "clock_offset_ms",
                               "server_time", ...venue facts}
+    GET  /_sim/ccxt           ?exchange=<ccxt id> (default: the venue's own; binance also
+                              speaks binanceus): how unmodified ccxt / ccxt.pro talk to this
+                              simulator -> {"exchange", "speaks": [ids], "urls": {"api": ccxt's
+                              complete urls['api'] map for that id, REST and WebSocket, every
+                              URL on this simulator at the address the request used}, "options"
+                              (constructor options, e.g. spot-only market loading),
+                              "config": {"urls", "options"} (pass to ccxt.pro.<id>(...) with
+                              "apiKey"/"secret"), "how", "python" (a snippet), "notes" (what
+                              differs for this id)}; 400 {"error"} for an id it does not speak.
+                              Served by every venue (venues/base.py, data in venues/ccxt.py)
     POST /_sim/clock          {"offset_ms": 20000}: the venue clock runs 20 s ahead of the wall
                               clock (signed requests then look 20 s old) -> {"offset_ms",
                               "server_time"}
@@ -39,7 +50,7 @@ Control interface (stable; JSON in, JSON out; requests to /_sim/* are not counte
     GET  /_sim/accounts/{key} {"api_key", "balances": {asset: {"free", "locked"}},
                               "open_orders"}
 
-Faults (faults.py; unknown fields are refused with 400; GET /_sim/stats counts them under
+Faults (faults/; unknown fields are refused with 400; GET /_sim/stats counts them under
 "faults_injected": {"ws_dropped", "ws_stalled", "ws_frames_delayed", "depth_gaps", "rest_5xx",
 "rest_timeouts", "maintenance_rest", "maintenance_ws_refused"}; start-up flags --fault-* and
 --clock-offset-ms in config.py). Connection selection, where accepted:
@@ -135,16 +146,14 @@ Errors: 400 {"error": "..."} for bad control input, 404 for unknown symbols / ke
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import signal
 from collections.abc import Awaitable, Callable
-from decimal import Decimal, InvalidOperation
-from typing import Any
 
 from aiohttp import web
 
 from exchanges.simulator.config import SimulatorConfig, add_arguments, config_from_args
+from exchanges.simulator.control import SimControl
 from exchanges.simulator.engine import Engine
 from exchanges.simulator.faults import FaultControl, fault_middleware
 from exchanges.simulator.venues import VENUES, Venue
@@ -185,175 +194,10 @@ def build_app(engine: Engine, venue: Venue, config: SimulatorConfig) -> web.Appl
     app[VENUE_KEY] = venue
     app[CONFIG_KEY] = config
     venue.routes(app)
-    _Control(engine, venue, config).routes(app)
+    venue.sim_routes(app)
+    SimControl(engine, venue, config).routes(app)
     FaultControl(engine, venue).routes(app)
     return app
-
-
-class _Control:
-    """Handlers of /_sim/* (see the module docstring)."""
-
-    def __init__(self, engine: Engine, venue: Venue, config: SimulatorConfig) -> None:
-        self.engine, self.venue, self.config = engine, venue, config
-
-    def routes(self, app: web.Application) -> None:
-        r = app.router
-        r.add_get("/_sim/stats", self.stats, allow_head=False)
-        r.add_post("/_sim/reset_stats", self.reset_stats)
-        r.add_get("/_sim/info", self.info, allow_head=False)
-        r.add_post("/_sim/clock", self.clock)
-        r.add_post("/_sim/tick", self.tick)
-        r.add_post("/_sim/pause", self.pause)
-        r.add_post("/_sim/price", self.price)
-        r.add_post("/_sim/accounts", self.create_account)
-        r.add_get("/_sim/accounts/{api_key}", self.get_account, allow_head=False)
-        r.add_post("/_sim/orders/fill", self.fill_order)
-
-    @staticmethod
-    async def _body(request: web.Request) -> dict[str, Any]:
-        if not request.can_read_body:
-            return {}
-        try:
-            body = await request.json()
-        except ValueError:
-            raise _bad("body must be JSON") from None
-        if not isinstance(body, dict):
-            raise _bad("body must be a JSON object")
-        return body
-
-    async def stats(self, request: web.Request) -> web.Response:
-        return web.json_response(self.engine.stats.snapshot())
-
-    async def reset_stats(self, request: web.Request) -> web.Response:
-        self.engine.stats.reset()
-        return web.json_response({"ok": True})
-
-    async def info(self, request: web.Request) -> web.Response:
-        e = self.engine
-        return web.json_response(
-            {
-                **self.venue.describe(),
-                "seed": self.config.seed,
-                "markets": len(e.markets),
-                "tick": e.tick_count,
-                "tick_interval": e.config.tick_interval,
-                "paused": e.paused,
-                "clock_offset_ms": e.clock.offset_ms,
-                "server_time": e.clock.now_ms(),
-                "accounts": len(e.accounts),
-            }
-        )
-
-    async def clock(self, request: web.Request) -> web.Response:
-        body = await self._body(request)
-        try:
-            self.engine.clock.offset_ms = int(body.get("offset_ms", 0))
-        except (TypeError, ValueError):
-            raise _bad("offset_ms must be an integer") from None
-        return web.json_response(
-            {"offset_ms": self.engine.clock.offset_ms, "server_time": self.engine.clock.now_ms()}
-        )
-
-    async def tick(self, request: web.Request) -> web.Response:
-        body = await self._body(request)
-        n = body.get("n", 1)
-        if not isinstance(n, int) or not 0 <= n <= 100_000:
-            raise _bad("n must be an integer 0..100000")
-        self.engine.step(n)
-        return web.json_response({"tick": self.engine.tick_count})
-
-    async def pause(self, request: web.Request) -> web.Response:
-        body = await self._body(request)
-        self.engine.paused = bool(body.get("paused", True))
-        return web.json_response({"paused": self.engine.paused})
-
-    async def price(self, request: web.Request) -> web.Response:
-        body = await self._body(request)
-        symbol = str(body.get("symbol", ""))
-        if not self.engine.has_market(symbol):
-            raise web.HTTPNotFound(
-                text=json.dumps({"error": f"unknown symbol {symbol!r}"}),
-                content_type="application/json",
-            )
-        try:
-            price = Decimal(str(body.get("price")))
-            self.engine.set_price(symbol, price)
-        except (InvalidOperation, ValueError) as exc:
-            raise _bad(f"bad price: {exc}") from None
-        return web.json_response({"symbol": symbol, "price": str(self.engine.mid_price(symbol))})
-
-    async def create_account(self, request: web.Request) -> web.Response:
-        body = await self._body(request)
-        balances = body.get("balances")
-        try:
-            parsed = (
-                {str(k): Decimal(str(v)) for k, v in balances.items()}
-                if isinstance(balances, dict)
-                else None
-            )
-            account = self.engine.create_account(body.get("api_key"), body.get("secret"), parsed)
-        except InvalidOperation:
-            raise _bad("balances must map assets to decimal strings") from None
-        except ValueError as exc:
-            raise web.HTTPConflict(
-                text=json.dumps({"error": str(exc)}), content_type="application/json"
-            ) from None
-        return web.json_response(
-            {
-                "api_key": account.api_key,
-                "secret": account.secret,
-                "balances": {a: str(b.free) for a, b in account.balances.items()},
-            }
-        )
-
-    async def get_account(self, request: web.Request) -> web.Response:
-        account = self.engine.accounts.get(request.match_info["api_key"])
-        if account is None:
-            raise web.HTTPNotFound(
-                text=json.dumps({"error": "unknown api key"}), content_type="application/json"
-            )
-        return web.json_response(
-            {
-                "api_key": account.api_key,
-                "balances": {
-                    a: {"free": str(b.free), "locked": str(b.locked)}
-                    for a, b in account.balances.items()
-                },
-                "open_orders": len(account.open_orders),
-            }
-        )
-
-    async def fill_order(self, request: web.Request) -> web.Response:
-        body = await self._body(request)
-        api_key, symbol = str(body.get("api_key", "")), str(body.get("symbol", ""))
-        if api_key not in self.engine.accounts or not self.engine.has_market(symbol):
-            raise web.HTTPNotFound(
-                text=json.dumps({"error": "unknown api_key or symbol"}),
-                content_type="application/json",
-            )
-        try:
-            order_id = body.get("order_id")
-            qty = body.get("qty")
-            order = self.engine.trading.fill_order(
-                api_key,
-                symbol,
-                int(order_id) if order_id is not None else None,
-                body.get("client_order_id"),
-                Decimal(str(qty)) if qty is not None else None,
-            )
-        except (InvalidOperation, ValueError, TypeError) as exc:
-            raise _bad(str(exc)) from None
-        return web.json_response(
-            {
-                "order_id": order.order_id,
-                "status": order.status.name,
-                "executed_qty": str(order.executed_qty),
-            }
-        )
-
-
-def _bad(message: str) -> web.HTTPBadRequest:
-    return web.HTTPBadRequest(text=json.dumps({"error": message}), content_type="application/json")
 
 
 class RunningSimulator:

@@ -9,7 +9,8 @@ The server runs on its own event loop in a daemon thread, on a free port of 127.
 the config says otherwise. The engine is single-threaded: touch it only through `handle.call`
 (or the helpers built on it), never directly from the test thread.
 
-This module does not import ccxt; the ccxt helpers only mutate what they are given.
+This module does not import ccxt: the ccxt helpers build configs from the venue's own
+GET /_sim/ccxt data (venues/ccxt.py) and only mutate the exchange objects they are given.
 """
 
 from __future__ import annotations
@@ -22,7 +23,6 @@ from collections.abc import Callable
 from decimal import Decimal
 from types import TracebackType
 from typing import Any, TypeVar
-from urllib.parse import urlsplit
 
 from exchanges.simulator.accounts import Order
 from exchanges.simulator.config import SimulatorConfig
@@ -31,10 +31,6 @@ from exchanges.simulator.faults import OrderReject, OrderTimeout, OrderTimeoutMo
 from exchanges.simulator.server import RunningSimulator, serve
 
 T = TypeVar("T")
-
-#: ccxt.pro keys of urls['api']['ws'] that carry spot streams (see venues/binance/ws.py on
-#: why they go to /stream/ws)
-_SPOT_WS_KEYS = frozenset({"spot", "margin"})
 
 
 class SimulatorHandle:
@@ -158,6 +154,12 @@ class SimulatorHandle:
         """Same dict as GET /_sim/stats."""
         return self.call(lambda e: e.stats.snapshot())
 
+    def ccxt(self, exchange_id: str | None = None) -> dict[str, Any]:
+        """The GET /_sim/ccxt answer for `exchange_id` (None: the venue's own id), with the
+        URLs on this handle's address. ValueError (UnknownCcxtId) for an id the venue does not
+        speak."""
+        return self.server.venue.ccxt_answer(exchange_id, self.base_url, self.ws_url)
+
     def reset_stats(self) -> None:
         self.call(lambda e: e.stats.reset())
 
@@ -269,38 +271,39 @@ def run_in_thread(config: SimulatorConfig | None = None, **overrides: Any) -> Si
 
 
 # ---------------------------------------------------------------------- ccxt helpers
-def _rebase(url: str, base: str) -> str:
-    return base.rstrip("/") + urlsplit(url).path
-
-
-def _rewrite(node: Any, rest_base: str, ws_base: str, key: str = "") -> Any:
-    if isinstance(node, dict):
-        return {k: _rewrite(v, rest_base, ws_base, k) for k, v in node.items()}
-    if isinstance(node, str) and "://" in node:
-        if node.startswith(("ws://", "wss://")):
-            if key in _SPOT_WS_KEYS and urlsplit(node).path == "/ws":
-                return ws_base.rstrip("/") + "/stream/ws"
-            return _rebase(node, ws_base)
-        return _rebase(node, rest_base)
-    return node
-
-
-def binance_api_urls(handle: SimulatorHandle, template: dict[str, Any]) -> dict[str, Any]:
-    """ccxt's `urls['api']` with every URL moved onto the simulator, paths kept
-    (https://api.binance.com/api/v3 -> http://127.0.0.1:PORT/api/v3). Spot and margin stream
-    URLs become ws://127.0.0.1:PORT/stream/ws so ccxt's is_spot_url() holds."""
-    rewritten: dict[str, Any] = _rewrite(template, handle.base_url, handle.ws_url)
-    return rewritten
-
-
 def point_ccxt_at(exchange: Any, handle: SimulatorHandle) -> Any:
-    """Rewrite every key of `exchange.urls['api']` (REST and ccxt.pro WebSocket, the
-    WebSocket API's 'ws-api' URLs included: ws://HOST:PORT/ws-api/v3) to the simulator, in
-    place; returns the exchange. Every key is replaced because ccxt raises
-    NotSupported for a missing one and a key left alone would reach the real venue. Note that
+    """Replace `exchange.urls['api']` (REST and ccxt.pro WebSocket, the WebSocket API's
+    'ws-api' URLs included) with the simulator's map for `exchange.id` (GET /_sim/ccxt), in
+    place; returns the exchange.
+
+    Every key is replaced because ccxt raises NotSupported for a missing one and a key left
+    alone would reach the real venue: ValueError if the exchange has a key the simulator's map
+    lacks (a newer ccxt), or an id the simulator does not speak. Note that
     `set_sandbox_mode(True)` afterwards would replace these URLs again."""
-    exchange.urls["api"] = binance_api_urls(handle, exchange.urls["api"])
+    api = handle.ccxt(exchange.id)["urls"]["api"]
+    missing = _missing_keys(exchange.urls["api"], api)
+    if missing:
+        raise ValueError(
+            f"the simulator's urls['api'] for {exchange.id} lacks {', '.join(missing)}: "
+            "add them to the venue's ccxt profile"
+        )
+    exchange.urls["api"] = api
     return exchange
+
+
+def _missing_keys(theirs: Any, ours: Any, prefix: str = "") -> list[str]:
+    if not isinstance(theirs, dict):
+        return []
+    if not isinstance(ours, dict):
+        return [prefix or "<root>"]
+    out: list[str] = []
+    for key, value in theirs.items():
+        path = f"{prefix}.{key}" if prefix else key
+        if key not in ours:
+            out.append(path)
+        else:
+            out.extend(_missing_keys(value, ours[key], path))
+    return out
 
 
 def ccxt_binance_config(
@@ -310,28 +313,14 @@ def ccxt_binance_config(
     options: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Constructor config for ccxt.async_support.binance / ccxt.pro.binance against `handle`:
-    spot-only market loading, rate limiting off, every URL on the simulator. Credentials only
-    when given. `options` are merged over the defaults.
-
-    ccxt is imported here (not at module import) only to read its URL table.
-    """
-    import ccxt
-
-    try:
-        import ccxt.pro as ccxtpro
-
-        template = ccxtpro.binance().urls["api"]
-    except ImportError:  # pragma: no cover - ccxt without the pro part
-        template = ccxt.binance().urls["api"]
+    the simulator's own GET /_sim/ccxt config (spot-only market loading, every URL on the
+    simulator) with rate limiting off. Credentials only when given. `options` are merged over
+    the defaults."""
+    answer = handle.ccxt("binance")
     config: dict[str, Any] = {
         "enableRateLimit": False,
-        "options": {
-            "fetchMarkets": {"types": ["spot"]},
-            "fetchCurrencies": False,
-            "fetchMargins": False,
-            **(options or {}),
-        },
-        "urls": {"api": binance_api_urls(handle, template)},
+        "options": {**answer["options"], **(options or {})},
+        "urls": {"api": answer["urls"]["api"]},
     }
     if api_key is not None:
         config["apiKey"] = api_key

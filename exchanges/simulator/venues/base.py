@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from abc import ABC, abstractmethod
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any, ClassVar
 
 from aiohttp import web
@@ -12,6 +13,7 @@ from exchanges.simulator.config import SimulatorConfig
 from exchanges.simulator.engine import Engine
 from exchanges.simulator.faults import ConnSelection, Faults, gateway_page
 from exchanges.simulator.markets import MarketSpec
+from exchanges.simulator.venues.ccxt import CcxtProfile, UnknownCcxtId
 
 
 class Venue(ABC):
@@ -21,7 +23,7 @@ class Venue(ABC):
     -> `routes(app)` -> serve -> `shutdown()`. A venue module imports nothing from other venues
     and the engine imports nothing from venues.
 
-    Fault injection (faults.py): `self.faults` is the state the server's fault middleware and
+    Fault injection (faults/): `self.faults` is the state the server's fault middleware and
     controls change and the venue's hot paths read; the hooks below are what the controls need
     from the venue (which connections exist, what its error bodies look like).
     """
@@ -52,6 +54,44 @@ class Venue(ABC):
     def describe(self) -> dict[str, Any]:
         """Facts for GET /_sim/info (paths a client needs)."""
         return {"venue": self.name}
+
+    # -- GET /_sim/ccxt: how unmodified ccxt talks to this venue (venues/ccxt.py) ----------
+    @classmethod
+    @abstractmethod
+    def ccxt_profiles(cls) -> Mapping[str, CcxtProfile]:
+        """The ccxt exchange ids whose protocol this venue speaks, the venue's own first (the
+        default of GET /_sim/ccxt). The simulator's own data: never read from ccxt."""
+
+    def ccxt_answer(self, exchange_id: str | None, rest_base: str, ws_base: str) -> dict[str, Any]:
+        """The GET /_sim/ccxt body for `exchange_id` (None: the venue's own id) with the URLs
+        on `rest_base` / `ws_base`. Raises UnknownCcxtId for an id this venue does not speak.
+        Pure data: safe to call from any thread."""
+        profiles = self.ccxt_profiles()
+        speaks = list(profiles)
+        profile = profiles.get(exchange_id if exchange_id is not None else speaks[0])
+        if profile is None:
+            raise UnknownCcxtId(
+                f"the {self.name} simulator does not speak ccxt id {exchange_id!r}; it speaks "
+                f"{', '.join(speaks)} (GET /_sim/ccxt?exchange=<one of them>)"
+            )
+        return profile.answer(rest_base, ws_base, speaks)
+
+    def sim_routes(self, app: web.Application) -> None:
+        """The /_sim routes every venue serves (server.py adds them after `routes`)."""
+        app.router.add_get("/_sim/ccxt", self._serve_ccxt, allow_head=False)
+
+    async def _serve_ccxt(self, request: web.Request) -> web.Response:
+        # the URLs point where this client reached us (the Host header), so the answer is
+        # right behind a port mapping or a container name as well as on loopback
+        host = request.host
+        secure = request.scheme == "https"
+        rest_base = f"{'https' if secure else 'http'}://{host}"
+        ws_base = f"{'wss' if secure else 'ws'}://{host}"
+        try:
+            body = self.ccxt_answer(request.query.get("exchange"), rest_base, ws_base)
+        except UnknownCcxtId as exc:
+            return web.json_response({"error": str(exc)}, status=400)
+        return web.Response(text=json.dumps(body, indent=2) + "\n", content_type="application/json")
 
     # -- fault hooks (faults.FaultHooks); venues with WebSockets override the first four -----
     async def close_connections(

@@ -5,7 +5,7 @@ rest_public, rest_private, ws, userdata and ratelimits."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any, ClassVar, cast
 
 from aiohttp import web
@@ -16,17 +16,16 @@ from exchanges.simulator.faults import ConnSelection, gateway_page
 from exchanges.simulator.markets import MarketSpec
 from exchanges.simulator.venues.base import Venue
 from exchanges.simulator.venues.binance import errors
+from exchanges.simulator.venues.binance.ccxt_profile import PROFILES
 from exchanges.simulator.venues.binance.http import Endpoint, Handler
 from exchanges.simulator.venues.binance.markets import load_specs
-from exchanges.simulator.venues.binance.ratelimits import (
-    WEIGHTS,
-    RateLimitControl,
-    RateLimiter,
-    RateLimitSettings,
-)
+from exchanges.simulator.venues.binance.ratelimit_control import RateLimitControl
+from exchanges.simulator.venues.binance.ratelimits import RateLimiter, RateLimitSettings
 from exchanges.simulator.venues.binance.rest_private import PrivateRest
 from exchanges.simulator.venues.binance.rest_public import PublicRest
+from exchanges.simulator.venues.binance.weights import WEIGHTS
 from exchanges.simulator.venues.binance.ws import BinanceStreams, Connection
+from exchanges.simulator.venues.ccxt import CcxtProfile
 
 __all__ = ["BinanceVenue"]
 
@@ -59,10 +58,14 @@ class BinanceVenue(Venue):
     def load_markets(cls, config: SimulatorConfig) -> list[MarketSpec]:
         return load_specs(config)
 
+    @classmethod
+    def ccxt_profiles(cls) -> Mapping[str, CcxtProfile]:
+        return PROFILES
+
     def _add(
         self, app: web.Application, method: str, path: str, handler: Handler, **kw: bool
     ) -> None:
-        """Route `method path` to `handler`, weighted from the one table (ratelimits.WEIGHTS;
+        """Route `method path` to `handler`, weighted from the one table (weights.WEIGHTS;
         a KeyError here means a route was added without its published weight)."""
         endpoint = Endpoint(
             self.engine,
@@ -146,7 +149,7 @@ class BinanceVenue(Venue):
             "markets": len(self.engine.markets),
         }
 
-    # -- fault hooks (see venues/base.py and faults.py) -----------------------------------
+    # -- fault hooks (see venues/base.py and faults/) ------------------------------------
     async def close_connections(
         self, code: int = 1001, message: str = "", selection: ConnSelection | None = None
     ) -> int:

@@ -51,7 +51,7 @@ OUTSIDE_RECV_WINDOW = (400, -1021, "Timestamp for this request is outside of the
 AHEAD_OF_SERVER = (400, -1021, "Timestamp for this request was 1000ms ahead of the server's time.")
 RECV_WINDOW_TOO_BIG = (400, -1131, "recvWindow must be less than 60000")
 
-# Injected faults (faults.py). 5xx bodies as Binance's spot API documents them: -1001
+# Injected faults (faults/). 5xx bodies as Binance's spot API documents them: -1001
 # DISCONNECTED for 503, -1000 UNKNOWN for other 5xx. ccxt 4.5.90 maps both codes to
 # OperationFailed (before it looks at the HTTP status).
 INTERNAL_ERROR = (-1001, "Internal error; unable to process your request. Please try again.")

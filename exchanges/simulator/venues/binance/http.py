@@ -28,13 +28,11 @@ from exchanges.simulator.venues.binance import errors
 from exchanges.simulator.venues.binance.errors import BinanceError
 from exchanges.simulator.venues.binance.ratelimits import (
     IpPools,
-    Params,
     RateLimited,
     RateLimiter,
-    Weight,
     client_ip,
-    weight_of,
 )
+from exchanges.simulator.venues.binance.weights import Params, Weight, weight_of
 
 _RECV_WINDOW_DEFAULT, _RECV_WINDOW_MAX = 5000, 60000
 _DECIMAL_RE = re.compile(r"^([0-9]{1,20})(\.[0-9]{1,20})?$")

@@ -7,7 +7,7 @@ rules (spot API docs, "LIMITS") rather than anything convenient:
   minute window starts at :00 of each minute, 10 s windows at multiples of 10 s, 5-minute
   windows at multiples of 5 minutes, the day at 00:00 UTC. Nothing slides.
 - REQUEST_WEIGHT (default 6000 per minute) per client IP: every /api request adds its weight
-  from `WEIGHTS`, the one weight table of the simulator.
+  from `WEIGHTS` (weights.py), the one weight table of the simulator.
 - RAW_REQUESTS (default 300000 per 5 minutes) per client IP: every /api request adds 1.
 - ORDERS (default 50 per 10 s and 160000 per day) per account (API key): only order placement
   (POST /api/v3/order; /order/test does not count). A refused order (-1015) is not counted
@@ -31,8 +31,9 @@ rules (spot API docs, "LIMITS") rather than anything convenient:
   any) answer 429 -1003 with a given Retry-After without charging weight; `force_ban` bans an
   IP for a given time without counting as an offence. Both work with enforcement off. A ban
   comes first: a banned IP gets 418 and does not use up a pending throttle.
-- POST /_sim/faults/clear (faults.py) drops a pending throttle and lifts every ban, forced or
-  automatic; GET /_sim/faults lists them.
+- The controls (POST /_sim/ratelimits, /_sim/ban, /_sim/throttle_next) are in
+  ratelimit_control.py. POST /_sim/faults/clear (faults/) drops a pending throttle and lifts
+  every ban, forced or automatic; GET /_sim/faults lists them.
 - With `enforce` off everything is still counted and reported in headers and stats, nothing is
   refused except by fault injection.
 
@@ -45,9 +46,7 @@ Cost per request is O(1): a dict lookup per pool owner and a window rollover che
 
 from __future__ import annotations
 
-import json
 import math
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -55,9 +54,6 @@ from aiohttp import web
 
 from exchanges.simulator.clock import Clock
 from exchanges.simulator.venues.binance.errors import BinanceError
-
-Params = dict[str, str]
-Weight = int | Callable[[Params], int]
 
 CLIENT_IP_HEADER = "X-Sim-Client-IP"
 USED_WEIGHT_HEADERS = ("X-MBX-USED-WEIGHT-1M", "X-MBX-USED-WEIGHT")
@@ -69,85 +65,6 @@ _MINUTE_MS = 60_000
 _FIVE_MINUTES_MS = 300_000
 _TEN_SECONDS_MS = 10_000
 _DAY_MS = 86_400_000
-
-
-# ---------------------------------------------------------------------- weights
-def depth_weight(params: Params) -> int:
-    """GET /api/v3/depth: by `limit` (default 100; Binance clamps above 5000)."""
-    try:
-        limit = int(params.get("limit") or 100)
-    except ValueError:
-        return 5
-    return 5 if limit <= 100 else 25 if limit <= 500 else 50 if limit <= 1000 else 250
-
-
-def ticker_24hr_weight(params: Params) -> int:
-    """GET /api/v3/ticker/24hr: one symbol 2, all 80, `symbols=` by count (1-20 2, 21-100 40,
-    more 80)."""
-    if params.get("symbol"):
-        return 2
-    raw = params.get("symbols")
-    if raw:
-        # counting separators, not parsing: the weight is charged before validation, and a
-        # malformed list is refused later by the handler anyway
-        n = raw.count(",") + 1
-        return 2 if n <= 20 else 40 if n <= 100 else 80
-    return 80
-
-
-def one_or_all_weight(params: Params) -> int:
-    """GET /api/v3/ticker/bookTicker and /ticker/price: 2 for one symbol, 4 otherwise."""
-    return 2 if params.get("symbol") else 4
-
-
-def open_orders_weight(params: Params) -> int:
-    """GET /api/v3/openOrders: 6 with a symbol, 80 for all symbols."""
-    return 6 if params.get("symbol") else 80
-
-
-def order_test_weight(params: Params) -> int:
-    """POST /api/v3/order/test: 1, or 20 with computeCommissionRates=true."""
-    return 20 if params.get("computeCommissionRates", "").lower() == "true" else 1
-
-
-#: (method, path) -> request weight, from Binance's published spot API weights. The one weight
-#: table of the simulator: BinanceVenue.routes() looks every REST route up here, so a route
-#: without an entry fails at start-up instead of silently costing nothing.
-WEIGHTS: dict[tuple[str, str], Weight] = {
-    ("GET", "/api/v3/ping"): 1,
-    ("GET", "/api/v3/time"): 1,
-    ("GET", "/api/v3/exchangeInfo"): 20,
-    ("GET", "/api/v3/depth"): depth_weight,
-    ("GET", "/api/v3/trades"): 25,
-    ("GET", "/api/v3/historicalTrades"): 25,
-    ("GET", "/api/v3/aggTrades"): 4,
-    ("GET", "/api/v3/klines"): 2,
-    ("GET", "/api/v3/uiKlines"): 2,
-    ("GET", "/api/v3/avgPrice"): 2,
-    ("GET", "/api/v3/ticker/24hr"): ticker_24hr_weight,
-    ("GET", "/api/v3/ticker/bookTicker"): one_or_all_weight,
-    ("GET", "/api/v3/ticker/price"): one_or_all_weight,
-    ("GET", "/api/v3/account"): 20,
-    ("GET", "/api/v3/account/commission"): 20,
-    ("POST", "/api/v3/order"): 1,
-    ("POST", "/api/v3/order/test"): order_test_weight,
-    ("GET", "/api/v3/order"): 4,
-    ("DELETE", "/api/v3/order"): 1,
-    ("GET", "/api/v3/openOrders"): open_orders_weight,
-    ("DELETE", "/api/v3/openOrders"): 1,
-    ("GET", "/api/v3/allOrders"): 20,
-    ("GET", "/api/v3/myTrades"): 20,
-    ("POST", "/api/v3/userDataStream"): 2,
-    ("PUT", "/api/v3/userDataStream"): 2,
-    ("DELETE", "/api/v3/userDataStream"): 2,
-    # sapi: a separate per-IP pool (see the module docstring)
-    ("GET", "/sapi/v1/system/status"): 1,
-    ("GET", "/sapi/v1/asset/tradeFee"): 1,
-}
-
-
-def weight_of(weight: Weight, params: Params) -> int:
-    return weight(params) if callable(weight) else weight
 
 
 # ---------------------------------------------------------------------- settings
@@ -560,74 +477,3 @@ def client_ip(request: web.Request) -> str:
         if first:
             return first
     return request.remote or "?"
-
-
-# ---------------------------------------------------------------------- control interface
-class RateLimitControl:
-    """POST/GET /_sim/ratelimits, POST /_sim/ban, POST /_sim/throttle_next (documented in
-    server.py's docstring)."""
-
-    def __init__(self, limiter: RateLimiter) -> None:
-        self.limiter = limiter
-
-    def routes(self, app: web.Application) -> None:
-        r = app.router
-        r.add_get("/_sim/ratelimits", self.get, allow_head=False)
-        r.add_post("/_sim/ratelimits", self.configure)
-        r.add_post("/_sim/ban", self.ban)
-        r.add_post("/_sim/throttle_next", self.throttle)
-
-    async def get(self, request: web.Request) -> web.Response:
-        return web.json_response(self.limiter.settings.to_json())
-
-    async def configure(self, request: web.Request) -> web.Response:
-        body = await _body(request)
-        try:
-            settings = self.limiter.settings.updated(body)
-        except ValueError as exc:
-            raise _bad(str(exc)) from None
-        reset = body.get("reset", False)
-        if not isinstance(reset, bool):
-            raise _bad("reset must be true or false")
-        if reset:
-            self.limiter.clear()
-        self.limiter.settings = settings
-        return web.json_response(settings.to_json())
-
-    async def ban(self, request: web.Request) -> web.Response:
-        body = await _body(request)
-        ip, seconds = body.get("ip"), body.get("seconds")
-        if not isinstance(ip, str) or not ip:
-            raise _bad("ip must be a non-empty string")
-        if isinstance(seconds, bool) or not isinstance(seconds, int | float) or seconds < 0:
-            raise _bad("seconds must be a number >= 0")
-        until = self.limiter.force_ban(ip, float(seconds))
-        return web.json_response({"ip": ip, "until": until, "seconds": seconds})
-
-    async def throttle(self, request: web.Request) -> web.Response:
-        body = await _body(request)
-        n, retry_after, ip = body.get("n", 1), body.get("retry_after", 1), body.get("ip")
-        if isinstance(n, bool) or not isinstance(n, int) or n < 0:
-            raise _bad("n must be an integer >= 0")
-        if isinstance(retry_after, bool) or not isinstance(retry_after, int) or retry_after < 1:
-            raise _bad("retry_after must be an integer >= 1 (seconds)")
-        if ip is not None and (not isinstance(ip, str) or not ip):
-            raise _bad("ip must be a non-empty string when given")
-        self.limiter.throttle_next(n, retry_after, ip)
-        return web.json_response({"pending": n, "retry_after": retry_after, "ip": ip})
-
-
-async def _body(request: web.Request) -> dict[str, Any]:
-    if not request.can_read_body:
-        return {}
-    try:
-        body = await request.json()
-    except ValueError:
-        raise _bad("body must be JSON") from None
-    if not isinstance(body, dict):
-        raise _bad("body must be a JSON object")
-    return body
-
-
-def _bad(message: str) -> web.HTTPBadRequest:
-    return web.HTTPBadRequest(text=json.dumps({"error": message}), content_type="application/json")

@@ -19,7 +19,7 @@ Two ways in, as on Binance:
   "data"}). A key lives 60 minutes after its last keepalive; then its connections get
   `{"e": "listenKeyExpired", "E", "listenKey"}` and no more events. DELETE closes them.
 
-Events: `executionReport` for every order event (trading.py: NEW, TRADE, CANCELED, EXPIRED) and
+Events: `executionReport` for every order event (matching.py: NEW, TRADE, CANCELED, EXPIRED) and
 after them `outboundAccountPosition` with the balances that moved (wire.py). Connections ride
 on the market-stream hub (ws.py), so keep-alive, mutes, delays and drops apply to them too.
 """

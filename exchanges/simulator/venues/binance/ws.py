@@ -7,7 +7,7 @@ Endpoints (all on the simulator's port):
 - `/stream/ws`, `/stream/ws/<...>`: like `/ws`. This alias exists because ccxt decides that a
   connection is spot by looking for "/stream" in its URL (binance.is_spot_url); with spot and
   futures markets loaded, a spot URL without it makes ccxt file BTCUSDT events under the swap
-  market. Point ccxt's spot WebSocket URL at `/stream/ws` to be safe (testing.point_ccxt_at).
+  market. GET /_sim/ccxt gives ccxt `/stream/ws` as its spot WebSocket URL for that reason.
 
 - `/ws-api/v3`: the WebSocket API, for the user data stream only (userdata.py). A listenKey
   in a `/ws/<...>` path or in `streams=` gets that account's user data (userdata.py).
@@ -16,12 +16,8 @@ Control frames: SUBSCRIBE / UNSUBSCRIBE / LIST_SUBSCRIPTIONS / SET_PROPERTY / GE
 Binance's replies ({"result": null, "id": 1}) and error replies ({"error": {"code", "msg"},
 "id"}).
 
-Streams: <symbol>@trade, @aggTrade, @ticker, @miniTicker, @bookTicker, @depth, @depth@100ms,
-@depth@1000ms, @depth5/10/20[@100ms] (partial book), @kline_<interval>; !ticker@arr and
-!miniTicker@arr (at most once a second). Events are produced per engine tick (tick_interval),
-not at Binance's fixed 100 ms / 1000 ms cadence. Depth diffs are contiguous with REST
-/api/v3/depth: each event's U is the previous event's u + 1 and a snapshot's lastUpdateId falls
-inside (or right before) the next event's U..u (unless a depth-gap fault withholds an event).
+Streams and what they send: streams.py (names, parsing, rendering per batch); this module
+holds the connections, their subscriptions and the fan-out of rendered events.
 
 Keep-alive like Binance: the server pings every `ws_ping_interval` seconds and closes (1008)
 a connection that has not sent a pong for `ws_pong_timeout` seconds; it answers client pings.
@@ -29,7 +25,7 @@ A connection whose send queue overflows (a client that does not read) is closed 
 so is one that sends more than `ws_incoming_per_s` (5) messages in a second (text, ping and
 pong frames; 1008 "too many messages").
 
-Faults (faults.py, driven by the /_sim controls): selected connections can be closed or muted
+Faults (faults/, driven by the /_sim controls): selected connections can be closed or muted
 (muted: nothing sent, pings unanswered, no server pings or pong-timeout closes), every frame
 (pongs included) can be held for a delay in its connection's queue, and diff-depth events of a
 symbol can be withheld to open a gap in U/u.
@@ -43,7 +39,6 @@ import contextlib
 import itertools
 import json
 import logging
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -54,8 +49,12 @@ from exchanges.simulator.config import SimulatorConfig
 from exchanges.simulator.engine import Engine
 from exchanges.simulator.events import TickBatch, TickerStats
 from exchanges.simulator.faults import ConnSelection, Faults, WsDelay
-from exchanges.simulator.venues.binance import wire
-from exchanges.simulator.venues.binance.rest_public import INTERVALS_MS
+from exchanges.simulator.venues.binance.streams import (
+    StreamKey,
+    StreamRenderer,
+    normalise_stream,
+    parse_stream,
+)
 from exchanges.simulator.venues.binance.userdata import UserData
 
 log = logging.getLogger(__name__)
@@ -63,57 +62,7 @@ log = logging.getLogger(__name__)
 _MAX_STREAMS = 1024
 #: the frames Binance counts against a connection's incoming-message limit
 _COUNTED = (WSMsgType.TEXT, WSMsgType.PING, WSMsgType.PONG)
-_ARRAY_STREAM_PERIOD_MS = 1000
 _METHODS = "`SUBSCRIBE`, `UNSUBSCRIBE`, `LIST_SUBSCRIPTIONS`, `SET_PROPERTY`, `GET_PROPERTY`"
-_STREAM_RE = re.compile(
-    r"^(?P<sym>[a-z0-9]+)@(?P<kind>trade|aggTrade|ticker|miniTicker|bookTicker"
-    r"|depth(?P<levels>5|10|20)?(?:@(?:100|1000)ms)?|kline_(?P<iv>[0-9]+[smhdwM]))$"
-)
-
-
-@dataclass(frozen=True)
-class StreamKey:
-    """A parsed stream name. `name` is how the stream is reported back (combined payloads,
-    LIST_SUBSCRIPTIONS); `symbol` is the market id (None for all-market streams)."""
-
-    name: str
-    kind: str
-    symbol: str | None
-    levels: int = 0
-    interval: str = ""
-
-
-def parse_stream(name: str, engine: Engine) -> StreamKey | None:
-    """The StreamKey for a Binance stream name, or None if it is not one we serve."""
-    if name in ("!ticker@arr", "!miniTicker@arr"):
-        return StreamKey(name, name, None)
-    head, sep, tail = name.partition("@")
-    if not sep:
-        return None
-    name = head.lower() + "@" + tail  # symbols are lowercase in stream names
-    match = _STREAM_RE.match(name)
-    if match is None:
-        return None
-    symbol = match["sym"].upper()
-    if not engine.has_market(symbol):
-        return None
-    kind = match["kind"]
-    if kind.startswith("depth"):
-        levels = int(match["levels"] or 0)
-        return StreamKey(name, "depthN" if levels else "depth", symbol, levels=levels)
-    if kind.startswith("kline_"):
-        if match["iv"] not in INTERVALS_MS:
-            return None
-        return StreamKey(name, "kline", symbol, interval=match["iv"])
-    return StreamKey(name, kind, symbol)
-
-
-def normalise_stream(name: str) -> str:
-    """A stream name as subscriptions store it (the symbol part lowercase)."""
-    head, sep, tail = name.partition("@")
-    return head.lower() + sep + tail if sep and not head.startswith("!") else name
-
-
 #: a queued frame: text, or (monotonic time to send it, text or pong payload) under a delay
 _Frame = str | tuple[float, str | bytes]
 
@@ -156,7 +105,7 @@ class BinanceStreams:
         self.subs: dict[str, set[Connection]] = {}
         self.keys: dict[str, StreamKey] = {}
         self._ids = itertools.count(1)
-        self._array_sent_ms: dict[str, int] = {}
+        self.renderer = StreamRenderer(engine)
         engine.add_listener(self.on_batch)
         self.user = UserData(engine, self._send, self._close_user_stream)
 
@@ -488,7 +437,7 @@ class BinanceStreams:
             if lost and key.kind == "depth" and key.symbol in lost:
                 continue  # a gap: this diff never reaches anyone, the next one's U jumps
             try:
-                events = self._render(key, batch, tickers)
+                events = self.renderer.render(key, batch, tickers)
             except Exception:
                 log.exception("rendering stream %s failed", name)
                 continue
@@ -509,74 +458,3 @@ class BinanceStreams:
         subscribes still hits it."""
         watched = {k.symbol for n, k in self.keys.items() if k.kind == "depth" and n in self.subs}
         return self.faults.take_depth_gaps(s for s in batch.book_diffs if s in watched)
-
-    def _ticker(self, symbol: str, cache: dict[str, TickerStats]) -> TickerStats:
-        t = cache.get(symbol)
-        if t is None:
-            t = cache[symbol] = self.engine.ticker(symbol)
-        return t
-
-    def _render(
-        self, key: StreamKey, batch: TickBatch, tickers: dict[str, TickerStats]
-    ) -> list[Any]:
-        e, now = self.engine, batch.time_ms
-        if key.symbol is None:  # !ticker@arr / !miniTicker@arr
-            if not batch.tickers or now - self._array_sent_ms.get(key.kind, 0) < (
-                _ARRAY_STREAM_PERIOD_MS
-            ):
-                return []
-            self._array_sent_ms[key.kind] = now
-            render = wire.ws_ticker if key.kind == "!ticker@arr" else wire.ws_mini_ticker
-            return [[render(self._ticker(s, tickers), now) for s in sorted(batch.tickers)]]
-        sym = key.symbol
-        kind = key.kind
-        if kind in ("ticker", "miniTicker", "kline"):
-            if sym not in batch.tickers:
-                return []
-            if kind == "ticker":
-                return [wire.ws_ticker(self._ticker(sym, tickers), now)]
-            if kind == "miniTicker":
-                return [wire.ws_mini_ticker(self._ticker(sym, tickers), now)]
-            candle = e.klines(sym, INTERVALS_MS[key.interval], limit=1)[-1]
-            return [wire.ws_kline(sym, key.interval, candle, now, closed=False)]
-        if kind in ("trade", "aggTrade"):
-            trades = batch.trades.get(sym, [])
-            if kind == "trade":
-                return [wire.ws_trade(sym, t, now) for t in trades]
-            return [wire.ws_agg_trade(sym, t, now) for t in trades]
-        diff = batch.book_diffs.get(sym)
-        if diff is None:
-            return []
-        if kind == "depth":
-            return [
-                {
-                    "e": "depthUpdate",
-                    "E": now,
-                    "s": sym,
-                    "U": diff.first_update_id,
-                    "u": diff.last_update_id,
-                    "b": wire.levels(diff.bids),
-                    "a": wire.levels(diff.asks),
-                }
-            ]
-        if kind == "depthN":
-            book = e.book(sym, key.levels)
-            return [
-                {
-                    "lastUpdateId": book.update_id,
-                    "bids": wire.levels(book.bids),
-                    "asks": wire.levels(book.asks),
-                }
-            ]
-        # bookTicker
-        top = e.top_of_book(sym)
-        return [
-            {
-                "u": diff.last_update_id,
-                "s": sym,
-                "b": wire.fmt(top.bid_price),
-                "B": wire.fmt(top.bid_qty),
-                "a": wire.fmt(top.ask_price),
-                "A": wire.fmt(top.ask_qty),
-            }
-        ]
