@@ -1,4 +1,4 @@
-# Shared by bin/demo and bin/test: a virtualenv in .venv (created on first use) with xcon
+# Shared by bin/demo, bin/test and bin/lint: a virtualenv in .venv (created on first use) with xcon
 # installed. --system-site-packages lets a machine that already has the packages skip downloads.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -11,4 +11,7 @@ if [ -z "${VIRTUAL_ENV:-}" ]; then
 fi
 python -c 'import sys; sys.exit(sys.version_info < (3, 11))' || {
   echo "xcon needs Python 3.11 or newer (found $(python -V))." >&2; exit 1; }
-python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+# XCON_SKIP_INSTALL=1: use the environment as it is (a shared or prepared one), install nothing.
+if [ -z "${XCON_SKIP_INSTALL:-}" ]; then
+  python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+fi

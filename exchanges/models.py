@@ -13,7 +13,8 @@ from django.utils import timezone
 from exchanges import crypto
 from exchanges.venues import venue_choices
 
-PRICE = {"max_digits": 40, "decimal_places": 20, "null": True, "blank": True}
+# Market numbers: 40 digits, 20 after the point. Each field spells its arguments out because
+# the Django type plugin reads null= only from the call itself, not from an unpacked dict.
 
 
 class ExchangeAccountQuerySet(models.QuerySet["ExchangeAccount"]):
@@ -223,17 +224,17 @@ class Market(models.Model):
     settle = models.CharField(max_length=32, blank=True)
     type = models.CharField(max_length=8, choices=Type.choices)
     active = models.BooleanField(default=True)
-    price_tick = models.DecimalField(**PRICE)
-    amount_step = models.DecimalField(**PRICE)
-    min_amount = models.DecimalField(**PRICE)
-    max_amount = models.DecimalField(**PRICE)
-    min_price = models.DecimalField(**PRICE)
-    max_price = models.DecimalField(**PRICE)
-    min_cost = models.DecimalField(**PRICE)
-    max_cost = models.DecimalField(**PRICE)
-    contract_size = models.DecimalField(**PRICE)
-    maker_fee = models.DecimalField(**PRICE)
-    taker_fee = models.DecimalField(**PRICE)
+    price_tick = models.DecimalField(max_digits=40, decimal_places=20, null=True, blank=True)
+    amount_step = models.DecimalField(max_digits=40, decimal_places=20, null=True, blank=True)
+    min_amount = models.DecimalField(max_digits=40, decimal_places=20, null=True, blank=True)
+    max_amount = models.DecimalField(max_digits=40, decimal_places=20, null=True, blank=True)
+    min_price = models.DecimalField(max_digits=40, decimal_places=20, null=True, blank=True)
+    max_price = models.DecimalField(max_digits=40, decimal_places=20, null=True, blank=True)
+    min_cost = models.DecimalField(max_digits=40, decimal_places=20, null=True, blank=True)
+    max_cost = models.DecimalField(max_digits=40, decimal_places=20, null=True, blank=True)
+    contract_size = models.DecimalField(max_digits=40, decimal_places=20, null=True, blank=True)
+    maker_fee = models.DecimalField(max_digits=40, decimal_places=20, null=True, blank=True)
+    taker_fee = models.DecimalField(max_digits=40, decimal_places=20, null=True, blank=True)
     raw = models.JSONField(default=dict, help_text="The venue's own record, filters included.")
     synced_at = models.DateTimeField(default=timezone.now)
 

@@ -28,7 +28,8 @@ from monitoring.livestate import DASHBOARD_GROUP, FWD_MARK
 
 log = logging.getLogger(__name__)
 
-Send = Callable[[dict[str, Any]], Awaitable[None]]
+#: an ASGI send; Any, not asgiref's event TypedDicts, so our plain event dicts pass
+Send = Callable[[Any], Awaitable[None]]
 
 #: re-join the group this often: the core Redis layer expires members after a day
 REJOIN_EVERY_S = 3600.0
@@ -67,7 +68,8 @@ class Hub:
             self._task = None
 
     async def _run(self) -> None:
-        channel = await self.layer.new_channel("dashboard-hub.")
+        # every concrete layer takes a prefix; the abstract base method declares none
+        channel = await self.layer.new_channel("dashboard-hub.")  # type: ignore[call-arg]
         await self.layer.group_add(DASHBOARD_GROUP, channel)
         joined = time.monotonic()
         self._ready.set()

@@ -309,7 +309,7 @@ CONDITION_KIND: dict[str, str] = {
 LASTING_CONDITIONS = frozenset(
     {Condition.STREAM_STALE, Condition.BREAKER_OPEN, Condition.LIMITER, Condition.CLOCK_SKEW}
 )
-_NEEDS_THRESHOLD = {
+_NEEDS_THRESHOLD: dict[str, str] = {  # keyed by the str value a rule stores
     Condition.STREAM_STALE: "seconds",
     Condition.RECONNECT_STORM: "reconnects",
 }

@@ -108,7 +108,7 @@ def render_state(state: StreamState) -> list[str]:
     Separate messages: the page parses each message as one fragment, and a table row followed
     by an element of another kind would not survive the HTML parser's table rules.
     """
-    parts = [render_to_string("monitoring/dashboard.html#stream-row", {"stream": state})]
+    parts: list[str] = [render_to_string("monitoring/dashboard.html#stream-row", {"stream": state})]
     if state.channel == "tickers":
         parts.append(render_to_string("monitoring/dashboard.html#stream-state", {"state": state}))
     return parts

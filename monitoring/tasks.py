@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, cast
 
 import redis
 from celery import shared_task
@@ -16,7 +16,7 @@ from monitoring.lease import handoff_key
 
 log = logging.getLogger(__name__)
 
-ENSURE_EVERY_S = settings.CELERY_BEAT_SCHEDULE["ensure-streams"]["schedule"]
+ENSURE_EVERY_S = cast(float, settings.CELERY_BEAT_SCHEDULE["ensure-streams"]["schedule"])
 #: how long a unit offered to a worker waits for its old holder to let go (handoff): the old
 #: holder sees the request at its next renewal, then stops its stream
 HANDOFF_WAIT_S = holder.RENEW_EVERY_S + 3.0
@@ -106,7 +106,7 @@ def _moving(r: redis.Redis) -> bool:
 def _offer(unit: share.Unit, node: str | None, wait_s: float = 0.0) -> None:
     # Expires: a holder queued behind busy threads is useless once the next ensure_streams
     # runs; never let them pile up.
-    route = {}
+    route: dict[str, Any] = {}
     if node is not None:  # this worker's own queue: the offer lands where it was planned
         route = {"queue": share.worker_queue(node), "routing_key": share.worker_queue(node)}
     hold_stream_unit.apply_async(

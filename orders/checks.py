@@ -9,15 +9,17 @@ the account's balances (Redis, written by the own-order stream) and fee rates.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 import time
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 
 from django.core.cache import cache
 from django.db import connection
+from django.forms import ModelChoiceField
 
 from exchanges import errors, trading
 from exchanges.client import ClientSpec, ExchangeClient, run_sync
@@ -42,7 +44,8 @@ class Problem:
     field: str
     rule: str
     message: str
-    suggestions: list[str] = field(default_factory=list)
+    # dataclasses.field: the attribute `field` above shadows the bare name in this class
+    suggestions: list[str] = dataclasses.field(default_factory=list)
 
 
 @dataclass
@@ -220,9 +223,12 @@ def evaluate(form: OrderForm, *, initial: bool = False) -> Evaluation:
     """Validate the form (bound, or unbound for the first render) against the market."""
     result = Evaluation(initial=initial)
     if initial:
-        account = form.initial.get("account")
+        account_id = form.initial.get("account")
         symbol = form.initial.get("symbol")
-        acc = form.fields["account"].queryset.filter(pk=account).first() if account else None
+        accounts = cast(ModelChoiceField, form.fields["account"]).queryset
+        acc = (
+            accounts.filter(pk=account_id).first() if account_id and accounts is not None else None
+        )
         if acc is not None and symbol:
             result.market = Market.objects.filter(account=acc, symbol=symbol).first()
             if result.market is not None:
@@ -235,7 +241,7 @@ def evaluate(form: OrderForm, *, initial: bool = False) -> Evaluation:
     result.market = market
     for name, errs in form.errors.items():
         for err in errs:
-            result.problems.append(Problem(name if name != "__all__" else "", "input", err))
+            result.problems.append(Problem(name if name != "__all__" else "", "input", str(err)))
     if market is None:
         return result
     data = form.cleaned_data

@@ -8,7 +8,7 @@ the exchange's filters from synced metadata.
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 
 from django import forms
 from django.db import models
@@ -40,7 +40,7 @@ class OrderForm(forms.Form):
 
     def __init__(self, *args: Any, accounts: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["account"].queryset = accounts
+        cast(forms.ModelChoiceField, self.fields["account"]).queryset = accounts
         for name in ("amount", "price", "stop_price", "iceberg_qty"):
             widget = self.fields[name].widget
             widget.input_type = "text"
@@ -48,7 +48,8 @@ class OrderForm(forms.Form):
         self.market: Market | None = None
 
     def clean(self) -> dict[str, Any]:
-        data = super().clean()
+        super().clean()
+        data = self.cleaned_data  # what Form.clean() returns, typed without its None
         account = data.get("account")
         symbol = (data.get("symbol") or "").strip().upper()
         if account is not None and symbol:

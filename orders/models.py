@@ -16,8 +16,8 @@ from django.utils import timezone
 
 from exchanges.models import ExchangeAccount
 
-AMOUNT = {"max_digits": 40, "decimal_places": 20}
-OPTIONAL_AMOUNT = {**AMOUNT, "null": True, "blank": True}
+# Amounts: 40 digits, 20 after the point. Each field spells its arguments out because the
+# Django type plugin reads null= only from the call itself, not from an unpacked dict.
 
 
 class Side(models.TextChoices):
@@ -100,14 +100,14 @@ class Order(models.Model):
         max_length=3, choices=TimeInForce.choices, default=TimeInForce.GTC
     )
     #: the base quantity asked for; None for a market order by quote amount
-    amount = models.DecimalField(**OPTIONAL_AMOUNT)
+    amount = models.DecimalField(max_digits=40, decimal_places=20, null=True, blank=True)
     #: a market order by quote amount: spend (buy) or raise (sell) this much quote asset, as
     #: the operator asked; what it bought or sold is `filled` at `average_price` for `cost`
-    quote_amount = models.DecimalField(**OPTIONAL_AMOUNT)
-    price = models.DecimalField(**OPTIONAL_AMOUNT)
-    stop_price = models.DecimalField(**OPTIONAL_AMOUNT)
+    quote_amount = models.DecimalField(max_digits=40, decimal_places=20, null=True, blank=True)
+    price = models.DecimalField(max_digits=40, decimal_places=20, null=True, blank=True)
+    stop_price = models.DecimalField(max_digits=40, decimal_places=20, null=True, blank=True)
     #: the visible part of an iceberg order (None: a plain order)
-    iceberg_qty = models.DecimalField(**OPTIONAL_AMOUNT)
+    iceberg_qty = models.DecimalField(max_digits=40, decimal_places=20, null=True, blank=True)
     client_order_id = models.CharField(max_length=64, unique=True, default=new_client_order_id)
     #: the confirmation form's one-time key: a second POST of the same confirmation finds
     #: this order instead of creating another
@@ -117,10 +117,10 @@ class Order(models.Model):
         max_length=20, choices=OrderState.choices, default=OrderState.DRAFT, db_index=True
     )
     venue_status = models.CharField(max_length=32, blank=True, help_text="As the venue says.")
-    filled = models.DecimalField(**AMOUNT, default=Decimal(0))
-    average_price = models.DecimalField(**OPTIONAL_AMOUNT)
+    filled = models.DecimalField(max_digits=40, decimal_places=20, default=Decimal(0))
+    average_price = models.DecimalField(max_digits=40, decimal_places=20, null=True, blank=True)
     #: quote asset spent or received by the fills so far (Binance cummulativeQuoteQty)
-    cost = models.DecimalField(**AMOUNT, default=Decimal(0))
+    cost = models.DecimalField(max_digits=40, decimal_places=20, default=Decimal(0))
     #: operator-facing reason of a rejection or of an unknown outcome
     message = models.TextField(blank=True)
     venue_code = models.CharField(max_length=32, blank=True)
@@ -204,10 +204,10 @@ class Fill(models.Model):
 
     order = models.ForeignKey(Order, on_delete=models.PROTECT, related_name="fills")
     trade_id = models.CharField(max_length=64)
-    price = models.DecimalField(**AMOUNT)
-    amount = models.DecimalField(**AMOUNT)
-    cost = models.DecimalField(**AMOUNT)
-    fee_cost = models.DecimalField(**OPTIONAL_AMOUNT)
+    price = models.DecimalField(max_digits=40, decimal_places=20)
+    amount = models.DecimalField(max_digits=40, decimal_places=20)
+    cost = models.DecimalField(max_digits=40, decimal_places=20)
+    fee_cost = models.DecimalField(max_digits=40, decimal_places=20, null=True, blank=True)
     fee_currency = models.CharField(max_length=16, blank=True)
     is_maker = models.BooleanField(null=True)
     executed_at = models.DateTimeField()

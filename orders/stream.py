@@ -9,6 +9,7 @@ sent while the stream was down are gone. Balances are kept in Redis for the orde
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import time
@@ -138,7 +139,7 @@ def apply_trades(account_id: int, trades: list[trading.VenueTrade]) -> int:
             order = Order.objects.select_for_update().get(pk=pk)
             if placement.record_fills(order, [t]):
                 n += 1
-                transaction.on_commit(lambda pk=pk: broadcast.order_changed(pk))
+                transaction.on_commit(functools.partial(broadcast.order_changed, pk))
     return n
 
 

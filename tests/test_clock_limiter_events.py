@@ -233,7 +233,7 @@ async def test_a_spec_that_differs_only_by_clock_offset_is_the_same_connection()
     assert not holder.same_connection(spec, replace(spec, rest_url="http://other"))
 
 
-def test_the_clock_offset_is_the_median_of_the_quicker_round_trips() -> None:
+async def test_the_clock_offset_is_the_median_of_the_quicker_round_trips() -> None:
     """A venue busy when two of five time requests arrive stamps them late: their midpoint
     offsets carry the queueing. The median of the quicker three leaves them out."""
     from exchanges.client import clock_sample

@@ -703,6 +703,9 @@ def test_cli_serves_and_stops_on_sigterm() -> None:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+        for pipe in (proc.stdout, proc.stderr):  # unclosed, they are ResourceWarnings
+            if pipe is not None:
+                pipe.close()
 
 
 def test_tick_slices_spread_market_updates_over_the_interval() -> None:

@@ -22,7 +22,8 @@ application = ProtocolTypeRouter(
     {
         "http": django_asgi_app,
         "websocket": AllowedHostsOriginValidator(
-            AuthMiddlewareStack(URLRouter(monitoring_ws + orders_ws))
+            # the patterns hold ASGI apps (see the routing modules); their stub type says views
+            AuthMiddlewareStack(URLRouter(monitoring_ws + orders_ws))  # type: ignore[arg-type]
         ),
     }
 )

@@ -245,6 +245,12 @@ LOGGING = {
         # ccxt logs whole requests (headers included) at DEBUG when verbose: never let it.
         "ccxt": {"level": "WARNING"},
         "daphne": {"level": "WARNING"},
+        # Celery logs every task received and finished, and beat every task it sends: the
+        # periodic ones several times a second together. Routine, not news; their failures
+        # are still logged (ERROR). Our own loggers keep INFO: stream up/down, breaker, orders.
+        "celery.app.trace": {"level": "WARNING"},
+        "celery.worker.strategy": {"level": "WARNING"},
+        "celery.beat": {"level": "WARNING"},
     },
 }
 

@@ -178,7 +178,7 @@ class RateLimiter:
         packed = self._packed.get(self._cache_key(cost))
         if packed is None:
             packed = self._pack(cost)
-        args = [
+        args: list[str | int | float] = [
             self._offset,
             self._max_wait_ms[cost.lane],
             self.policy.guard_ms,

@@ -91,7 +91,7 @@ def read_state(r: redis.Redis, spec: ClientSpec) -> LimiterState:
     until = float(block.get(b"until", 0))  # type: ignore[union-attr]
     remaining = max(0.0, (until - redis_ms) / 1000)
 
-    def ts(name: str) -> float | None:
+    def event_ts(name: str) -> float | None:
         value = events.get(name.encode())  # type: ignore[union-attr]
         return float(value) / 1000 if value else None
 
@@ -103,8 +103,8 @@ def read_state(r: redis.Redis, spec: ClientSpec) -> LimiterState:
         block_kind=(block.get(b"kind", b"") or b"").decode() if remaining else "",  # type: ignore[union-attr]
         block_remaining_s=remaining,
         block_until_ts=until / 1000 if remaining else 0.0,
-        last_429_ts=ts("last_429"),
-        last_418_ts=ts("last_418"),
+        last_429_ts=event_ts("last_429"),
+        last_418_ts=event_ts("last_418"),
         count_429=int(events.get(b"count_429", 0)),  # type: ignore[union-attr]
         count_418=int(events.get(b"count_418", 0)),  # type: ignore[union-attr]
         breaker=read_breaker(r, breaker_name(spec.account_id, spec.venue, spec.rest_url)),

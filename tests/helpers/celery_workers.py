@@ -55,13 +55,15 @@ def start(
         ]
     else:
         args = ["beat", "--schedule", str(tmp_path / "beat-schedule")]
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "xcon", *args, "--loglevel", "INFO"],
-        cwd=ROOT,
-        env=env,
-        stdout=log_path.open("wb"),
-        stderr=subprocess.STDOUT,
-    )
+    # the child keeps its own copy of the file; ours is closed once it is handed over
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "xcon", *args, "--loglevel", "INFO"],
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
     proc.log_path = log_path  # type: ignore[attr-defined]
     return proc
 
