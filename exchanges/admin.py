@@ -1,4 +1,8 @@
-"""Admin: exchange accounts with write-only credentials, watched symbols and two actions."""
+"""Admin: exchange accounts with write-only credentials, watched symbols and two actions.
+
+The venue is any ccxt exchange id: those with a venue module are listed first; the others
+run generically, and the list and the form say so and what is not verified for them.
+"""
 
 from __future__ import annotations
 
@@ -9,9 +13,11 @@ from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.utils.decorators import method_decorator
+from django.utils.html import format_html, format_html_join
 from django.views.decorators.debug import sensitive_post_parameters
 
 from exchanges import errors, services
+from exchanges.client import ccxt_exchange_ids
 from exchanges.models import (
     AccountFee,
     ApiCredential,
@@ -20,6 +26,7 @@ from exchanges.models import (
     Market,
     WatchedSymbol,
 )
+from exchanges.venues import VENUES, venue_choices
 
 _SECRET_WIDGET = forms.PasswordInput(render_value=False, attrs={"autocomplete": "off"})
 
@@ -96,10 +103,31 @@ class FeeTierInline(admin.TabularInline):  # type: ignore[type-arg]
         return False
 
 
+def venue_field_choices() -> list[tuple[str, Any]]:
+    """Venues with a module first, then every other ccxt id (run generically)."""
+    others = [(i, i) for i in ccxt_exchange_ids() if i not in VENUES]
+    return [
+        ("Verified (venue module)", venue_choices()),
+        ("Generic (ccxt only, not verified)", others),
+    ]
+
+
+class ExchangeAccountForm(forms.ModelForm):  # type: ignore[type-arg]
+    venue = forms.ChoiceField(
+        choices=venue_field_choices,
+        help_text=getattr(ExchangeAccount._meta.get_field("venue"), "help_text", ""),
+    )
+
+    class Meta:
+        model = ExchangeAccount
+        fields = ("venue",)  # the admin's fieldsets add the rest
+
+
 @admin.register(ExchangeAccount)
 class ExchangeAccountAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+    form = ExchangeAccountForm
     list_display = (
-        "label", "venue", "enabled", "has_key", "rest_url", "markets_synced_at",
+        "label", "venue", "support", "enabled", "has_key", "rest_url", "markets_synced_at",
         "last_check_ok", "rest_latency_ms", "clock_offset_ms",
     )  # fmt: skip
     list_filter = ("venue", "enabled")
@@ -108,18 +136,36 @@ class ExchangeAccountAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     actions = ("test_connection", "sync_markets")
     readonly_fields = (
         "markets_synced_at", "last_check_at", "last_check_ok", "last_check_summary",
-        "clock_offset_ms", "rest_latency_ms", "venue_rate_limits",
+        "clock_offset_ms", "rest_latency_ms", "venue_rate_limits", "venue_support",
     )  # fmt: skip
     fieldsets = (
-        (None, {"fields": ("label", "venue", "enabled")}),
+        (None, {"fields": ("label", "venue", "venue_support", "enabled")}),
         ("Endpoints", {"fields": ("rest_url", "ws_url", "ccxt_options")}),
         ("Rate limits", {"fields": ("rate_limit_policy", "venue_rate_limits")}),
-        ("Last check", {"fields": readonly_fields[:-1]}),
+        ("Last check", {"fields": readonly_fields[:-2]}),
     )
 
     @method_decorator(sensitive_post_parameters())
     def changeform_view(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         return super().changeform_view(request, *args, **kwargs)
+
+    @admin.display(description="support")
+    def support(self, obj: ExchangeAccount) -> str:
+        return "generic" if obj.is_generic else "verified"
+
+    @admin.display(description="venue support")
+    def venue_support(self, obj: ExchangeAccount) -> str:
+        if not obj.pk or not obj.venue:
+            return "Chosen with the venue: verified where xcon has a venue module, else generic."
+        venue = obj.venue_module
+        if not venue.generic:
+            return f"Verified: {venue.name} has a venue module (exchanges/venues/{venue.id}.py)."
+        return format_html(
+            '<strong class="generic">Generic</strong>: {} runs on what ccxt describes. '
+            "Not verified:<ul>{}</ul>",
+            venue.name,
+            format_html_join("", "<li>{}</li>", ((item,) for item in venue.unverified())),
+        )
 
     @admin.display(boolean=True, description="API key")
     def has_key(self, obj: ExchangeAccount) -> bool:

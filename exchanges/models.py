@@ -11,7 +11,8 @@ from django.db import models
 from django.utils import timezone
 
 from exchanges import crypto
-from exchanges.venues import venue_choices
+from exchanges.venues import get_venue
+from exchanges.venues.base import Venue
 
 # Market numbers: 40 digits, 20 after the point. Each field spells its arguments out because
 # the Django type plugin reads null= only from the call itself, not from an unpacked dict.
@@ -26,7 +27,9 @@ class ExchangeAccount(models.Model):
     """One connection to one venue: mainnet, a testnet, or our simulator (URL overrides)."""
 
     venue = models.CharField(
-        max_length=32, choices=venue_choices(), help_text="ccxt exchange id, e.g. binance."
+        max_length=32,
+        help_text="ccxt exchange id. A venue xcon has a module for (exchanges/venues) is "
+        "verified; any other ccxt id runs generically on what ccxt describes.",
     )
     label = models.CharField(max_length=80, unique=True)
     enabled = models.BooleanField(default=True)
@@ -93,11 +96,29 @@ class ExchangeAccount(models.Model):
         except ApiCredential.DoesNotExist:
             return False
 
-    def clean(self) -> None:
-        from exchanges.venues import get_venue
+    @property
+    def venue_module(self) -> Venue:
+        """The venue's module (exchanges.venues), or the generic venue for any other id."""
+        return get_venue(self.venue)
 
+    @property
+    def is_generic(self) -> bool:
+        """Runs on ccxt's description alone: see `venue_module.unverified()`."""
+        return self.venue_module.generic
+
+    def get_venue_display(self) -> str:
+        return self.venue_module.name
+
+    def clean(self) -> None:
+        # The door alone imports ccxt; imported here so loading the models does not.
+        from exchanges.client import ccxt_exchange_ids
+
+        if self.venue not in ccxt_exchange_ids():
+            raise ValidationError(
+                {"venue": f"{self.venue!r} is not an exchange id ccxt knows (e.g. binance)."}
+            )
         try:
-            get_venue(self.venue).policy(self.rate_limit_policy)
+            self.venue_module.policy(self.rate_limit_policy)
         except (ValueError, KeyError, TypeError) as exc:
             raise ValidationError(
                 {"rate_limit_policy": f"Not a valid policy override: {exc}"}
@@ -249,10 +270,6 @@ class Market(models.Model):
 
     def __str__(self) -> str:
         return self.symbol
-
-    def venue_filters(self) -> dict[str, dict[str, object]]:
-        """The venue's raw filters by type (Binance's `filters` list), empty where none."""
-        return {f["filterType"]: f for f in self.raw.get("filters", []) if "filterType" in f}
 
 
 class FeeTier(models.Model):

@@ -15,6 +15,8 @@ from typing import Any
 
 from exchanges import errors
 from exchanges.client import ExchangeClient, dec
+from exchanges.venues import get_venue
+from exchanges.venues.base import Venue
 
 #: our order types → (ccxt type, extra params builder)
 _POST_ONLY = "limit_maker"
@@ -80,18 +82,18 @@ def _str(value: Decimal | None) -> str | None:
     return None if value is None else format(value, "f")
 
 
-def order_params(req: OrderRequest) -> tuple[str, dict[str, Any]]:
-    """ccxt's order type and params for our request (unified names; ccxt maps them)."""
-    params: dict[str, Any] = {"clientOrderId": req.client_order_id}
-    if req.iceberg_qty is not None:
-        params["icebergAmount"] = _str(req.iceberg_qty)
-    if req.quote_amount is not None:
-        if req.type != "market" or req.amount is not None:
-            raise errors.BadRequest("A quote amount is for market orders without a quantity.")
-        # ccxt's Binance spot create_order_request reads `quoteOrderQty` (or `cost`) from
-        # params for BUY and SELL alike and sends it as Binance's quoteOrderQty, leaving
-        # out `quantity`
-        params["quoteOrderQty"] = _str(req.quote_amount)
+def order_params(req: OrderRequest, venue: Venue) -> tuple[str, dict[str, Any]]:
+    """ccxt's order type and params for our request: unified names (ccxt maps them), and
+    the venue's own params for an iceberg part or a quote amount (NotSupported where its
+    module sends none)."""
+    if req.quote_amount is not None and (req.type != "market" or req.amount is not None):
+        raise errors.BadRequest("A quote amount is for market orders without a quantity.")
+    params: dict[str, Any] = {
+        "clientOrderId": req.client_order_id,
+        **venue.order_params(
+            iceberg_qty=_str(req.iceberg_qty), quote_amount=_str(req.quote_amount)
+        ),
+    }
     if req.type == "market":
         return "market", params
     if req.type == _POST_ONLY:
@@ -154,7 +156,7 @@ async def load_markets(client: ExchangeClient) -> None:
 async def create_order(client: ExchangeClient, req: OrderRequest) -> VenueOrder:
     """Place an order exactly as given: ccxt rounds amounts and prices to the market's
     precision *silently* (truncating), so refuse to send anything it would change."""
-    ccxt_type, params = order_params(req)
+    ccxt_type, params = order_params(req, client.venue)
     await load_markets(client)
     checks: list[tuple[str, Decimal, Any]] = []
     if req.amount is not None:
@@ -194,25 +196,19 @@ async def create_order(client: ExchangeClient, req: OrderRequest) -> VenueOrder:
 
 
 def _quote_amount_to_precision(client: ExchangeClient) -> Any:
-    """What ccxt 4.5 makes of a quote amount before sending it as Binance's quoteOrderQty:
-    `decimal_to_precision(value, TRUNCATE, market['precision']['price'], precisionMode)`,
-    i.e. truncated to the *price tick*, not to the venue's quoteAssetPrecision that the
-    venue (and orders/rules) check. Replayed here so a value it would cut is refused."""
-    ex = client.ccxt
-    if ex.id != "binance":
-        raise errors.NotSupported(
-            f"Market orders by quote amount are not supported on {ex.id} yet; give a quantity."
-        )
-
-    return client.truncate_to_price_precision
+    """What ccxt makes of a quote amount before sending it, replayed so that a value it
+    would change is refused: cut to the price tick where the venue says ccxt does that
+    (Binance: `decimal_to_precision(value, TRUNCATE, precision.price, precisionMode)`, not
+    the quoteAssetPrecision the venue and orders/rules check), else sent as is."""
+    if client.venue.quote_amount_on_price_tick:
+        return client.truncate_to_price_precision
+    return lambda symbol, value: value
 
 
-def quote_amount_sendable(venue: str, price_tick: Decimal | None, value: Decimal) -> Decimal:
+def quote_amount_sendable(venue_id: str, price_tick: Decimal | None, value: Decimal) -> Decimal:
     """The quote amount the door would send for `value` (the form shows the difference
-    before review): on Binance ccxt truncates it to the price tick (see above)."""
-    if venue != "binance" or price_tick is None or price_tick <= 0:
-        return value
-    return (value // price_tick) * price_tick
+    before review)."""
+    return get_venue(venue_id).quote_amount_sent(price_tick, value)
 
 
 async def fetch_order_by_client_id(

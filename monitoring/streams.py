@@ -6,7 +6,7 @@ next call redials. So each stream loops: take a connection from the venue's shar
 watch, publish, and on failure back off and watch again with a fresh client. Every stream of
 an account has its own client and connection, so a book resync or a dropped trades socket
 never interrupts the tickers; within a stream, all symbols share one connection (up to the
-ExchangeClient.MAX_SYMBOLS_PER_WATCH a venue allows per subscription, then one more).
+`max_symbols_per_watch` the account's venue allows per subscription, then one more).
 
 Health, per stream:
 - a half-open connection is found by the WebSocket keepalive (`StreamOptions.heartbeat_s`);
@@ -30,6 +30,7 @@ from typing import Any, Protocol, TypeVar
 
 from exchanges import errors
 from exchanges.client import BookUpdate, ClientSpec, ExchangeClient
+from exchanges.venues import get_venue
 from monitoring.health import RateWatch, StaleRule, default_heartbeat_s
 from monitoring.livestate import (
     CHANNELS,
@@ -165,7 +166,7 @@ class _Stream:
         self.spec = spec.with_heartbeat(heartbeat) if heartbeat else spec
         self.heartbeat_s = self.spec.heartbeat_s or 0.0
         self.symbols = list(symbols)
-        size = ExchangeClient.MAX_SYMBOLS_PER_WATCH
+        size = get_venue(spec.venue).max_symbols_per_watch
         self.chunks = [self.symbols[i : i + size] for i in range(0, len(self.symbols), size)]
         self.sink = sink
         self.stop = stop
@@ -494,9 +495,9 @@ class _BudgetExhausted(Exception):
         self.retry_after_s = retry_after_s
 
 
-def connections_for(symbols: int) -> int:
-    """Connections one stream opens for `symbols` symbols."""
-    return max(1, math.ceil(symbols / ExchangeClient.MAX_SYMBOLS_PER_WATCH))
+def connections_for(symbols: int, venue_id: str) -> int:
+    """Connections one stream of a `venue_id` account opens for `symbols` symbols."""
+    return max(1, math.ceil(symbols / get_venue(venue_id).max_symbols_per_watch))
 
 
 async def _sleep_until_stop(delay: float, stop: asyncio.Event) -> None:

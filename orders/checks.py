@@ -199,8 +199,9 @@ def fee_rates(account: ExchangeAccount, market: Market) -> tuple[Decimal | None,
 def quote_offer(account: ExchangeAccount, market: Market, side: str) -> tuple[bool, str]:
     """Whether a market order on `market` may be given by quote amount, else why not."""
     market_rules = rules.from_market(market)
-    if account.venue != "binance":
-        return False, f"Amounts in {market.quote} are not supported on {account.venue} yet."
+    venue = get_venue(account.venue)
+    if not venue.quote_amount_orders:
+        return False, f"Amounts in {market.quote} are not supported on {venue.name} yet."
     if not market_rules.quote_amount_sides:
         flag = market_rules.name(rules.Kind.QUOTE_AMOUNT_NOT_ALLOWED)
         return False, (

@@ -33,6 +33,7 @@ from django.utils import timezone
 
 from exchanges import errors, trading
 from exchanges.client import ClientSpec, ExchangeClient, run_sync
+from exchanges.venues import get_venue
 from orders import broadcast
 from orders.models import TERMINAL_STATES, Fill, Order, OrderEvent, OrderState
 from orders.state import VenueReport, can_move, next_state
@@ -41,9 +42,9 @@ log = logging.getLogger(__name__)
 S = OrderState
 Source = OrderEvent.Source
 
-#: a lost request can still reach Binance until timestamp + recvWindow (ccxt sends 10 s)
-RECV_WINDOW_S = 10.0
-#: after that, wait this much more before trusting "not found"
+#: a lost request can still reach the venue until timestamp + the venue's receive window
+#: (exchanges.venues: Venue.receive_window_s); after that, wait this much more before
+#: trusting "not found"
 LOOKUP_MARGIN_S = 5.0
 #: an order whose sending was held back (breaker, limiter) or proven lost is sent again only
 #: while it is younger than this; older ones are rejected so the operator decides afresh
@@ -391,7 +392,9 @@ def _not_found(order_id: int) -> Outcome:
             return Outcome(order.state, "not found (kept)")
         sent_at = order.sent_at or order.created_at
         can_still_arrive_s = (
-            RECV_WINDOW_S + LOOKUP_MARGIN_S - (timezone.now() - sent_at).total_seconds()
+            get_venue(order.account.venue).receive_window_s
+            + LOOKUP_MARGIN_S
+            - (timezone.now() - sent_at).total_seconds()
         )
         if can_still_arrive_s > 0:
             return Outcome(S.UNKNOWN, "not found yet", retry_in_s=can_still_arrive_s)

@@ -118,3 +118,74 @@ def test_coinbase_counts_requests_per_second_per_key_and_per_ip() -> None:
         '"PREVIEW_INSUFFICIENT_FUND"}}'
     )
     assert isinstance(mapped, errors.InsufficientFunds)
+
+
+# ------------------------------------------------------------------ the Venue interface
+def test_every_venue_difference_is_asked_of_the_venue() -> None:
+    binance, kraken, coinbase = (get_venue(v) for v in ("binance", "kraken", "coinbase"))
+    assert binance.max_symbols_per_watch == 200
+    assert binance.receive_window_s == 10.0  # ccxt signs with recvWindow=10000
+    assert coinbase.receive_window_s == 120.0  # a JWT lives 120 s
+    assert binance.quote_amount_orders and binance.quote_amount_on_price_tick
+    assert not kraken.quote_amount_orders and not coinbase.quote_amount_orders
+    assert binance.order_params(iceberg_qty="0.1", quote_amount="50") == {
+        "icebergAmount": "0.1",
+        "quoteOrderQty": "50",
+    }
+    with pytest.raises(errors.NotSupported, match="Kraken"):
+        kraken.order_params(iceberg_qty="0.1")
+
+
+def test_order_params_take_the_venues_params_and_refuse_what_it_does_not_send() -> None:
+    from decimal import Decimal
+
+    from exchanges.trading import OrderRequest, order_params
+
+    iceberg = OrderRequest(
+        "BTC/USDT", "buy", "limit", Decimal("1"), "cid-1", price=Decimal("10"),
+        iceberg_qty=Decimal("0.2"),
+    )  # fmt: skip
+    kind, params = order_params(iceberg, get_venue("binance"))
+    assert kind == "limit" and params["icebergAmount"] == "0.2"
+    assert params["clientOrderId"] == "cid-1" and params["timeInForce"] == "GTC"
+    with pytest.raises(errors.NotSupported):
+        order_params(iceberg, get_venue("coinbase"))
+    by_quote = OrderRequest("BTC/USDT", "buy", "market", None, "cid-2", quote_amount=Decimal("5"))
+    assert order_params(by_quote, get_venue("binance")) == (
+        "market",
+        {"clientOrderId": "cid-2", "quoteOrderQty": "5"},
+    )
+
+
+def test_each_registered_venue_recognises_its_own_market_record_and_builds_its_rules() -> None:
+    from exchanges.venues import venue_for_record
+
+    records = {
+        "binance": {"symbol": "BTCUSDT", "filters": [], "status": "TRADING"},
+        "kraken": {"altname": "XBTUSD", "pair_decimals": 1, "lot_decimals": 8, "ordermin": "1"},
+        "coinbase": {"product_id": "BTC-USD", "base_increment": "0.0001", "status": "online"},
+    }
+    for venue_id, record in records.items():
+        assert venue_for_record(record) == venue_id
+        rules = get_venue(venue_id).rules_from_record("BTC/USD", record)
+        assert rules is not None and rules.venue == venue_id
+    assert venue_for_record({"something": "else"}) == ""
+
+
+def test_no_venue_id_is_compared_outside_the_venue_modules_and_the_simulator() -> None:
+    """Adding a venue touches its module and the registry, nothing else (issue 9)."""
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    pattern = re.compile(r"""["'](binance|kraken|coinbase)["']""")
+    allowed = (root / "exchanges/venues", root / "exchanges/simulator")
+    found = []
+    for package in ("xcon", "exchanges", "monitoring", "orders"):
+        for path in (root / package).rglob("*.py"):
+            if "migrations" in path.parts or any(path.is_relative_to(a) for a in allowed):
+                continue
+            for n, line in enumerate(path.read_text().splitlines(), 1):
+                if pattern.search(line):
+                    found.append(f"{path.relative_to(root)}:{n}: {line.strip()}")
+    assert not found, "\n".join(found)

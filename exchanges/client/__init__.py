@@ -10,7 +10,14 @@ xcon's own errors (`exchanges.errors`); venue quirks come from `exchanges.venues
 - `hooks`: the shared limiter, the venue's usage feedback and timing, hooked into ccxt.
 - `streams`: the watch_* calls (ccxt.pro).
 - `door`: `ExchangeClient` itself and the sync/async entry points.
+- here: which exchange ids ccxt knows, and what it says of one (for generic venues).
 """
+
+from functools import cache
+from typing import Any
+
+import ccxt
+import ccxt.pro
 
 from exchanges.client.door import ExchangeClient, run_sync, with_client
 from exchanges.client.spec import DEFAULT_TIMEOUT_S, ClientSpec, merge_options
@@ -35,6 +42,27 @@ from exchanges.client.values import (
     dec,
 )
 
+
+def ccxt_exchange_ids() -> list[str]:
+    """Every exchange id this ccxt knows (REST), sorted."""
+    return sorted(ccxt.exchanges)
+
+
+@cache
+def ccxt_describe(exchange_id: str) -> dict[str, Any]:
+    """What ccxt says of an exchange that xcon has no venue module for: its `name`, its
+    `rateLimit` (ms between requests of cost 1) and whether ccxt.pro streams it (`pro`).
+    Raises KeyError for an id ccxt does not know."""
+    if exchange_id not in ccxt.exchanges:
+        raise KeyError(f"ccxt has no exchange {exchange_id!r}")
+    ex = getattr(ccxt, exchange_id)()
+    return {
+        "name": str(ex.name or exchange_id),
+        "rateLimit": float(ex.rateLimit or 1000),
+        "pro": exchange_id in ccxt.pro.exchanges,
+    }
+
+
 __all__ = [
     "DEFAULT_TIMEOUT_S",
     "REST_TIMING_BUCKET_S",
@@ -50,6 +78,8 @@ __all__ = [
     "OrderBook",
     "Ticker",
     "Trade",
+    "ccxt_describe",
+    "ccxt_exchange_ids",
     "clock_sample",
     "dec",
     "merge_options",

@@ -57,10 +57,6 @@ class StreamCalls:
                 fresh.append(self._ticker(ticker))
         return fresh
 
-    #: ccxt's Binance refuses more than this many symbols in one multi-symbol watch, and puts
-    #: at most this many subscriptions on one connection (options.subscriptionLimitByStream)
-    MAX_SYMBOLS_PER_WATCH = 200
-
     async def watch_order_books(
         self, symbols: list[str], depth: int = 10, snapshot_limit: int = 100
     ) -> BookUpdate:

@@ -1,18 +1,23 @@
-"""What xcon knows about a venue beyond ccxt: URL layout, options, error codes, fee schedule.
+"""What xcon knows about a venue beyond ccxt: URL layout, options, error codes, fee schedule,
+rate-limit pools, order rules and order params, stream limits.
 
-One subclass per venue, registered in `exchanges.venues.VENUES`. Venue modules never import
-ccxt: the client door hands them plain dicts and strings.
+One subclass per venue, registered in `exchanges.venues.VENUES`; any other ccxt exchange runs
+on `exchanges.venues.generic.Generic`. Everything that differs between venues is asked of
+the venue object, so no code outside the venue modules compares venue ids. Venue modules
+never import ccxt: the client door hands them plain dicts and strings.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, ClassVar
 from urllib.parse import urlsplit, urlunsplit
 
 from exchanges import errors
+from exchanges.marketrules import MarketRules, Unified, completed, unified
 from exchanges.ratelimit.policy import Cost, Feedback, Policy
 
 
@@ -34,11 +39,15 @@ def _rebase(url: str, base: str) -> str:
 
 
 class Venue:
-    id: ClassVar[str]
-    name: ClassVar[str]
+    #: ccxt's exchange id
+    id: str
+    name: str
     needs_passphrase: ClassVar[bool] = False
     #: top-level keys of ccxt's `urls['api']` that hold WebSocket endpoints
     ws_url_keys: ClassVar[frozenset[str]] = frozenset({"ws"})
+
+    #: True for a ccxt exchange without a venue module (exchanges.venues.generic)
+    generic: ClassVar[bool] = False
 
     def ccxt_options(self, *, keyed: bool) -> dict[str, Any]:
         """Options xcon always sets for this venue (the account's own options merge over them)."""
@@ -119,6 +128,70 @@ class Venue:
         """The venue's own reference price for price-band and market-notional filters, where
         it publishes one (None: the caller values at the mid of the best bid and ask)."""
         return None
+
+    def unverified(self) -> tuple[str, ...]:
+        """What xcon has not verified for this venue (admin and the dashboard show it)."""
+        return ()
+
+    # -- streams -----------------------------------------------------------------------------
+
+    #: symbols in one multi-symbol watch (one subscription, one connection); more take more
+    #: connections. 200 is what xcon has always used where a venue states no lower figure.
+    max_symbols_per_watch: ClassVar[int] = 200
+
+    # -- orders ------------------------------------------------------------------------------
+
+    #: how long after its timestamp a lost signed request may still reach the venue and be
+    #: executed: an order not found is trusted as never placed only after this
+    receive_window_s: ClassVar[float] = 10.0
+    #: whether xcon sends market orders by quote amount on this venue (see order_params)
+    quote_amount_orders: ClassVar[bool] = False
+
+    def order_params(
+        self, *, iceberg_qty: str | None = None, quote_amount: str | None = None
+    ) -> dict[str, Any]:
+        """The ccxt params that carry an iceberg part and a market order's quote amount.
+
+        Raises errors.NotSupported where this venue's module does not send them: a param
+        ccxt passes through unread would place a different order than the one reviewed.
+        """
+        if iceberg_qty is not None:
+            raise errors.NotSupported(f"Iceberg orders are not supported on {self.name} yet.")
+        if quote_amount is not None:
+            raise errors.NotSupported(
+                f"Market orders by quote amount are not supported on {self.name} yet; "
+                "give a quantity."
+            )
+        return {}
+
+    #: whether ccxt cuts a quote amount to the market's price tick before sending it (the
+    #: door then refuses an amount it would cut; see quote_amount_sent)
+    quote_amount_on_price_tick: ClassVar[bool] = False
+
+    def quote_amount_sent(self, price_tick: Decimal | None, value: Decimal) -> Decimal:
+        """The quote amount the door would send for `value` (the form shows a difference
+        before review)."""
+        if not self.quote_amount_on_price_tick or price_tick is None or price_tick <= 0:
+            return value
+        return (value // price_tick) * price_tick
+
+    # -- market rules ------------------------------------------------------------------------
+
+    def recognises(self, record: Mapping[str, Any]) -> bool:
+        """Whether a market's raw record (ccxt's `info`) is this venue's own format."""
+        return False
+
+    def rules_from_record(self, symbol: str, raw: Mapping[str, Any]) -> MarketRules | None:
+        """The market's order rules from the venue's own record (None: not parsed here)."""
+        return None
+
+    def market_rules(self, symbol: str, raw: Mapping[str, Any], u: Unified) -> MarketRules:
+        """The market's order rules: the venue's own record where this module parses it,
+        completed by ccxt's unified fields; ccxt's unified precision and limits otherwise."""
+        rules = self.rules_from_record(symbol, raw)
+        if rules is None:
+            return unified(self.id, symbol, u)
+        return completed(rules, u)
 
 
 def _ws_from_rest(rest_url: str) -> str:

@@ -5,10 +5,19 @@ from __future__ import annotations
 import json
 import re
 import time
+from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
 
 from exchanges import errors
+from exchanges.marketrules import (
+    COMMON_NAMES,
+    DEFAULT_FILTER_ORDER,
+    Kind,
+    MarketRules,
+    PriceBand,
+)
+from exchanges.marketrules import as_decimal as _d
 from exchanges.ratelimit.policy import Cost, Feedback, Lane, Policy, Pool
 from exchanges.venues.base import FeeTierSpec, Venue, json_body
 
@@ -90,6 +99,34 @@ def _ticker_24hr_weight(n: int) -> float:
 class Binance(Venue):
     id = "binance"
     name = "Binance"
+    # ccxt's Binance refuses more than this many symbols in one multi-symbol watch, and puts
+    # at most this many subscriptions on one connection (options.subscriptionLimitByStream)
+    max_symbols_per_watch = 200
+    # ccxt signs every Binance request with recvWindow=10000
+    receive_window_s = 10.0
+    quote_amount_orders = True
+    # ccxt 4.5's Binance create_order_request sends a quote amount as
+    # decimal_to_precision(value, TRUNCATE, precision.price): cut to the *price tick*, not to
+    # the quoteAssetPrecision that Binance (and our rules) check
+    quote_amount_on_price_tick = True
+
+    def order_params(
+        self, *, iceberg_qty: str | None = None, quote_amount: str | None = None
+    ) -> dict[str, Any]:
+        params: dict[str, Any] = {}
+        if iceberg_qty is not None:
+            params["icebergAmount"] = iceberg_qty  # ccxt sends it as icebergQty
+        if quote_amount is not None:
+            # ccxt's Binance spot create_order_request reads `quoteOrderQty` from params for
+            # BUY and SELL alike and sends it as Binance's quoteOrderQty, leaving out quantity
+            params["quoteOrderQty"] = quote_amount
+        return params
+
+    def recognises(self, record: Mapping[str, Any]) -> bool:
+        return "filters" in record and "symbol" in record
+
+    def rules_from_record(self, symbol: str, raw: Mapping[str, Any]) -> MarketRules:
+        return market_rules_from_record(symbol, raw)
 
     def ccxt_options(self, *, keyed: bool) -> dict[str, Any]:
         return {
@@ -262,3 +299,145 @@ class Binance(Venue):
             FeeTierSpec(tier, Decimal(vol), Decimal(maker), Decimal(taker))
             for tier, vol, maker, taker in _SPOT_TIERS
         ]
+
+
+# ------------------------------------------------------------------ order rules
+_RULE_TYPES = {
+    "LIMIT": "limit",
+    "LIMIT_MAKER": "limit_maker",
+    "MARKET": "market",
+    "STOP_LOSS_LIMIT": "stop_loss_limit",
+    "TAKE_PROFIT_LIMIT": "take_profit_limit",
+}
+_FILTER_KIND = {
+    "PRICE_FILTER": Kind.PRICE,
+    "LOT_SIZE": Kind.LOT_SIZE,
+    "ICEBERG_PARTS": Kind.ICEBERG_PARTS,
+    "MARKET_LOT_SIZE": Kind.MARKET_LOT_SIZE,
+    "PERCENT_PRICE": Kind.PERCENT_PRICE,
+    "PERCENT_PRICE_BY_SIDE": Kind.PERCENT_PRICE,
+    "MIN_NOTIONAL": Kind.MIN_NOTIONAL,
+    "NOTIONAL": Kind.MIN_NOTIONAL,
+    "MAX_NUM_ORDERS": Kind.MAX_NUM_ORDERS,
+    "MAX_NUM_ALGO_ORDERS": Kind.MAX_NUM_ALGO_ORDERS,
+}
+
+
+def market_rules_from_record(symbol: str, raw: Mapping[str, Any]) -> MarketRules:
+    filters: dict[str, Mapping[str, Any]] = {}
+    order: list[str] = []
+    for f in raw.get("filters", []):
+        kind = f.get("filterType")
+        if not kind:
+            continue
+        filters[kind] = f
+        if kind in _FILTER_KIND and _FILTER_KIND[kind] not in order:
+            order.append(_FILTER_KIND[kind])
+    order += [k for k in DEFAULT_FILTER_ORDER if k not in order]
+    price = filters.get("PRICE_FILTER", {})
+    lot = filters.get("LOT_SIZE", {})
+    market_lot = filters.get("MARKET_LOT_SIZE", {})
+    names: dict[str, str] = {
+        **COMMON_NAMES,
+        Kind.MARKET_CLOSED: "status",
+        Kind.ORDER_TYPE: "orderTypes",
+        Kind.ICEBERG_NOT_ALLOWED: "icebergAllowed",
+        Kind.QUOTE_AMOUNT_NOT_ALLOWED: "quoteOrderQtyMarketAllowed",
+        Kind.PRECISION: "-1111 precision",
+        Kind.INVALID_PRICE: "-1013 invalid price",
+        Kind.INVALID_QUANTITY: "-1013 invalid quantity",
+        Kind.UNSUPPORTED_COMBINATION: "-1106 combination",
+        Kind.ICEBERG_EXCEEDS_QTY: "icebergQty",
+        Kind.PRICE: "PRICE_FILTER",
+        Kind.LOT_SIZE: "LOT_SIZE",
+        Kind.MARKET_LOT_SIZE: "MARKET_LOT_SIZE",
+        Kind.ICEBERG_PARTS: "ICEBERG_PARTS",
+        Kind.MAX_NUM_ORDERS: "MAX_NUM_ORDERS",
+        Kind.MAX_NUM_ALGO_ORDERS: "MAX_NUM_ALGO_ORDERS",
+        Kind.STOP_WOULD_TRIGGER: "-2010 stop would trigger",
+        Kind.WOULD_TAKE: "-2010 LIMIT_MAKER would take",
+        Kind.INSUFFICIENT_BALANCE: "-2010 insufficient balance",
+    }
+    notional_ref = "avg"
+    if "NOTIONAL" in filters:
+        n = filters["NOTIONAL"]
+        names[Kind.MIN_NOTIONAL] = names[Kind.MAX_NOTIONAL] = "NOTIONAL"
+        min_notional = _d(n.get("minNotional"))
+        max_notional = _d(n["maxNotional"]) if n.get("maxNotional") is not None else None
+        min_to_market = bool(n.get("applyMinToMarket", True))
+        max_to_market = bool(n.get("applyMaxToMarket", False))
+    else:
+        n = filters.get("MIN_NOTIONAL", {})
+        names[Kind.MIN_NOTIONAL] = "MIN_NOTIONAL"
+        min_notional = _d(n.get("minNotional"))
+        max_notional = None
+        min_to_market = bool(n.get("applyToMarket", True))
+        max_to_market = False
+    # avgPriceMins 0: "the last price is used" instead of the average over that many minutes
+    if str(n.get("avgPriceMins", "5")) in ("0", "0.0"):
+        notional_ref = "last"
+    band = None
+    band_ref = "avg"
+    if "PERCENT_PRICE_BY_SIDE" in filters:
+        p = filters["PERCENT_PRICE_BY_SIDE"]
+        band = PriceBand(
+            _d(p.get("bidMultiplierUp")),
+            _d(p.get("bidMultiplierDown")),
+            _d(p.get("askMultiplierUp")),
+            _d(p.get("askMultiplierDown")),
+        )
+        names[Kind.PERCENT_PRICE] = "PERCENT_PRICE_BY_SIDE"
+    elif "PERCENT_PRICE" in filters:
+        p = filters["PERCENT_PRICE"]
+        up, down = _d(p.get("multiplierUp")), _d(p.get("multiplierDown"))
+        band = PriceBand(up, down, up, down)
+        names[Kind.PERCENT_PRICE] = "PERCENT_PRICE"
+    else:
+        p = {}
+    if str(p.get("avgPriceMins", "5")) in ("0", "0.0"):
+        band_ref = "last"
+    types = raw.get("orderTypes")
+    max_orders = filters.get("MAX_NUM_ORDERS", {}).get("maxNumOrders")
+    max_algo = filters.get("MAX_NUM_ALGO_ORDERS", {}).get("maxNumAlgoOrders")
+    parts = filters.get("ICEBERG_PARTS", {}).get("limit")
+    quote_ok = bool(raw.get("quoteOrderQtyMarketAllowed", True))
+    return MarketRules(
+        venue="binance",
+        symbol=symbol,
+        base=str(raw.get("baseAsset", "")),
+        quote=str(raw.get("quoteAsset", "")),
+        price_tick=_d(price.get("tickSize")),
+        price_min=_d(price.get("minPrice")),
+        price_max=_d(price.get("maxPrice")),
+        qty_step=_d(lot.get("stepSize")),
+        qty_min=_d(lot.get("minQty")),
+        qty_max=_d(lot.get("maxQty")),
+        market_qty_step=_d(market_lot.get("stepSize")),
+        market_qty_min=_d(market_lot.get("minQty")),
+        market_qty_max=_d(market_lot.get("maxQty")),
+        min_notional=min_notional,
+        max_notional=max_notional,
+        min_notional_applies_to_market=min_to_market,
+        max_notional_applies_to_market=max_to_market,
+        notional_reference=notional_ref,
+        band_reference=band_ref,
+        price_band=band,
+        max_orders=int(max_orders) if max_orders is not None else None,
+        max_algo_orders=int(max_algo) if max_algo is not None else None,
+        iceberg_parts=int(parts) if parts is not None else None,
+        iceberg_allowed=bool(raw.get("icebergAllowed", True)),
+        quote_amount_sides=frozenset({"buy", "sell"}) if quote_ok else frozenset(),
+        order_types=(
+            frozenset(_RULE_TYPES[t] for t in types if t in _RULE_TYPES)
+            if isinstance(types, list)
+            else None
+        ),
+        base_precision=int(raw.get("baseAssetPrecision", 8)),
+        quote_precision=int(raw.get("quoteAssetPrecision", raw.get("quotePrecision", 8))),
+        grid_from_min=True,
+        rejects_triggered_stop=True,
+        fee_in_received_asset=True,
+        filter_order=tuple(order),
+        active=raw.get("status", "TRADING") == "TRADING",
+        names=names,
+    )

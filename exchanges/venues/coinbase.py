@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from exchanges import errors
+from exchanges.marketrules import (
+    COMMON_NAMES,
+    ORDER_TYPES,
+    Kind,
+    MarketRules,
+)
+from exchanges.marketrules import as_decimal as _d
+from exchanges.marketrules import split_symbol as _pair
 from exchanges.ratelimit.policy import Cost, Feedback, Lane, Policy, Pool
 from exchanges.venues.base import Venue, json_body
 
@@ -30,6 +39,15 @@ _FAILURES: list[tuple[str, type[errors.ExchangeError], str]] = [
 class Coinbase(Venue):
     id = "coinbase"
     name = "Coinbase Advanced Trade"
+    # A JWT is valid for 120 s after it is made (ccxt: exp = now + 120): a lost request can
+    # still be executed that long after it was signed
+    receive_window_s = 120.0
+
+    def recognises(self, record: Mapping[str, Any]) -> bool:
+        return "product_id" in record and "base_increment" in record
+
+    def rules_from_record(self, symbol: str, raw: Mapping[str, Any]) -> MarketRules:
+        return market_rules_from_record(symbol, raw)
 
     def ccxt_config(self, *, keyed: bool) -> dict[str, Any]:
         return {"has": {"fetchCurrencies": False}}
@@ -85,3 +103,62 @@ class Coinbase(Venue):
             if needle in text:
                 return cls(operator_message, venue_code=needle, venue_message=text[:300])
         return None
+
+
+# ------------------------------------------------------------------ order rules
+_COINBASE_CLOSED = frozenset({"offline", "delisted", "internal"})
+
+
+def market_rules_from_record(symbol: str, raw: Mapping[str, Any]) -> MarketRules:
+    types = set(ORDER_TYPES)
+    if raw.get("limit_only"):
+        types.discard("market")
+    if raw.get("post_only"):
+        types = {"limit_maker"}
+    status = str(raw.get("status", "online")).lower()
+    # spot products say "online" when trading; derivatives use other words ("STANDARD", "")
+    spot = str(raw.get("product_type", "SPOT")).upper() == "SPOT"
+    closed = (
+        bool(raw.get("cancel_only"))
+        or bool(raw.get("trading_disabled"))
+        or bool(raw.get("is_disabled"))
+        or (status != "online" if spot else status in _COINBASE_CLOSED)
+    )
+    quote_max = raw.get("quote_max_size")
+    base, quote = _pair(symbol)
+    step = _d(raw.get("base_increment"))
+    return MarketRules(
+        venue="coinbase",
+        symbol=symbol,
+        base=str(raw.get("base_currency_id") or base),
+        quote=str(raw.get("quote_currency_id") or quote),
+        price_tick=_d(raw.get("price_increment")),
+        qty_step=step,
+        qty_min=_d(raw.get("base_min_size")),
+        qty_max=_d(raw.get("base_max_size")),
+        quote_step=_d(raw.get("quote_increment")),
+        min_notional=_d(raw.get("quote_min_size")),
+        max_notional=_d(quote_max) if quote_max else None,
+        max_notional_applies_to_market=True,
+        notional_reference="avg_or_last",
+        # PREVIEW_STOP_PRICE_ABOVE/BELOW_LAST_TRADE_PRICE
+        rejects_triggered_stop=True,
+        arguments_first=True,
+        iceberg_allowed=False,
+        # market_market_ioc: quote_size to buy, base_size to sell
+        quote_amount_sides=frozenset({"buy"}),
+        order_types=frozenset(types),
+        active=not closed,
+        names={
+            **COMMON_NAMES,
+            Kind.MARKET_CLOSED: "trading status",
+            Kind.PRECISION: "quote_increment",
+            Kind.PRICE: "price_increment",
+            Kind.LOT_SIZE: "base_increment",
+            f"{Kind.LOT_SIZE}.min": "base_min_size",
+            f"{Kind.LOT_SIZE}.max": "base_max_size",
+            Kind.MIN_NOTIONAL: "quote_min_size",
+            Kind.MAX_NOTIONAL: "quote_max_size",
+            Kind.WOULD_TAKE: "post_only",
+        },
+    )

@@ -3,9 +3,19 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
+from decimal import Decimal
 from typing import Any
 
 from exchanges import errors
+from exchanges.marketrules import (
+    COMMON_NAMES,
+    ORDER_TYPES,
+    Kind,
+    MarketRules,
+)
+from exchanges.marketrules import as_decimal as _d
+from exchanges.marketrules import split_symbol as _pair
 from exchanges.ratelimit.policy import Cost, Feedback, Lane, Policy, Pool
 from exchanges.venues.base import Venue
 
@@ -66,6 +76,12 @@ def _penalty(table: list[tuple[int, int]], age_s: float | None) -> float:
 class Kraken(Venue):
     id = "kraken"
     name = "Kraken"
+
+    def recognises(self, record: Mapping[str, Any]) -> bool:
+        return "pair_decimals" in record or "ordermin" in record
+
+    def rules_from_record(self, symbol: str, raw: Mapping[str, Any]) -> MarketRules:
+        return market_rules_from_record(symbol, raw)
 
     def __init__(self) -> None:
         # txid -> (pair, placed at): cancels are charged by the order's pair and age.
@@ -138,3 +154,68 @@ class Kraken(Venue):
             if text in message:
                 return cls(operator_message, venue_code=text, venue_message=text)
         return None
+
+
+# ------------------------------------------------------------------ order rules
+_KRAKEN_CLOSED = frozenset({"cancel_only", "reduce_only", "maintenance", "delisted", "offline"})
+
+
+def market_rules_from_record(symbol: str, raw: Mapping[str, Any]) -> MarketRules:
+    if raw.get("tick_size"):
+        tick, tick_name = _d(raw["tick_size"]), "tick_size"
+    else:
+        tick, tick_name = Decimal(1).scaleb(-int(raw.get("pair_decimals", 8))), "pair_decimals"
+    lot_decimals = int(raw.get("lot_decimals", 8))
+    pair_decimals = int(raw.get("pair_decimals", 8))
+    step = Decimal(1).scaleb(-lot_decimals)
+    status = str(raw.get("status", "online"))
+    types = set(ORDER_TYPES)
+    if status == "post_only":
+        types = {"limit_maker"}
+    elif status == "limit_only":
+        types.discard("market")
+
+    def first_tier(key: str) -> Decimal | None:
+        tiers = raw.get(key)
+        if isinstance(tiers, list) and tiers and len(tiers[0]) == 2:
+            return _d(tiers[0][1]) / 100  # percent
+        return None
+
+    base, quote = _pair(symbol)
+    return MarketRules(
+        venue="kraken",
+        symbol=symbol,
+        base=base,
+        quote=quote,
+        price_tick=tick,
+        qty_step=step,
+        qty_min=_d(raw.get("ordermin")),
+        min_notional=_d(raw.get("costmin")),
+        notional_reference="avg_or_last",
+        # "EGeneral:Invalid arguments:volume" / "... price can only be specified up to n
+        # decimals": too many decimals are refused before the tick and the minimums
+        base_precision=lot_decimals,
+        quote_precision=pair_decimals,
+        arguments_first=True,
+        # Kraken's iceberg (displayvol) is not offered for this venue by the form
+        iceberg_allowed=False,
+        # a market buy by quote amount is Kraken's `viqc` order flag
+        quote_amount_sides=frozenset({"buy"}),
+        order_types=frozenset(types),
+        active=status not in _KRAKEN_CLOSED,
+        maker_fee=first_tier("fees_maker"),
+        taker_fee=first_tier("fees"),
+        names={
+            **COMMON_NAMES,
+            Kind.MARKET_CLOSED: f"status {status}",
+            Kind.PRECISION: "pair_decimals",
+            f"{Kind.PRECISION}.amount": "lot_decimals",
+            f"{Kind.PRECISION}.iceberg_qty": "lot_decimals",
+            Kind.PRICE: tick_name,
+            Kind.LOT_SIZE: "lot_decimals",
+            f"{Kind.LOT_SIZE}.min": "ordermin",
+            Kind.MARKET_LOT_SIZE: "lot_decimals",
+            f"{Kind.MARKET_LOT_SIZE}.min": "ordermin",
+            Kind.MIN_NOTIONAL: "costmin",
+        },
+    )

@@ -8,6 +8,7 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandParser
 
 from exchanges.models import ApiCredential, ExchangeAccount, WatchedSymbol
+from exchanges.venues.binance import Binance
 
 DEMO_SYMBOLS = ["BTC/USDT", "ETH/USDT", "ADA/USDT", "LTC/USDT", "XRP/USDT", "DOGE/USDT", "TRX/USDT"]
 
@@ -31,7 +32,7 @@ class Command(BaseCommand):
         user.save()
         account, _ = ExchangeAccount.objects.update_or_create(
             label="Simulated Binance",
-            defaults={"venue": "binance", "rest_url": opts["sim_url"], "enabled": True},
+            defaults={"venue": Binance.id, "rest_url": opts["sim_url"], "enabled": True},
         )
         cred, _ = ApiCredential.objects.get_or_create(account=account)
         cred.set_plaintext(opts["api_key"], opts["api_secret"])
