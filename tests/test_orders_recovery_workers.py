@@ -124,7 +124,7 @@ def test_an_order_whose_worker_is_killed_after_the_claim_is_found_and_can_be_can
         # send and the answer when it dies
         sim.order_timeout_next(count=1, delay_s=30.0, mode="delay")
         order = resting_buy(trader, account, sim)
-        wait_for(lambda: on_venue(sim, api_key, order.client_order_id), 30, "the order on the venue")
+        wait_for(lambda: on_venue(sim, api_key, order.client_order_id), 30, "the order placed")
         claimed = Order.objects.get(pk=order.pk)
         assert claimed.state == S.PENDING_SUBMIT and claimed.sent_at is not None
         os.kill(first.pid, signal.SIGKILL)
