@@ -139,7 +139,13 @@ class Order(models.Model):
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+", null=True, blank=True
     )
     cancel_requested_at = models.DateTimeField(null=True, blank=True)
+    #: claimed by the cancel task that sends the cancel: one cancel request in flight at a
+    #: time, however many cancel tasks were queued
+    cancel_sent_at = models.DateTimeField(null=True, blank=True)
     last_checked_at = models.DateTimeField(null=True, blank=True)
+    #: when the periodic reconciliation last queued a task for this order; claimed by an
+    #: atomic update, so overlapping or backlogged passes queue it once
+    reconciled_at = models.DateTimeField(null=True, blank=True)
 
     objects = OrderQuerySet.as_manager()
 

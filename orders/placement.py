@@ -11,32 +11,45 @@ The rules that make a duplicate impossible:
    the exchange does not have it *and* the request can no longer arrive (Binance refuses a
    request older than its receive window; we wait that long plus a margin).
 4. Refusals where nothing was sent (our breaker is open, the limiter is down or out of
-   budget) put the claim back and try again, until the order is too old to send unseen.
+   budget, this worker cannot decrypt the credential) put the claim back and try again.
+
+And the rules that leave no order untracked:
+
+5. A send has a deadline (XCON_ORDER_SEND_DEADLINE_S): the sender gives up by then, so a
+   claim whose outcome was not recorded by the deadline never will be (the worker died, or
+   the database failed while the answer was saved). `resolve` and the periodic
+   reconciliation (orders/tasks.py) turn such a claim into `unknown` and look it up.
+6. An order confirmed longer ago than XCON_ORDER_MAX_SEND_AGE_S is never sent, first or
+   again: it expires with that reason.
 
 Every venue answer (placement, stream, lookup) goes through `apply_report`, which only moves
-an order forward (orders/state.py).
+an order forward (orders/state.py, orders/records.py).
 """
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import logging
-from collections.abc import Iterable
 from dataclasses import dataclass
-from decimal import Decimal
-from typing import Any
+from typing import Any, Literal
 
 from asgiref.sync import sync_to_async
-from django.db import connection, transaction
-from django.db.models import F, Sum
+from django.conf import settings
+from django.db import DatabaseError, InterfaceError, connection, transaction
+from django.db.models import F, Q
 from django.utils import timezone
 
 from exchanges import errors, trading
 from exchanges.client import ClientSpec, ExchangeClient, run_sync
+from exchanges.crypto import CredentialDecryptError
 from exchanges.venues import get_venue
-from orders import broadcast
-from orders.models import TERMINAL_STATES, Fill, Order, OrderEvent, OrderState
-from orders.state import VenueReport, can_move, next_state
+from orders import broadcast, state
+from orders.models import TERMINAL_STATES, Order, OrderEvent, OrderState
+
+# the row helpers live in orders/records.py; callers (the stream, the views) use them from here
+from orders.records import apply_report, move, record_event
+from orders.records import record_fills as record_fills
 
 log = logging.getLogger(__name__)
 S = OrderState
@@ -46,9 +59,13 @@ Source = OrderEvent.Source
 #: (exchanges.venues: Venue.receive_window_s); after that, wait this much more before
 #: trusting "not found"
 LOOKUP_MARGIN_S = 5.0
-#: an order whose sending was held back (breaker, limiter) or proven lost is sent again only
-#: while it is younger than this; older ones are rejected so the operator decides afresh
-RESEND_WINDOW_S = 60.0
+#: a claimed send counts as abandoned this long after its deadline
+CLAIM_MARGIN_S = 2.0
+#: two cancel requests for one order are at least this far apart
+CANCEL_RETRY_S = 2.0
+#: no follow-up task is queued further ahead than this; the broker's visibility timeout
+#: (xcon/settings.py) must stay above it
+MAX_COUNTDOWN_S = 180.0
 
 #: nothing reached the exchange: safe to try again later
 _NOT_SENT = (errors.CircuitOpen, errors.RateLimiterUnavailable, errors.RateLimited)
@@ -59,6 +76,18 @@ _REFUSED = (
     errors.AuthenticationFailed,
     errors.ConfigurationError,
 )
+_UNDECRYPTABLE = (
+    "This worker cannot decrypt the account's API credential (XCON_CREDENTIAL_KEYS lacks "
+    "the key it was encrypted with)."
+)
+
+
+def max_send_age_s() -> float:
+    return float(settings.XCON_ORDER_MAX_SEND_AGE_S)
+
+
+def send_deadline_s() -> float:
+    return float(settings.XCON_ORDER_SEND_DEADLINE_S)
 
 
 @dataclass(frozen=True)
@@ -67,7 +96,9 @@ class Outcome:
 
     state: str
     action: str
-    retry_in_s: float | None = None  # run `resolve` (or `submit` if state is pending) then
+    retry_in_s: float | None = None
+    #: the task to run then: send (again) or look up
+    then: Literal["submit", "resolve"] = "resolve"
 
 
 def _request(order: Order) -> trading.OrderRequest:
@@ -101,183 +132,54 @@ def _age_s(order: Order) -> float:
     return (timezone.now() - order.created_at).total_seconds()
 
 
-def record_event(
-    order: Order,
-    action: str,
-    source: str,
-    *,
-    from_state: str = "",
-    to_state: str = "",
-    actor: Any = None,
-    message: str = "",
-    raw: dict[str, Any] | None = None,
-) -> OrderEvent:
-    return OrderEvent.objects.create(
-        order=order,
-        action=action,
-        source=source,
-        from_state=from_state,
-        to_state=to_state,
-        actor=actor if actor is not None and getattr(actor, "pk", None) else None,
-        message=message,
-        raw=raw or {},
-    )
+def _too_old(order: Order) -> bool:
+    return state.too_old_to_send(order.created_at, timezone.now(), max_send_age_s())
 
 
-def move(
-    order: Order,
-    target: str,
-    action: str,
-    source: str,
-    *,
-    message: str = "",
-    actor: Any = None,
-    raw: dict[str, Any] | None = None,
-    **fields: Any,
-) -> bool:
-    """Move a locked order to `target` if the state machine allows it; record the event."""
-    current = order.state
-    if target != current and not can_move(current, target):
-        log.warning("order %s: refused transition %s → %s (%s)", order.pk, current, target, action)
-        return False
-    order.state = target
-    if message:
-        order.message = message
-    for name, value in fields.items():
-        setattr(order, name, value)
-    if target in TERMINAL_STATES and order.closed_at is None:
-        order.closed_at = timezone.now()
-    order.save()
-    record_event(
-        order,
-        action,
-        source,
-        from_state=current,
-        to_state=target,
-        actor=actor,
-        message=message,
-        raw=raw,
-    )
-    transaction.on_commit(lambda: broadcast.order_changed(order.pk))
-    if target == S.REJECTED:
-        transaction.on_commit(lambda: _alert_failure(order))
-    return True
-
-
-def _alert_failure(order: Order) -> None:
-    """A failed order is a health event, so the order-failure alert rule can mail it."""
-    from monitoring import events
-
-    events.record(
-        order.account_id,
-        "order",
-        f"order #{order.pk} {order.side} {order.symbol}",
-        "order_failed",
-        order.message,
-        details={
-            "client_order_id": order.client_order_id,
-            "venue_code": order.venue_code,
-            "created_by": order.created_by.get_username() if order.created_by else "",
-        },
-    )
-
-
-# ------------------------------------------------------------------ venue reports
-def apply_report(order_id: int, report: trading.VenueOrder, source: str) -> bool:
-    """Bring the order up to what the venue reported; True when anything changed."""
-    with transaction.atomic():
-        order = Order.objects.select_for_update().get(pk=order_id)
-        changed = record_fills(order, report.trades, fallback_ms=report.timestamp_ms)
-        if report.id and not order.exchange_order_id:
-            order.exchange_order_id = report.id
-            order.save(update_fields=["exchange_order_id", "updated_at"])
-            changed = True
-        target = next_state(
-            order.state,
-            order.filled,
-            VenueReport(report.status, report.filled, report.amount, report.average, report.id),
-        )
-        if target is None:
-            if changed:
-                transaction.on_commit(lambda: broadcast.order_changed(order_id))
-            return changed
-        fields: dict[str, Any] = {
-            "filled": report.filled,
-            "venue_status": report.venue_status or report.status,
-            "last_checked_at": timezone.now(),
-        }
-        if report.average is not None:
-            fields["average_price"] = report.average
-        cost = report.cost if report.cost is not None else _fills_cost(order)
-        if cost is not None:
-            fields["cost"] = cost
-        if order.acked_at is None:
-            fields["acked_at"] = timezone.now()
-        message = ""
-        if target == S.REJECTED:
-            message = "The exchange rejected the order."
-        move(
-            order,
-            target,
-            f"venue:{(report.venue_status or report.status).lower()}",
-            source,
-            message=message,
-            raw=report.raw,
-            **fields,
-        )
-        return True
-
-
-def _fills_cost(order: Order) -> Decimal | None:
-    """Quote asset moved by the recorded fills, when the venue's report did not say."""
-    total: Decimal | None = order.fills.aggregate(total=Sum("cost"))["total"]
-    return total
-
-
-def record_fills(
-    order: Order, trades: Iterable[trading.VenueTrade], *, fallback_ms: int | None = None
-) -> bool:
-    """Store fills not seen before (one row per venue trade id, whoever reports it first)."""
-    added = False
-    for t in trades:
-        if not t.id:
-            continue
-        ms = t.timestamp_ms or fallback_ms
-        executed = (
-            dt.datetime.fromtimestamp(ms / 1000, dt.UTC) if ms is not None else timezone.now()
-        )
-        _, created = Fill.objects.get_or_create(
-            order=order,
-            trade_id=t.id,
-            defaults={
-                "price": t.price,
-                "amount": t.amount,
-                "cost": t.cost or t.price * t.amount,
-                "fee_cost": t.fee_cost,
-                "fee_currency": t.fee_currency,
-                "is_maker": t.is_maker,
-                "executed_at": executed,
-                "raw": t.raw,
-            },
-        )
-        added |= created
-    return added
+def _abandon_in_s(sent_at: dt.datetime) -> float:
+    """Seconds until a claim made at `sent_at` counts as abandoned (0 when it does)."""
+    due = sent_at + dt.timedelta(seconds=send_deadline_s() + CLAIM_MARGIN_S)
+    return max(0.0, (due - timezone.now()).total_seconds())
 
 
 # ------------------------------------------------------------------ placement
 def submit(order_id: int) -> Outcome:
-    """Send a pending order once. Safe to call any number of times, from any process."""
+    """Send a pending order once. Safe to call any number of times, from any process.
+
+    An order confirmed longer ago than XCON_ORDER_MAX_SEND_AGE_S is expired instead. Once
+    claimed, every way out is tracked: the venue's answer; `unknown` (looked up); the claim
+    released when provably nothing was sent; and when even that cannot be written (the
+    database is gone), a lookup once the claim counts as abandoned, with the periodic
+    reconciliation as the net under that.
+    """
+    now = timezone.now()
     claimed = Order.objects.filter(
-        pk=order_id, state=S.PENDING_SUBMIT, sent_at__isnull=True
-    ).update(sent_at=timezone.now(), attempts=F("attempts") + 1)
-    order = Order.objects.select_related("account").get(pk=order_id)
+        pk=order_id,
+        state=S.PENDING_SUBMIT,
+        sent_at__isnull=True,
+        created_at__gte=now - dt.timedelta(seconds=max_send_age_s()),
+    ).update(sent_at=now, attempts=F("attempts") + 1)
+    order = Order.objects.select_related("account").filter(pk=order_id).first()
+    if order is None:
+        return Outcome("", "no such order")
     if not claimed:
+        if order.state == S.PENDING_SUBMIT and order.sent_at is None:
+            return _expire_unsent(order_id)
+        if order.state == S.PENDING_SUBMIT and order.sent_at is not None:
+            # another delivery holds the claim: make sure its outcome gets looked at
+            return Outcome(order.state, "already sent", retry_in_s=_abandon_in_s(order.sent_at))
         return Outcome(order.state, "already sent")
-    spec = _spec(order)
+    try:
+        spec = _spec(order)
+    except CredentialDecryptError:
+        return _held_back(order_id, _UNDECRYPTABLE, None)
     request = _request(order)
+    deadline = send_deadline_s()
 
     async def place(client: ExchangeClient) -> trading.VenueOrder:
-        answer = await trading.create_order(client, request)
+        # the deadline bounds when a request of this claim can have been signed: what makes a
+        # later "not found" trustworthy (state.may_still_arrive_until)
+        answer = await asyncio.wait_for(trading.create_order(client, request), deadline)
         # record the ack before the client closes (ccxt lingers 250 ms on close)
         await sync_to_async(_apply_and_close, thread_sensitive=False)(order_id, answer)
         return answer
@@ -286,9 +188,9 @@ def submit(order_id: int) -> Outcome:
         _door(spec, place)
     except errors.DuplicateOrder as exc:
         # the exchange already holds an order with our id: it is ours; find it
-        return _unknown(order_id, exc, "duplicate client order id")
+        return _unknown(order_id, "duplicate client order id", exc.operator_message)
     except _NOT_SENT as exc:
-        return _held_back(order_id, exc)
+        return _held_back(order_id, exc.operator_message, exc.retry_after_s)
     except _REFUSED as exc:
         with transaction.atomic():
             locked = Order.objects.select_for_update().get(pk=order_id)
@@ -303,7 +205,14 @@ def submit(order_id: int) -> Outcome:
             )
         return Outcome(S.REJECTED, "rejected")
     except errors.ExchangeError as exc:
-        return _unknown(order_id, exc, "outcome unknown")
+        return _unknown(order_id, "outcome unknown", exc.operator_message, exc.venue_message)
+    except TimeoutError:
+        return _unknown(order_id, "no answer", f"No answer within {deadline:.0f} s.")
+    except Exception:
+        # most likely the database failed while the answer was saved; the order may be
+        # live on the venue, so it must not stay claimed and silent
+        log.exception("order %s: the venue's answer was not recorded", order_id)
+        return _answer_not_recorded(order_id, now)
     order.refresh_from_db()
     return Outcome(order.state, "placed")
 
@@ -316,29 +225,54 @@ def _apply_and_close(order_id: int, answer: trading.VenueOrder) -> None:
         connection.close()
 
 
-def _held_back(order_id: int, exc: errors.ExchangeError) -> Outcome:
-    """Nothing was sent: release the claim and retry later, or give up if too old."""
+def _expire_unsent(order_id: int) -> Outcome:
+    """An unsent order past its send age: expire it, saying why (unless it moved meanwhile)."""
     with transaction.atomic():
         order = Order.objects.select_for_update().get(pk=order_id)
-        if _age_s(order) > RESEND_WINDOW_S:
+        if order.state != S.PENDING_SUBMIT or order.sent_at is not None or not _too_old(order):
+            return Outcome(order.state, "already sent")
+        move(
+            order,
+            S.EXPIRED,
+            "expired unsent",
+            Source.PLACEMENT,
+            message=(
+                f"Not sent: confirmed {_age_s(order):.0f} s ago, longer than the "
+                f"{max_send_age_s():.0f} s an order may wait to be sent. Place it again if "
+                "it is still wanted."
+            ),
+            alert=True,
+        )
+    return Outcome(S.EXPIRED, "expired unsent")
+
+
+def _held_back(order_id: int, reason: str, retry_after_s: float | None) -> Outcome:
+    """Nothing was sent: release the claim and retry later, or expire it if too old."""
+    with transaction.atomic():
+        order = Order.objects.select_for_update().get(pk=order_id)
+        if _too_old(order):
             move(
                 order,
-                S.REJECTED,
+                S.EXPIRED,
                 "not sent",
                 Source.PLACEMENT,
-                message=f"Not sent within {RESEND_WINDOW_S:.0f} s: {exc.operator_message}",
+                message=f"Not sent within {max_send_age_s():.0f} s of its confirmation: {reason}",
+                alert=True,
             )
-            return Outcome(S.REJECTED, "not sent")
+            return Outcome(S.EXPIRED, "not sent")
+        message = f"Waiting to send: {reason}"
+        repeated = order.message == message
         order.sent_at = None
-        order.message = f"Waiting to send: {exc.operator_message}"
+        order.message = message
         order.save(update_fields=["sent_at", "message", "updated_at"])
-        record_event(order, "held back", Source.PLACEMENT, message=exc.operator_message)
+        if not repeated:  # one event per reason, not one per retry
+            record_event(order, "held back", Source.PLACEMENT, message=reason)
     transaction.on_commit(lambda: broadcast.order_changed(order_id))
-    retry = exc.retry_after_s if exc.retry_after_s else 2.0
-    return Outcome(S.PENDING_SUBMIT, "held back", retry_in_s=min(retry, RESEND_WINDOW_S))
+    retry = retry_after_s if retry_after_s else 2.0
+    return Outcome(S.PENDING_SUBMIT, "held back", min(retry, max_send_age_s()), then="submit")
 
 
-def _unknown(order_id: int, exc: errors.ExchangeError, why: str) -> Outcome:
+def _unknown(order_id: int, why: str, message: str, venue_message: str = "") -> Outcome:
     with transaction.atomic():
         order = Order.objects.select_for_update().get(pk=order_id)
         move(
@@ -346,70 +280,125 @@ def _unknown(order_id: int, exc: errors.ExchangeError, why: str) -> Outcome:
             S.UNKNOWN,
             why,
             Source.PLACEMENT,
-            message=f"{exc.operator_message} Looking the order up by its client id.",
-            raw={"venue_message": exc.venue_message},
+            message=f"{message} Looking the order up by its client id.",
+            raw={"venue_message": venue_message} if venue_message else None,
         )
     return Outcome(S.UNKNOWN, why, retry_in_s=1.0)
+
+
+def _answer_not_recorded(order_id: int, sent_at: dt.datetime) -> Outcome:
+    try:
+        return _unknown(order_id, "answer not recorded", "The venue's answer could not be saved.")
+    except (DatabaseError, InterfaceError):
+        log.warning(
+            "order %s: the database is unreachable; looking the order up once its claim "
+            "counts as abandoned",
+            order_id,
+        )
+        return Outcome(S.PENDING_SUBMIT, "answer not recorded", _abandon_in_s(sent_at))
 
 
 def resolve(order_id: int) -> Outcome:
     """Look an order up by client order id and settle its state.
 
     For an `unknown` order: found → its real state; proven absent → sent again (or
-    rejected when too old); lookup failed → try again later. For other live orders it is a
-    plain reconciliation.
+    expired when too old); lookup failed → try again later. A claimed `pending_submit`
+    whose sender should long have recorded an answer becomes `unknown` first. For other
+    live orders it is a plain reconciliation.
     """
-    order = Order.objects.select_related("account").get(pk=order_id)
+    order = Order.objects.select_related("account").filter(pk=order_id).first()
+    if order is None:
+        return Outcome("", "no such order")
     if order.state in TERMINAL_STATES or order.state == S.DRAFT:
         return Outcome(order.state, "final")
     if order.state == S.PENDING_SUBMIT:
-        return Outcome(order.state, "not sent yet")
-    spec = _spec(order)
+        if order.sent_at is None:
+            return Outcome(order.state, "not sent yet")
+        wait = _abandon_in_s(order.sent_at)
+        if wait > 0:
+            return Outcome(order.state, "being sent", retry_in_s=wait)
+        if not _abandon_claim(order_id, order.sent_at):
+            return Outcome(Order.objects.get(pk=order_id).state, "settled meanwhile", 0.0)
     try:
+        spec = _spec(order)
         report: trading.VenueOrder = _door(
             spec, trading.fetch_order_by_client_id, order.symbol, order.client_order_id
         )
     except errors.OrderNotFound:
         return _not_found(order_id)
-    except errors.ExchangeError as exc:
+    except (errors.ExchangeError, CredentialDecryptError) as exc:
         Order.objects.filter(pk=order_id).update(last_checked_at=timezone.now())
         log.info("order %s: lookup failed (%s); will retry", order_id, exc)
-        return Outcome(order.state, "lookup failed", retry_in_s=5.0)
+        return Outcome(Order.objects.get(pk=order_id).state, "lookup failed", retry_in_s=5.0)
     Order.objects.filter(pk=order_id).update(last_checked_at=timezone.now())
     apply_report(order_id, report, Source.RECONCILE)
     order.refresh_from_db()
     return Outcome(order.state, "looked up")
 
 
+def _abandon_claim(order_id: int, sent_at: dt.datetime) -> bool:
+    """The claim of `sent_at` recorded no outcome by its deadline: make the order `unknown`."""
+    with transaction.atomic():
+        order = Order.objects.select_for_update().get(pk=order_id)
+        if order.state != S.PENDING_SUBMIT or order.sent_at != sent_at:
+            return False
+        return move(
+            order,
+            S.UNKNOWN,
+            "no answer recorded",
+            Source.RECONCILE,
+            message=(
+                f"Sent at {sent_at:%H:%M:%S} UTC, but no answer was recorded within "
+                f"{send_deadline_s():.0f} s (the worker stopped, or the answer could not be "
+                "saved). Looking the order up by its client id."
+            ),
+        )
+
+
+def _unknown_since(order: Order) -> dt.datetime | None:
+    """When the current claim's outcome became unknown (None: not recorded)."""
+    sent_at = order.sent_at or order.created_at
+    return (
+        order.events.filter(to_state=S.UNKNOWN, at__gte=sent_at)
+        .order_by("-at")
+        .values_list("at", flat=True)
+        .first()
+    )
+
+
 def _not_found(order_id: int) -> Outcome:
     with transaction.atomic():
         order = Order.objects.select_for_update().get(pk=order_id)
+        now = timezone.now()
+        order.last_checked_at = now
+        order.save(update_fields=["last_checked_at", "updated_at"])
         if order.state != S.UNKNOWN:
             # an order we saw live that the venue no longer knows: Binance forgets closed
-            # orders only after months, so this is a venue inconsistency; flag it
-            order.last_checked_at = timezone.now()
-            order.save(update_fields=["last_checked_at", "updated_at"])
+            # orders only after months, so this is a venue inconsistency; keep it as it is
             return Outcome(order.state, "not found (kept)")
         sent_at = order.sent_at or order.created_at
-        can_still_arrive_s = (
-            get_venue(order.account.venue).receive_window_s
-            + LOOKUP_MARGIN_S
-            - (timezone.now() - sent_at).total_seconds()
-        )
-        if can_still_arrive_s > 0:
-            return Outcome(S.UNKNOWN, "not found yet", retry_in_s=can_still_arrive_s)
-        if _age_s(order) > RESEND_WINDOW_S:
+        trusted_from = state.may_still_arrive_until(
+            sent_at,
+            _unknown_since(order),
+            send_deadline_s(),
+            get_venue(order.account.venue).receive_window_s,
+        ) + dt.timedelta(seconds=LOOKUP_MARGIN_S)
+        if trusted_from > now:
+            return Outcome(S.UNKNOWN, "not found yet", (trusted_from - now).total_seconds())
+        if _too_old(order):
             move(
                 order,
-                S.REJECTED,
+                S.EXPIRED,
                 "never arrived",
                 Source.RECONCILE,
                 message=(
-                    "The exchange never received this order and it is too old to send "
-                    "unseen; place it again if it is still wanted."
+                    "The exchange never received this order, and it was confirmed more than "
+                    f"{max_send_age_s():.0f} s ago: too long ago to send it now. Place it "
+                    "again if it is still wanted."
                 ),
+                alert=True,
             )
-            return Outcome(S.REJECTED, "never arrived")
+            return Outcome(S.EXPIRED, "never arrived")
         move(
             order,
             S.PENDING_SUBMIT,
@@ -418,17 +407,34 @@ def _not_found(order_id: int) -> Outcome:
             message="The exchange never received the order; sending it again.",
             sent_at=None,
         )
-        return Outcome(S.PENDING_SUBMIT, "resend", retry_in_s=0.0)
+        return Outcome(S.PENDING_SUBMIT, "resend", retry_in_s=0.0, then="submit")
 
 
 # ------------------------------------------------------------------ cancel
 def cancel(order_id: int) -> Outcome:
-    """Send the cancel of an order in `cancel_pending`; settle by lookup when unsure."""
-    order = Order.objects.select_related("account").get(pk=order_id)
+    """Send the cancel of an order in `cancel_pending`; settle by lookup when unsure.
+
+    Each attempt claims `cancel_sent_at` first, so however many cancel tasks were queued
+    for one order, one cancel request goes out per CANCEL_RETRY_S.
+    """
+    now = timezone.now()
+    claimed = (
+        Order.objects.filter(pk=order_id, state=S.CANCEL_PENDING)
+        .filter(
+            Q(cancel_sent_at__isnull=True)
+            | Q(cancel_sent_at__lt=now - dt.timedelta(seconds=CANCEL_RETRY_S))
+        )
+        .update(cancel_sent_at=now)
+    )
+    order = Order.objects.select_related("account").filter(pk=order_id).first()
+    if order is None:
+        return Outcome("", "no such order")
     if order.state != S.CANCEL_PENDING:
         return Outcome(order.state, "nothing to cancel")
-    spec = _spec(order)
+    if not claimed:
+        return Outcome(order.state, "cancel in flight")  # its sender follows it up
     try:
+        spec = _spec(order)
         report: trading.VenueOrder = _door(
             spec,
             trading.cancel_order,
@@ -439,9 +445,12 @@ def cancel(order_id: int) -> Outcome:
     except errors.OrderNotFound:
         # already closed (filled, or canceled elsewhere): the lookup tells which
         return resolve(order_id)
+    except CredentialDecryptError:
+        log.warning("order %s: cancel not sent: %s", order_id, _UNDECRYPTABLE)
+        return Outcome(order.state, "cancel failed", retry_in_s=CANCEL_RETRY_S)
     except errors.ExchangeError as exc:
         if exc.retryable:
-            return Outcome(order.state, "cancel failed", retry_in_s=2.0)
+            return Outcome(order.state, "cancel failed", retry_in_s=CANCEL_RETRY_S)
         with transaction.atomic():
             locked = Order.objects.select_for_update().get(pk=order_id)
             back = S.PARTIALLY_FILLED if locked.filled > 0 else S.OPEN

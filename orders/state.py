@@ -4,10 +4,24 @@ report of an order means for ours.
 Reports arrive from three places in any order (the placement answer, the user-data stream,
 REST reconciliation), so applying one must be idempotent and must never move an order
 backwards: a late "NEW" after "FILLED" is ignored, a fill count never shrinks.
+
+The ways out of `pending_submit` (none of them leaves an order untracked):
+
+- the venue's answer (or the stream) reports it: open, filled, rejected, ...;
+- its sender gave up, failed, died, or could not save the answer: `unknown`, then looked up by
+  client order id (`claim_abandoned` says when a claimed send counts as given up);
+- nothing was sent (breaker, limiter, an undecryptable credential): the claim is released and
+  the order waits in `pending_submit` to be sent again, but only while it is young enough;
+- it waited too long to be sent (`too_old_to_send`): `expired`, with that reason.
+
+And out of `unknown`: found by the lookup (its real state), or proven absent once a request
+sent under its claim can no longer arrive (`may_still_arrive_until`): `pending_submit` again
+while young enough, `expired` otherwise.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -100,3 +114,37 @@ def next_state(current: str, current_filled: Decimal, report: VenueReport) -> st
     if target == current and target != S.PARTIALLY_FILLED:
         return None
     return target if can_move(current, target) else None
+
+
+# ------------------------------------------------------------------ time rules of a send
+def too_old_to_send(confirmed_at: dt.datetime, now: dt.datetime, max_age_s: float) -> bool:
+    """An order confirmed longer ago than `max_age_s` is never sent (first or again): the
+    operator confirmed it for the market of that moment, not of the end of an outage."""
+    return (now - confirmed_at).total_seconds() > max_age_s
+
+
+def claim_abandoned(
+    sent_at: dt.datetime, now: dt.datetime, send_deadline_s: float, margin_s: float
+) -> bool:
+    """A claimed send whose outcome was not recorded by `send_deadline_s` (+ a margin) after
+    its claim never will be: the sender gives up at the deadline, and a dead one cannot."""
+    return (now - sent_at).total_seconds() > send_deadline_s + margin_s
+
+
+def may_still_arrive_until(
+    sent_at: dt.datetime,
+    unknown_since: dt.datetime | None,
+    send_deadline_s: float,
+    recv_window_s: float,
+) -> dt.datetime:
+    """The last moment a placement request sent under the claim of `sent_at` can still be
+    accepted by the venue.
+
+    The request was signed no later than the sender's deadline, nor later than the moment its
+    outcome became unknown (the sender had stopped by then); the venue refuses it once its
+    timestamp is older than the receive window.
+    """
+    signed_by = sent_at + dt.timedelta(seconds=send_deadline_s)
+    if unknown_since is not None and unknown_since < signed_by:
+        signed_by = unknown_since
+    return signed_by + dt.timedelta(seconds=recv_window_s)

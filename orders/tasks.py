@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 import redis
 from celery import shared_task
 from celery.signals import worker_ready
 from django.conf import settings
+from django.db.models import Q
 from django.utils import timezone
 
-from orders import placement
+from orders import placement, state
 from orders.models import Order, OrderState
 
 S = OrderState
@@ -19,25 +21,31 @@ S = OrderState
 def _follow_up(order_id: int, outcome: placement.Outcome) -> None:
     if outcome.retry_in_s is None:
         return
-    task = submit_order if outcome.state == S.PENDING_SUBMIT else resolve_order
-    task.apply_async((order_id,), countdown=max(0.0, outcome.retry_in_s))
+    task = submit_order if outcome.then == "submit" else resolve_order
+    countdown = min(max(0.0, outcome.retry_in_s), placement.MAX_COUNTDOWN_S)
+    task.apply_async((order_id,), countdown=countdown)
 
 
-@shared_task(ignore_result=True)
+# submit, resolve and cancel are acknowledged late and redelivered when their worker is
+# lost: the claims (placement.submit, placement.cancel) make a second delivery harmless, and
+# a lookup is harmless anyway.
+
+
+@shared_task(ignore_result=True, acks_late=True, reject_on_worker_lost=True)
 def submit_order(order_id: int) -> str:
     outcome = placement.submit(order_id)
     _follow_up(order_id, outcome)
     return outcome.action
 
 
-@shared_task(ignore_result=True)
+@shared_task(ignore_result=True, acks_late=True, reject_on_worker_lost=True)
 def resolve_order(order_id: int) -> str:
     outcome = placement.resolve(order_id)
     _follow_up(order_id, outcome)
     return outcome.action
 
 
-@shared_task(ignore_result=True)
+@shared_task(ignore_result=True, acks_late=True, reject_on_worker_lost=True)
 def cancel_order(order_id: int) -> str:
     outcome = placement.cancel(order_id)
     if outcome.retry_in_s is not None and outcome.state == S.CANCEL_PENDING:
@@ -51,25 +59,44 @@ def cancel_order(order_id: int) -> str:
 RECONCILE_AFTER_S = 30.0
 
 
+def _due(order: Order, now: dt.datetime) -> Any:
+    """The task the reconciliation owes this live order now, or None."""
+    stale = now - dt.timedelta(seconds=RECONCILE_AFTER_S)
+    checked = order.last_checked_at or order.sent_at or now
+    if order.state == S.PENDING_SUBMIT:
+        if order.sent_at is None:
+            # its queued task was lost (or the broker was down at the commit); submit_order
+            # sends it, or expires it when it is too old
+            return submit_order if order.created_at < stale else None
+        if state.claim_abandoned(
+            order.sent_at, now, placement.send_deadline_s(), placement.CLAIM_MARGIN_S
+        ):
+            return resolve_order  # claimed, and no outcome recorded by the deadline
+        return None
+    if order.state == S.CANCEL_PENDING:
+        last_try = order.cancel_sent_at or order.cancel_requested_at or now
+        return cancel_order if last_try < stale and checked < stale else None
+    return resolve_order if checked < stale else None
+
+
+def _claim(order_id: int, now: dt.datetime) -> bool:
+    """Take this pass's turn for the order: one queued task per RECONCILE_AFTER_S, however
+    many passes overlap or run back to back."""
+    turn_taken = Q(reconciled_at__gte=now - dt.timedelta(seconds=RECONCILE_AFTER_S))
+    return bool(Order.objects.filter(pk=order_id).exclude(turn_taken).update(reconciled_at=now))
+
+
 @shared_task(ignore_result=True)
 def reconcile_orders() -> int:
-    """Safety net (beat): look up live orders nobody has heard of for a while, send pending
-    orders whose queued task was lost, re-send cancels that never went out."""
+    """Safety net (beat): look up live orders nobody has heard of for a while and claimed
+    orders whose sender recorded no outcome, send pending orders whose queued task was
+    lost, re-send cancels that never went out. Returns how many tasks it queued."""
     now = timezone.now()
-    stale = now - dt.timedelta(seconds=RECONCILE_AFTER_S)
     n = 0
     for order in Order.objects.live():
-        checked = order.last_checked_at or order.sent_at or now
-        if order.state == S.PENDING_SUBMIT:
-            if order.sent_at is None and order.created_at < stale:
-                submit_order.delay(order.pk)
-                n += 1
-        elif order.state == S.CANCEL_PENDING:
-            if (order.cancel_requested_at or now) < stale and checked < stale:
-                cancel_order.delay(order.pk)
-                n += 1
-        elif checked < stale:
-            resolve_order.delay(order.pk)
+        task = _due(order, now)
+        if task is not None and _claim(order.pk, now):
+            task.delay(order.pk)
             n += 1
     return n
 

@@ -17,6 +17,7 @@ from django.contrib.auth.models import Permission, User
 from exchanges.models import ExchangeAccount
 from exchanges.simulator import SimulatorConfig
 from exchanges.simulator.testing import SimulatorHandle, run_in_thread
+from exchanges.venues import get_venue
 from orders import placement, services
 from orders.models import AccountAccess, Fill, Order, OrderEvent, OrderState
 from orders.state import VenueReport, next_state
@@ -286,7 +287,13 @@ def test_an_order_proven_absent_is_sent_again_only_after_the_receive_window(
     Order.objects.filter(pk=order.pk).update(state=S.UNKNOWN, sent_at=now)
     early = placement.resolve(order.pk)
     assert early.state == S.UNKNOWN and early.retry_in_s and early.retry_in_s > 5
-    Order.objects.filter(pk=order.pk).update(sent_at=now - dt.timedelta(seconds=20))
+    # no outcome recorded for this claim: a request could have been signed until the send
+    # deadline, and arrive a receive window after that
+    arrives_until = placement.send_deadline_s() + get_venue(order.account.venue).receive_window_s
+    back = dt.timedelta(seconds=arrives_until + placement.LOOKUP_MARGIN_S - 5)
+    Order.objects.filter(pk=order.pk).update(sent_at=now - back)
+    assert placement.resolve(order.pk).state == S.UNKNOWN  # still not trusted
+    Order.objects.filter(pk=order.pk).update(sent_at=now - back - dt.timedelta(seconds=6))
     assert placement.resolve(order.pk).state == S.PENDING_SUBMIT
     assert placement.submit(order.pk).state == S.OPEN
     order.refresh_from_db()

@@ -121,7 +121,17 @@ DATABASES = {
         conn_max_age=env_int("DATABASE_CONN_MAX_AGE", 0),
     )
 }
-if DATABASES["default"]["ENGINE"] != "django.db.backends.sqlite3":
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # The embedded default is written by the web server and the worker at once. WAL lets
+    # readers run beside the one writer; IMMEDIATE takes the write lock when a transaction
+    # starts, so two writers queue on the busy timeout instead of one failing with "database
+    # is locked" when it upgrades a read lock (which SQLite cannot wait for).
+    DATABASES["default"]["OPTIONS"] = {
+        "transaction_mode": "IMMEDIATE",
+        "timeout": env_int("XCON_SQLITE_BUSY_TIMEOUT_S", 20),
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+    }
+else:
     # Named explicitly so that processes forked by live-server tests (daphne) find the same
     # test database instead of prefixing "test_" a second time.
     DATABASES["default"]["TEST"] = {"NAME": f"test_{DATABASES['default']['NAME']}"}
@@ -156,22 +166,42 @@ CACHES = {
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", REDIS_URL)
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_IGNORE_RESULT = True
+# Acknowledged on receipt by default; the order tasks whose claim makes a second delivery
+# harmless (submit, resolve, cancel) ask for late acknowledgement themselves (orders/tasks.py).
 CELERY_TASK_ACKS_LATE = False
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
-CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
-CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
-CELERY_BEAT_SCHEDULE = {
-    "ensure-streams": {
-        "task": "monitoring.tasks.ensure_streams",
-        "schedule": float(env_int("XCON_ENSURE_STREAMS_EVERY_S", 3)),
-    },
-    "send-alerts": {"task": "monitoring.tasks.send_alerts", "schedule": 5.0},
-    "ensure-order-streams": {
-        "task": "orders.tasks.ensure_order_streams",
-        "schedule": float(env_int("XCON_ENSURE_STREAMS_EVERY_S", 3)),
-    },
-    "reconcile-orders": {"task": "orders.tasks.reconcile_orders", "schedule": 15.0},
+# Redis redelivers a task not acknowledged within the visibility timeout, and a task with a
+# countdown is held unacknowledged until it is due: the timeout must stay above the longest
+# countdown used (orders.placement.MAX_COUNTDOWN_S; tests/test_orders_recovery.py checks it)
+# or due-later tasks would run twice.
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": env_int("XCON_CELERY_VISIBILITY_TIMEOUT_S", 600)
 }
+CELERY_TASK_DEFAULT_QUEUE = env_str("XCON_CELERY_QUEUE", "celery")
+CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
+
+
+def _every(task: str, period_s: float) -> dict[str, object]:
+    """A beat entry that expires after its period: a worker back from an outage runs the
+    next one, not the backlog beat queued meanwhile."""
+    return {"task": task, "schedule": period_s, "options": {"expires": period_s}}
+
+
+_ENSURE_EVERY_S = float(env_int("XCON_ENSURE_STREAMS_EVERY_S", 3))
+CELERY_BEAT_SCHEDULE = {
+    "ensure-streams": _every("monitoring.tasks.ensure_streams", _ENSURE_EVERY_S),
+    "send-alerts": _every("monitoring.tasks.send_alerts", 5.0),
+    "ensure-order-streams": _every("orders.tasks.ensure_order_streams", _ENSURE_EVERY_S),
+    "reconcile-orders": _every("orders.tasks.reconcile_orders", 15.0),
+}
+
+# Orders (orders/placement.py). An order confirmed longer ago than XCON_ORDER_MAX_SEND_AGE_S
+# is never sent: it expires, so an outage does not fire stale orders when it ends. A claimed
+# send that has not recorded the venue's answer XCON_ORDER_SEND_DEADLINE_S after its claim is
+# abandoned (the sender gives up by then; a dead one cannot answer) and the order is looked
+# up by its client order id.
+XCON_ORDER_MAX_SEND_AGE_S = float(env_str("XCON_ORDER_MAX_SEND_AGE_S", "60"))
+XCON_ORDER_SEND_DEADLINE_S = float(env_str("XCON_ORDER_SEND_DEADLINE_S", "20"))
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},

@@ -1,0 +1,194 @@
+"""Order rows and their audit trail: state moves, venue reports, fills.
+
+`move` is the only way an order's state changes; it writes the OrderEvent row of the
+transition with an operator-readable reason and tells the desk after the commit.
+`apply_report` brings an order up to what a venue said, only ever forward (orders/state.py).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Iterable
+from decimal import Decimal
+from typing import Any
+
+from django.db import transaction
+from django.db.models import Sum
+from django.utils import timezone
+
+from exchanges import trading
+from orders import broadcast
+from orders.models import TERMINAL_STATES, Fill, Order, OrderEvent, OrderState
+from orders.state import VenueReport, can_move, next_state
+
+log = logging.getLogger(__name__)
+S = OrderState
+
+
+def record_event(
+    order: Order,
+    action: str,
+    source: str,
+    *,
+    from_state: str = "",
+    to_state: str = "",
+    actor: Any = None,
+    message: str = "",
+    raw: dict[str, Any] | None = None,
+) -> OrderEvent:
+    return OrderEvent.objects.create(
+        order=order,
+        action=action,
+        source=source,
+        from_state=from_state,
+        to_state=to_state,
+        actor=actor if actor is not None and getattr(actor, "pk", None) else None,
+        message=message,
+        raw=raw or {},
+    )
+
+
+def move(
+    order: Order,
+    target: str,
+    action: str,
+    source: str,
+    *,
+    message: str = "",
+    actor: Any = None,
+    raw: dict[str, Any] | None = None,
+    alert: bool = False,
+    **fields: Any,
+) -> bool:
+    """Move a locked order to `target` if the state machine allows it; record the event.
+
+    A rejection, and any move made with `alert` (an order we expired unsent), is also an
+    `order_failed` health event after the commit, for the alert rules.
+    """
+    current = order.state
+    if target != current and not can_move(current, target):
+        log.warning("order %s: refused transition %s → %s (%s)", order.pk, current, target, action)
+        return False
+    order.state = target
+    if message:
+        order.message = message
+    for name, value in fields.items():
+        setattr(order, name, value)
+    if target in TERMINAL_STATES and order.closed_at is None:
+        order.closed_at = timezone.now()
+    order.save()
+    record_event(
+        order,
+        action,
+        source,
+        from_state=current,
+        to_state=target,
+        actor=actor,
+        message=message,
+        raw=raw,
+    )
+    transaction.on_commit(lambda: broadcast.order_changed(order.pk))
+    if target == S.REJECTED or alert:
+        transaction.on_commit(lambda: _alert_failure(order))
+    return True
+
+
+def _alert_failure(order: Order) -> None:
+    """A failed order is a health event, so the order-failure alert rule can mail it."""
+    from monitoring import events
+
+    events.record(
+        order.account_id,
+        "order",
+        f"order #{order.pk} {order.side} {order.symbol}",
+        "order_failed",
+        order.message,
+        details={
+            "client_order_id": order.client_order_id,
+            "venue_code": order.venue_code,
+            "created_by": order.created_by.get_username() if order.created_by else "",
+        },
+    )
+
+
+# ------------------------------------------------------------------ venue reports
+def apply_report(order_id: int, report: trading.VenueOrder, source: str) -> bool:
+    """Bring the order up to what the venue reported; True when anything changed."""
+    with transaction.atomic():
+        order = Order.objects.select_for_update().get(pk=order_id)
+        changed = record_fills(order, report.trades, fallback_ms=report.timestamp_ms)
+        if report.id and not order.exchange_order_id:
+            order.exchange_order_id = report.id
+            order.save(update_fields=["exchange_order_id", "updated_at"])
+            changed = True
+        target = next_state(
+            order.state,
+            order.filled,
+            VenueReport(report.status, report.filled, report.amount, report.average, report.id),
+        )
+        if target is None:
+            if changed:
+                transaction.on_commit(lambda: broadcast.order_changed(order_id))
+            return changed
+        fields: dict[str, Any] = {
+            "filled": report.filled,
+            "venue_status": report.venue_status or report.status,
+            "last_checked_at": timezone.now(),
+        }
+        if report.average is not None:
+            fields["average_price"] = report.average
+        cost = report.cost if report.cost is not None else _fills_cost(order)
+        if cost is not None:
+            fields["cost"] = cost
+        if order.acked_at is None:
+            fields["acked_at"] = timezone.now()
+        message = ""
+        if target == S.REJECTED:
+            message = "The exchange rejected the order."
+        move(
+            order,
+            target,
+            f"venue:{(report.venue_status or report.status).lower()}",
+            source,
+            message=message,
+            raw=report.raw,
+            **fields,
+        )
+        return True
+
+
+def _fills_cost(order: Order) -> Decimal | None:
+    """Quote asset moved by the recorded fills, when the venue's report did not say."""
+    total: Decimal | None = order.fills.aggregate(total=Sum("cost"))["total"]
+    return total
+
+
+def record_fills(
+    order: Order, trades: Iterable[trading.VenueTrade], *, fallback_ms: int | None = None
+) -> bool:
+    """Store fills not seen before (one row per venue trade id, whoever reports it first)."""
+    added = False
+    for t in trades:
+        if not t.id:
+            continue
+        ms = t.timestamp_ms or fallback_ms
+        executed = (
+            dt.datetime.fromtimestamp(ms / 1000, dt.UTC) if ms is not None else timezone.now()
+        )
+        _, created = Fill.objects.get_or_create(
+            order=order,
+            trade_id=t.id,
+            defaults={
+                "price": t.price,
+                "amount": t.amount,
+                "cost": t.cost or t.price * t.amount,
+                "fee_cost": t.fee_cost,
+                "fee_currency": t.fee_currency,
+                "is_maker": t.is_maker,
+                "executed_at": executed,
+                "raw": t.raw,
+            },
+        )
+        added |= created
+    return added
