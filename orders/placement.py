@@ -26,13 +26,12 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from asgiref.sync import sync_to_async
-from django.db import connection, transaction
+from django.db import transaction
 from django.db.models import F, Sum
 from django.utils import timezone
 
 from exchanges import errors, trading
-from exchanges.client import ClientSpec, ExchangeClient, run_sync
+from exchanges.client import ClientSpec, run_pooled
 from orders import broadcast
 from orders.models import TERMINAL_STATES, Fill, Order, OrderEvent, OrderState
 from orders.state import VenueReport, can_move, next_state
@@ -89,11 +88,8 @@ def _spec(order: Order) -> ClientSpec:
 
 
 def _door(spec: ClientSpec, fn: Any, *args: Any) -> Any:
-    async def go() -> Any:
-        async with ExchangeClient(spec) as client:
-            return await fn(client, *args)
-
-    return run_sync(go)
+    """`await fn(client, *args)` on this worker process's long-lived client for `spec`."""
+    return run_pooled(spec, fn, *args)
 
 
 def _age_s(order: Order) -> float:
@@ -275,14 +271,9 @@ def submit(order_id: int) -> Outcome:
     spec = _spec(order)
     request = _request(order)
 
-    async def place(client: ExchangeClient) -> trading.VenueOrder:
-        answer = await trading.create_order(client, request)
-        # record the ack before the client closes (ccxt lingers 250 ms on close)
-        await sync_to_async(_apply_and_close, thread_sensitive=False)(order_id, answer)
-        return answer
-
     try:
-        _door(spec, place)
+        # the pooled client stays open: the ack is recorded here, on this thread's connection
+        answer: trading.VenueOrder = _door(spec, trading.create_order, request)
     except errors.DuplicateOrder as exc:
         # the exchange already holds an order with our id: it is ours; find it
         return _unknown(order_id, exc, "duplicate client order id")
@@ -303,16 +294,9 @@ def submit(order_id: int) -> Outcome:
         return Outcome(S.REJECTED, "rejected")
     except errors.ExchangeError as exc:
         return _unknown(order_id, exc, "outcome unknown")
+    apply_report(order_id, answer, Source.PLACEMENT)
     order.refresh_from_db()
     return Outcome(order.state, "placed")
-
-
-def _apply_and_close(order_id: int, answer: trading.VenueOrder) -> None:
-    """apply_report in a short-lived executor thread, closing that thread's DB connection."""
-    try:
-        apply_report(order_id, answer, Source.PLACEMENT)
-    finally:
-        connection.close()
 
 
 def _held_back(order_id: int, exc: errors.ExchangeError) -> Outcome:

@@ -10,9 +10,12 @@ xcon's own errors (`exchanges.errors`); venue quirks come from `exchanges.venues
 - `hooks`: the shared limiter, the venue's usage feedback and timing, hooked into ccxt.
 - `streams`: the watch_* calls (ccxt.pro).
 - `door`: `ExchangeClient` itself and the sync/async entry points.
+- `clock`: the venue clock applied to signed requests.
+- `pool`: long-lived clients for sync callers (`run_pooled`).
 """
 
 from exchanges.client.door import ExchangeClient, run_sync, with_client
+from exchanges.client.pool import DoorPool, door_pool, run_pooled
 from exchanges.client.spec import DEFAULT_TIMEOUT_S, ClientSpec, merge_options
 from exchanges.client.streams import WS_CONNECTIONS_POOL
 from exchanges.client.timing import (
@@ -25,6 +28,7 @@ from exchanges.client.timing import (
     rest_outcome,
 )
 from exchanges.client.values import (
+    BadNumbers,
     BookUpdate,
     ClockSample,
     MarketInfo,
@@ -42,9 +46,11 @@ __all__ = [
     "REST_TIMING_MAX_PER_BUCKET",
     "REST_TIMING_PREFIX",
     "WS_CONNECTIONS_POOL",
+    "BadNumbers",
     "BookUpdate",
     "ClientSpec",
     "ClockSample",
+    "DoorPool",
     "ExchangeClient",
     "MarketInfo",
     "OrderBook",
@@ -52,10 +58,12 @@ __all__ = [
     "Trade",
     "clock_sample",
     "dec",
+    "door_pool",
     "merge_options",
     "record_rest_timing",
     "rest_endpoint",
     "rest_outcome",
+    "run_pooled",
     "run_sync",
     "with_client",
 ]
