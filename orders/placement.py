@@ -34,14 +34,13 @@ import logging
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from asgiref.sync import sync_to_async
 from django.conf import settings
-from django.db import DatabaseError, InterfaceError, connection, transaction
+from django.db import DatabaseError, InterfaceError, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
 from exchanges import errors, trading
-from exchanges.client import ClientSpec, ExchangeClient, run_sync
+from exchanges.client import ClientSpec, ExchangeClient, run_pooled
 from exchanges.crypto import CredentialDecryptError
 from exchanges.venues import get_venue
 from orders import broadcast, state
@@ -121,11 +120,8 @@ def _spec(order: Order) -> ClientSpec:
 
 
 def _door(spec: ClientSpec, fn: Any, *args: Any) -> Any:
-    async def go() -> Any:
-        async with ExchangeClient(spec) as client:
-            return await fn(client, *args)
-
-    return run_sync(go)
+    """`await fn(client, *args)` on this worker process's long-lived client for `spec`."""
+    return run_pooled(spec, fn, *args)
 
 
 def _age_s(order: Order) -> float:
@@ -179,13 +175,11 @@ def submit(order_id: int) -> Outcome:
     async def place(client: ExchangeClient) -> trading.VenueOrder:
         # the deadline bounds when a request of this claim can have been signed: what makes a
         # later "not found" trustworthy (state.may_still_arrive_until)
-        answer = await asyncio.wait_for(trading.create_order(client, request), deadline)
-        # record the ack before the client closes (ccxt lingers 250 ms on close)
-        await sync_to_async(_apply_and_close, thread_sensitive=False)(order_id, answer)
-        return answer
+        return await asyncio.wait_for(trading.create_order(client, request), deadline)
 
     try:
-        _door(spec, place)
+        # the pooled client stays open: the ack is recorded here, on this thread's connection
+        answer: trading.VenueOrder = _door(spec, place)
     except errors.DuplicateOrder as exc:
         # the exchange already holds an order with our id: it is ours; find it
         return _unknown(order_id, "duplicate client order id", exc.operator_message)
@@ -208,6 +202,8 @@ def submit(order_id: int) -> Outcome:
         return _unknown(order_id, "outcome unknown", exc.operator_message, exc.venue_message)
     except TimeoutError:
         return _unknown(order_id, "no answer", f"No answer within {deadline:.0f} s.")
+    try:
+        apply_report(order_id, answer, Source.PLACEMENT)
     except Exception:
         # most likely the database failed while the answer was saved; the order may be
         # live on the venue, so it must not stay claimed and silent
@@ -215,14 +211,6 @@ def submit(order_id: int) -> Outcome:
         return _answer_not_recorded(order_id, now)
     order.refresh_from_db()
     return Outcome(order.state, "placed")
-
-
-def _apply_and_close(order_id: int, answer: trading.VenueOrder) -> None:
-    """apply_report in a short-lived executor thread, closing that thread's DB connection."""
-    try:
-        apply_report(order_id, answer, Source.PLACEMENT)
-    finally:
-        connection.close()
 
 
 def _expire_unsent(order_id: int) -> Outcome:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from decimal import Decimal
 from pathlib import Path
 
@@ -16,6 +17,19 @@ from exchanges.models import AccountFee, ApiCredential, ExchangeAccount, FeeTier
 from exchanges.services import sync_markets, test_connection
 
 FIXTURE = Path(__file__).resolve().parent.parent / "exchanges/simulator/data/binance_markets.json"
+
+
+def forget_clock(sim) -> None:  # type: ignore[no-untyped-def]
+    """Forget what the door measured of `sim`'s clock (a test moved it and put it back)."""
+    import redis
+    from django.conf import settings
+
+    from exchanges.client import clock as door_clock
+
+    door_clock.forget_all()
+    r = redis.Redis.from_url(settings.REDIS_URL)
+    r.delete(f"{door_clock.CLOCK_KEY_PREFIX}:{door_clock.endpoint_key('binance', sim.base_url)}")
+    r.close()
 
 
 def make_account(sim, key: str = "test-key", secret: str = "test-secret") -> ExchangeAccount:  # type: ignore[no-untyped-def]
@@ -85,6 +99,7 @@ def test_test_connection_sees_a_skewed_venue_clock(simulator) -> None:  # type: 
         report = test_connection(account)
     finally:
         requests.post(f"{simulator.base_url}/_sim/clock", json={"offset_ms": 0}, timeout=5)
+        forget_clock(simulator)
     assert report.ok
     assert 19_000 < (report.clock_offset_ms or 0) < 21_000
     assert "No API key set" in report.summary
@@ -134,11 +149,20 @@ def test_the_door_maps_venue_errors_to_operator_messages(simulator) -> None:  # 
     assert isinstance(caught["symbol"], errors.BadSymbol)
 
 
-def test_a_skewed_clock_maps_to_a_retryable_clock_error(simulator) -> None:  # type: ignore[no-untyped-def]
+def test_a_timestamp_refusal_maps_to_a_retryable_clock_error(simulator) -> None:  # type: ignore[no-untyped-def]
+    """The venue's -1021 in our words; the door's own retry of it: tests/test_venue_clock.py."""
+    from exchanges.client import clock as door_clock
+
+    spec = spec_for(simulator)
+    key = door_clock.endpoint_key(spec.venue, spec.rest_url)
+
     async def attempt() -> errors.ExchangeError | None:
-        async with ExchangeClient(spec_for(simulator)) as client:
+        # a belief, just measured, that the clocks agree: the door signs on our own clock
+        door_clock.remember(key, door_clock.KnownOffset(0.0, time.time(), "process"))
+        async with ExchangeClient(spec) as client:
+            await client.clock.ensure()
             try:
-                await client.call("fetch_balance")
+                await client._call_once("fetch_balance")
             except errors.ExchangeError as exc:
                 return exc
         return None
@@ -148,6 +172,7 @@ def test_a_skewed_clock_maps_to_a_retryable_clock_error(simulator) -> None:  # t
         exc = run_sync(attempt)
     finally:
         requests.post(f"{simulator.base_url}/_sim/clock", json={"offset_ms": 0}, timeout=5)
+        door_clock.forget_all()
     assert isinstance(exc, errors.ClockSkew)
     assert exc.retryable and exc.venue_code == -1021
     assert "clock" in exc.operator_message

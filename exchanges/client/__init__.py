@@ -10,6 +10,8 @@ xcon's own errors (`exchanges.errors`); venue quirks come from `exchanges.venues
 - `hooks`: the shared limiter, the venue's usage feedback and timing, hooked into ccxt.
 - `streams`: the watch_* calls (ccxt.pro).
 - `door`: `ExchangeClient` itself and the sync/async entry points.
+- `clock`: the venue clock applied to signed requests.
+- `pool`: long-lived clients for sync callers (`run_pooled`).
 - here: which exchange ids ccxt knows, and what it says of one (for generic venues).
 """
 
@@ -20,6 +22,7 @@ import ccxt
 import ccxt.pro
 
 from exchanges.client.door import ExchangeClient, run_sync, with_client
+from exchanges.client.pool import DoorPool, door_pool, run_pooled
 from exchanges.client.spec import DEFAULT_TIMEOUT_S, ClientSpec, merge_options
 from exchanges.client.streams import WS_CONNECTIONS_POOL
 from exchanges.client.timing import (
@@ -32,6 +35,7 @@ from exchanges.client.timing import (
     rest_outcome,
 )
 from exchanges.client.values import (
+    BadNumbers,
     BookUpdate,
     ClockSample,
     MarketInfo,
@@ -70,9 +74,11 @@ __all__ = [
     "REST_TIMING_MAX_PER_BUCKET",
     "REST_TIMING_PREFIX",
     "WS_CONNECTIONS_POOL",
+    "BadNumbers",
     "BookUpdate",
     "ClientSpec",
     "ClockSample",
+    "DoorPool",
     "ExchangeClient",
     "MarketInfo",
     "OrderBook",
@@ -82,10 +88,12 @@ __all__ = [
     "ccxt_exchange_ids",
     "clock_sample",
     "dec",
+    "door_pool",
     "merge_options",
     "record_rest_timing",
     "rest_endpoint",
     "rest_outcome",
+    "run_pooled",
     "run_sync",
     "with_client",
 ]

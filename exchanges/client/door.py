@@ -18,11 +18,27 @@ import ccxt.pro
 
 from exchanges import errors, marketcache
 from exchanges.breaker import CircuitBreaker, Transition
+from exchanges.client.clock import (
+    DoorClock,
+    install_clock,
+    install_ws_refusal_capture,
+    recover_ws_refusal,
+    signs_over_websocket,
+)
 from exchanges.client.errormap import CCXT_FAILURES, map_exception
 from exchanges.client.hooks import install_limiter
 from exchanges.client.spec import ClientSpec, merge_options
 from exchanges.client.streams import StreamCalls
-from exchanges.client.values import ClockSample, MarketInfo, Ticker, clock_sample, dec
+from exchanges.client.values import (
+    BadNumbers,
+    ClockSample,
+    MarketInfo,
+    Ticker,
+    bad_numbers_for,
+    clock_sample,
+    dec,
+    is_bad,
+)
 from exchanges.ratelimit.limiter import RateLimiter
 from exchanges.ratelimit.policy import Cost
 from exchanges.signals import breaker_changed
@@ -48,14 +64,17 @@ class ExchangeClient(StreamCalls):
     """A ccxt (or ccxt.pro) client for one account behind xcon's error mapping.
 
     Use as an async context manager; every call goes through `call`, which turns ccxt's
-    exceptions into `exchanges.errors` (venue codes first, then ccxt's class).
+    exceptions into `exchanges.errors` (venue codes first, then ccxt's class). Signed
+    requests are stamped on the venue's clock (`clock`, see exchanges.client.clock).
+    Numbers from the venue that are not numbers are dropped and counted in `bad_numbers`
+    (shared by the account's clients in this process).
     """
 
     def __init__(self, spec: ClientSpec, *, streaming: bool = False) -> None:
         self.spec = spec
         self.venue = get_venue(spec.venue)
         module = ccxt.pro if streaming else ccxt.async_support
-        keyed = spec.credentials is not None
+        keyed = self.keyed = spec.credentials is not None
         config: dict[str, Any] = merge_options(
             self.venue.ccxt_config(keyed=keyed),
             {
@@ -100,8 +119,15 @@ class ExchangeClient(StreamCalls):
         self._pending_cost: Cost | None = None
         self._feedback: set[asyncio.Task[None]] = set()
         self._timings: set[asyncio.Task[None]] = set()
+        self.bad_numbers: BadNumbers = bad_numbers_for(spec.account_id, spec.label or spec.venue)
         if spec.shared_limiter:
             install_limiter(self)
+        self.clock = DoorClock(self)
+        install_clock(self)
+        #: the venue's last WebSocket API error reply, mapped (see clock.recover_ws_refusal)
+        self.ws_refusal: errors.ExchangeError | None = None
+        if streaming:
+            install_ws_refusal_capture(self)
         if spec.rest_url:
             self.ccxt.urls["api"] = self.venue.override_urls(
                 self.ccxt.urls["api"], spec.rest_url, spec.ws_url
@@ -134,7 +160,42 @@ class ExchangeClient(StreamCalls):
 
         Streaming `watch_*` calls skip the breaker (one per message would cost two Redis
         round trips per tick); their holders judge stream health themselves.
+
+        A timestamp refusal (errors.ClockSkew: Binance -1021, KuCoin 400002, Coinbase
+        "request timestamp expired", Kraken's nonce) re-measures the venue clock at once and
+        retries the call exactly once. That is safe: ClockSkew only ever comes from the
+        venue's own answer refusing the request (ccxt raises InvalidNonce from a venue's
+        error reply alone; its local ChecksumError is mapped apart), so nothing was done.
+        An order is retried only with its client order id, which the venue would refuse
+        as a duplicate were the first attempt somehow live.
         """
+        signed_ws = self.keyed and signs_over_websocket(method)
+        if signed_ws:
+            await self.clock.ensure()
+        generation = self.clock.generation
+        try:
+            if signed_ws:
+                return await self._signed_ws_call(method, *args, **kwargs)
+            return await self._call_once(method, *args, **kwargs)
+        except errors.ClockSkew:
+            if not _retry_safe(method, args, kwargs) or not await self.clock.resync(generation):
+                raise
+        self.clock.retries += 1
+        log.info("%s: %s refused on the clock; re-synced, retrying once", self.spec.label, method)
+        if signed_ws:
+            return await self._signed_ws_call(method, *args, **kwargs)
+        return await self._call_once(method, *args, **kwargs)
+
+    async def _signed_ws_call(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        self.ws_refusal = None
+        try:
+            return await self._call_once(method, *args, **kwargs)
+        except (errors.ExchangeError, KeyError) as exc:  # KeyError: see recover_ws_refusal
+            if isinstance(exc, errors.ExchangeError) and self.ws_refusal is None:
+                raise
+            raise recover_ws_refusal(self, exc) from None
+
+    async def _call_once(self, method: str, *args: Any, **kwargs: Any) -> Any:
         guarded = self.breaker is not None and not method.startswith("watch_")
         if guarded:
             await self._announce(await self.breaker.before_call())  # type: ignore[union-attr]
@@ -204,14 +265,19 @@ class ExchangeClient(StreamCalls):
         return int(await self.call("fetch_time"))
 
     async def measure_clock(self, samples: int = 5) -> ClockSample:
-        """Sample the venue clock around each of `samples` round trips (see clock_sample)."""
+        """Sample the venue clock around each of `samples` round trips (see clock_sample).
+
+        The result is applied: this client signs on it from now on, and the door's clock
+        store (this process and Redis) gives it to every other client of the endpoint."""
         samples_taken: list[tuple[float, float]] = []  # (round trip, offset)
         for _ in range(samples):
             sent = time.time() * 1000
             server = await self.server_time_ms()
             received = time.time() * 1000
             samples_taken.append((received - sent, server - (sent + received) / 2))
-        return clock_sample(samples_taken)
+        sample = clock_sample(samples_taken)
+        await self.clock.measured(sample.offset_ms, sample.latency_ms)
+        return sample
 
     async def ensure_markets(self) -> None:
         """Markets from this process's cache (exchanges.marketcache), else from the venue
@@ -223,14 +289,21 @@ class ExchangeClient(StreamCalls):
         markets = await self.call("load_markets", True)
         return [self._market_info(m) for m in markets.values()]
 
-    def _step(self, value: Any) -> Decimal | None:
+    def dec(self, value: Any, what: str = "value") -> Decimal | None:
+        """`values.dec`, counting a bad number as this account's under `what`."""
+        return dec(value, lambda bad: self.bad_numbers.add(what, bad))
+
+    def _step(self, value: Any, what: str) -> Decimal | None:
         if value is None:
             return None
         mode = self.ccxt.precisionMode
         if mode == ccxt.TICK_SIZE:
-            return dec(value)
+            return self.dec(value, what)
         if mode == ccxt.DECIMAL_PLACES:
-            return Decimal(1).scaleb(-int(value))
+            places = self.dec(value, what)
+            if places is None or places != places.to_integral_value():
+                return None
+            return Decimal(1).scaleb(-int(places))
         return None  # significant digits: no fixed step
 
     def truncate_to_price_precision(self, symbol: str, value: str) -> str:
@@ -246,7 +319,7 @@ class ExchangeClient(StreamCalls):
         precision = m.get("precision") or {}
 
         def lim(kind: str, end: str) -> Decimal | None:
-            return dec((limits.get(kind) or {}).get(end))
+            return self.dec((limits.get(kind) or {}).get(end), f"market.{kind}.{end}")
 
         return MarketInfo(
             symbol=m["symbol"],
@@ -256,17 +329,17 @@ class ExchangeClient(StreamCalls):
             settle=m.get("settle") or "",
             type=m.get("type") or "spot",
             active=m.get("active") is not False,
-            price_tick=self._step(precision.get("price")),
-            amount_step=self._step(precision.get("amount")),
+            price_tick=self._step(precision.get("price"), "market.precision.price"),
+            amount_step=self._step(precision.get("amount"), "market.precision.amount"),
             min_amount=lim("amount", "min"),
             max_amount=lim("amount", "max"),
             min_price=lim("price", "min"),
             max_price=lim("price", "max"),
             min_cost=lim("cost", "min"),
             max_cost=lim("cost", "max"),
-            contract_size=dec(m.get("contractSize")),
-            maker_fee=dec(m.get("maker")),
-            taker_fee=dec(m.get("taker")),
+            contract_size=self.dec(m.get("contractSize"), "market.contractSize"),
+            maker_fee=self.dec(m.get("maker"), "market.maker"),
+            taker_fee=self.dec(m.get("taker"), "market.taker"),
             raw=m.get("info") or {},
         )
 
@@ -277,11 +350,11 @@ class ExchangeClient(StreamCalls):
         for asset, amounts in raw.items():
             if not isinstance(amounts, dict) or asset in ("info", "free", "used", "total"):
                 continue
-            total = dec(amounts.get("total"))
-            if total:
+            total = self.dec(amounts.get("total"), "balance.total")
+            if total:  # a bad total drops the asset: its other figures are then suspect too
                 out[asset] = {
-                    "free": dec(amounts.get("free")),
-                    "used": dec(amounts.get("used")),
+                    "free": self.dec(amounts.get("free"), "balance.free"),
+                    "used": self.dec(amounts.get("used"), "balance.used"),
                     "total": total,
                 }
         return out
@@ -289,19 +362,24 @@ class ExchangeClient(StreamCalls):
     async def fetch_trading_fees(self) -> dict[str, tuple[Decimal, Decimal]]:
         """The account's own maker/taker rate per symbol."""
         raw = await self.call("fetch_trading_fees")
-        return {
-            symbol: (dec(fee.get("maker")) or Decimal(0), dec(fee.get("taker")) or Decimal(0))
-            for symbol, fee in raw.items()
-            if isinstance(fee, dict) and fee.get("maker") is not None
-        }
+        out: dict[str, tuple[Decimal, Decimal]] = {}
+        for symbol, fee in raw.items():
+            if not isinstance(fee, dict) or fee.get("maker") is None:
+                continue
+            maker = self.dec(fee.get("maker"), "fee.maker")
+            taker = self.dec(fee.get("taker"), "fee.taker")
+            if is_bad(fee.get("maker"), maker) or is_bad(fee.get("taker"), taker):
+                continue  # a rate we cannot read is not a rate of 0
+            out[symbol] = (maker or Decimal(0), taker or Decimal(0))
+        return out
 
     def _ticker(self, t: dict[str, Any]) -> Ticker:
         return Ticker(
             symbol=t["symbol"],
-            bid=dec(t.get("bid")),
-            ask=dec(t.get("ask")),
-            last=dec(t.get("last")),
-            change_pct=dec(t.get("percentage")),
+            bid=self.dec(t.get("bid"), "ticker.bid"),
+            ask=self.dec(t.get("ask"), "ticker.ask"),
+            last=self.dec(t.get("last"), "ticker.last"),
+            change_pct=self.dec(t.get("percentage"), "ticker.percentage"),
             exchange_ts=t.get("timestamp"),
             received_ts=time.time(),
         )
@@ -316,6 +394,17 @@ class ExchangeClient(StreamCalls):
             raw = await self.call("fetch_tickers", symbols)
             return [self._ticker(t) for t in raw.values()]
         return [await self.fetch_ticker(symbol) for symbol in symbols]
+
+
+def _retry_safe(method: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> bool:
+    """Whether a call refused on the clock may be sent again: anything but an order
+    without a client order id (see ExchangeClient.call)."""
+    if method not in ("create_order", "create_order_ws"):
+        return True
+    params = kwargs.get("params", args[5] if len(args) > 5 else None)
+    return isinstance(params, dict) and any(
+        params.get(k) for k in ("clientOrderId", "newClientOrderId", "client_order_id", "cl_ord_id")
+    )
 
 
 def run_sync(make: Callable[[], Coroutine[Any, Any, T]]) -> T:

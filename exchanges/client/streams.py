@@ -7,7 +7,7 @@ from decimal import Decimal
 from typing import Any
 
 from exchanges import errors
-from exchanges.client.values import BookUpdate, OrderBook, Ticker, Trade, dec
+from exchanges.client.values import BookUpdate, OrderBook, Ticker, Trade, is_bad
 from exchanges.ratelimit.limiter import RateLimiter
 from exchanges.ratelimit.policy import Cost, Lane
 
@@ -30,6 +30,21 @@ class StreamCalls:
 
     def _ticker(self, t: dict[str, Any]) -> Ticker:
         raise NotImplementedError
+
+    def dec(self, value: Any, what: str = "value") -> Decimal | None:
+        raise NotImplementedError
+
+    def _levels(self, side: Any, depth: int, what: str) -> list[tuple[Decimal, Decimal]]:
+        """The first `depth` levels of a ccxt book side whose price and amount are numbers
+        (a level with a bad number is skipped: the next good one takes its place)."""
+        out: list[tuple[Decimal, Decimal]] = []
+        for level in side:
+            if len(out) >= depth:
+                break
+            price, amount = self.dec(level[0], what), self.dec(level[1], what)
+            if price is not None and amount is not None:
+                out.append((price, amount))
+        return out
 
     async def watch_tickers(self, symbols: list[str]) -> list[Ticker]:
         """Every ticker of `symbols` that changed since the last call (at least one).
@@ -101,8 +116,8 @@ class StreamCalls:
             fresh.append(
                 OrderBook(
                     symbol=symbol,
-                    bids=[(Decimal(str(p)), Decimal(str(a))) for p, a, *_ in book["bids"][:depth]],
-                    asks=[(Decimal(str(p)), Decimal(str(a))) for p, a, *_ in book["asks"][:depth]],
+                    bids=self._levels(book["bids"], depth, "book.bid"),
+                    asks=self._levels(book["asks"], depth, "book.ask"),
                     nonce=book["nonce"],
                     exchange_ts=book.get("timestamp"),
                     received_ts=time.time(),
@@ -137,12 +152,16 @@ class StreamCalls:
                 new.append(raw)
             self._seen_trades[symbol] = cache[-1].get("id")
             for raw in reversed(new[:50]):  # a burst beyond 50 would not be shown anyway
+                price = self.dec(raw.get("price"), "trade.price")
+                amount = self.dec(raw.get("amount"), "trade.amount")
+                if is_bad(raw.get("price"), price) or is_bad(raw.get("amount"), amount):
+                    continue  # a trade at a price that is not a number did not happen for us
                 fresh.append(
                     Trade(
                         symbol=symbol,
                         id=str(raw.get("id")),
-                        price=dec(raw.get("price")),
-                        amount=dec(raw.get("amount")),
+                        price=price,
+                        amount=amount,
                         side=str(raw.get("side") or ""),
                         exchange_ts=raw.get("timestamp"),
                         received_ts=now,

@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import logging
 import statistics
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 from typing import Any
+
+log = logging.getLogger("exchanges.client")
 
 
 @dataclass(frozen=True)
@@ -110,8 +117,97 @@ class Trade:
     received_ts: float
 
 
-def dec(value: Any) -> Decimal | None:
-    """Exact decimal of a ccxt number (via its string form, never the binary float)."""
+#: no price, amount or balance of any venue is this many powers of ten from 1; a number
+#: beyond is garbage, and would cost megabytes to print and seconds to compute with
+MAX_DECIMAL_EXPONENT = 60
+#: a client's bad numbers are logged at most this often (with the counts since)
+BAD_NUMBER_LOG_EVERY_S = 60.0
+
+
+def dec(value: Any, on_bad: Callable[[Any], None] | None = None) -> Decimal | None:
+    """Exact decimal of a ccxt number (via its string form, never the binary float).
+
+    None and "" are "not given": None. Anything else that is not a finite number of sane
+    size (NaN, infinities, "abc", True, 1e999) is a bad number from the venue: dropped
+    (None), and reported to `on_bad` (default: this process's unattributed count). Callers
+    treat the None like a missing value, so one bad field never ends a stream.
+    """
     if value is None or value == "":
         return None
-    return Decimal(str(value))
+    number: Decimal | None
+    if isinstance(value, bool):  # Decimal(str(True)) fails anyway; say why
+        number = None
+    else:
+        try:
+            number = Decimal(str(value))
+        except (InvalidOperation, ValueError, TypeError):
+            number = None
+    if number is not None and (
+        not number.is_finite() or abs(number.adjusted()) > MAX_DECIMAL_EXPONENT
+    ):
+        number = None
+    if number is None:
+        (on_bad or UNATTRIBUTED.add_value)(value)
+    return number
+
+
+def is_bad(value: Any, number: Decimal | None) -> bool:
+    """Whether `value` was given but `dec` dropped it as `number`."""
+    return number is None and value is not None and value != ""
+
+
+class BadNumbers:
+    """Numbers from one account's venue data that were not numbers: counted and logged.
+
+    `count` is the total so far and `by_field` the count per field ("ticker.bid",
+    "book.level", "trade.price", ...). Thread-safe: the clients of one account may live on
+    different event loops of one process. Logs at most once per BAD_NUMBER_LOG_EVERY_S.
+    """
+
+    def __init__(self, label: str) -> None:
+        self.label = label
+        self.count = 0
+        self.by_field: Counter[str] = Counter()
+        self._lock = threading.Lock()
+        self._logged_at = 0.0
+        self._logged_count = 0
+
+    def add(self, what: str, value: Any) -> None:
+        with self._lock:
+            self.count += 1
+            self.by_field[what] += 1
+            now = time.monotonic()
+            if now - self._logged_at < BAD_NUMBER_LOG_EVERY_S:
+                return
+            since, self._logged_count = self.count - self._logged_count, self.count
+            self._logged_at = now
+        log.warning(
+            "%s: %d number(s) from the venue were not numbers and were dropped "
+            "(latest %s=%.40r; %d in all)",
+            self.label,
+            since,
+            what,
+            value,
+            self.count,
+        )
+
+    def add_value(self, value: Any) -> None:
+        self.add("value", value)
+
+
+#: bad numbers converted without a client (e.g. `dec` called directly)
+UNATTRIBUTED = BadNumbers("venue data")
+_accounts_lock = threading.Lock()
+_by_account: dict[int, BadNumbers] = {}
+
+
+def bad_numbers_for(account_id: int | None, label: str) -> BadNumbers:
+    """The bad-number count of an account, shared by its clients in this process (a client
+    without an account gets its own)."""
+    if account_id is None:
+        return BadNumbers(label)
+    with _accounts_lock:
+        found = _by_account.get(account_id)
+        if found is None:
+            found = _by_account[account_id] = BadNumbers(label)
+        return found

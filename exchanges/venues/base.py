@@ -84,6 +84,27 @@ class Venue:
         """Map a venue error (ccxt's exception text carries the venue's body) to ours."""
         return None
 
+    # -- the venue clock ----------------------------------------------------------------
+
+    def apply_clock(self, exchange: Any, offset_ms: float) -> None:
+        """Make the ccxt instance `exchange` stamp signed requests on the venue's clock,
+        `offset_ms` (venue minus ours) ahead of our own.
+
+        Most ccxt classes stamp with `nonce()` = milliseconds() - options["timeDifference"]
+        (Binance and its futures ids, KuCoin, OKX, Bybit, Coinbase's legacy keys); a venue
+        that stamps another way (Coinbase's JWT uses `seconds()`) overrides this.
+        """
+        exchange.options["timeDifference"] = -round(offset_ms)
+
+    def is_signed(self, api: Any, method: str, path: str) -> bool:
+        """Whether ccxt signs (and timestamps) a REST request to this API section and path.
+
+        ccxt names its signed sections "private" ("private", ["v3", "private"],
+        "fapiPrivate"); a venue with other signed sections overrides this. A false True
+        only costs a look at the known offset."""
+        sections = [api] if isinstance(api, str) else list(api or [])
+        return any("private" in str(section).lower() for section in sections)
+
     def fee_schedule(self) -> list[FeeTierSpec]:
         """The venue's published fee tiers, where ccxt does not carry them."""
         return []

@@ -212,6 +212,18 @@ class Binance(Venue):
             return errors.BadRequest(f"Binance refused a request parameter: {msg}", **kw)
         return None
 
+    def is_signed(self, api: Any, method: str, path: str) -> bool:
+        # ccxt's Binance sign(): every *Private* section, sapi* and papi* (but their status
+        # and ping); userDataStream/listenKey calls carry the key but no timestamp.
+        section = str(api if isinstance(api, str) else (api[0] if api else "public"))
+        if path in ("userDataStream", "listenKey", "userListenToken"):
+            return False
+        if section.startswith("sapi"):
+            return path != "system/status"
+        if section.startswith("papi"):
+            return path != "ping"
+        return "private" in section.lower()
+
     def rate_limit_policy(self) -> Policy:
         return Policy(
             pools=(
