@@ -11,6 +11,7 @@ from django.template.response import TemplateResponse
 from django_htmx.middleware import HtmxDetails
 
 from exchanges.models import ExchangeAccount
+from exchanges.streaming.tickers import TickerRow, tickers_for
 from monitoring import livestate, restlatency
 from monitoring.events import event_page
 from monitoring.models import HealthEvent, Incident, Kind, Severity, State
@@ -24,7 +25,7 @@ def dashboard(request: HttpRequest) -> TemplateResponse:
     panels = []
     for account in accounts:
         symbols = account.watched_symbol_list()
-        tickers = livestate.tickers_for(account.pk)
+        tickers = tickers_for(account.pk)
         books = livestate.books_for(account.pk)
         streams = [
             livestate.state_for(account.pk, channel)
@@ -40,7 +41,7 @@ def dashboard(request: HttpRequest) -> TemplateResponse:
                 "streams": streams,
                 "rows": [
                     tickers.get(symbol)
-                    or livestate.TickerRow(account.pk, symbol, None, None, None, None, None, 0.0)
+                    or TickerRow(account.pk, symbol, None, None, None, None, None, 0.0)
                     for symbol in symbols
                 ],
                 "books": [

@@ -14,8 +14,11 @@ from django.contrib.auth.models import User
 from django.test import Client
 
 from exchanges.models import ExchangeAccount, WatchedSymbol
+from exchanges.streaming import tickers
+from exchanges.streaming.store import async_client
+from exchanges.streaming.tickers import TickerRow
 from monitoring import livestate
-from monitoring.livestate import StreamState, TickerRow
+from monitoring.livestate import StreamState
 from monitoring.publish import DashboardPublisher
 from xcon.asgi import application
 
@@ -53,11 +56,11 @@ def test_the_dashboard_sends_anonymous_visitors_to_the_login_page(client: Client
 def test_the_dashboard_shows_watched_symbols_with_the_latest_prices(client: Client) -> None:
     account = make_account()
     r = redis.Redis.from_url(settings.REDIS_URL)
-    r.delete(livestate.TICK_KEY.format(account_id=account.pk))
+    r.delete(tickers.TICK_KEY.format(account_id=account.pk))
 
     async def store() -> None:
-        ar = livestate.async_client()
-        await livestate.store_tickers(ar, [row(account.pk, "BTC/USDT", "65000.5")])
+        ar = async_client()
+        await tickers.store_tickers(ar, [row(account.pk, "BTC/USDT", "65000.5")])
         await livestate.store_state(ar, StreamState(account.pk, "live", time.time()))
         await ar.aclose()
 

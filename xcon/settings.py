@@ -283,6 +283,6 @@ XCON_DEPTH_SYMBOLS = env_int("XCON_DEPTH_SYMBOLS", 20)
 # 2 + XCON_STREAM_SHARE_SLACK or more units apart.
 XCON_TICKER_CHUNK_SYMBOLS = env_int("XCON_TICKER_CHUNK_SYMBOLS", 200)
 XCON_STREAM_SHARE_SLACK = env_int("XCON_STREAM_SHARE_SLACK", 0)
-# Units one worker's stream host holds at most (monitoring/host.py: one event loop beside the
-# Celery pool, so streams never take the threads order tasks need).
+# Units one worker's stream host holds at most (exchanges/streaming/host.py: one event loop
+# beside the Celery pool, so streams never take the threads order tasks need).
 XCON_STREAM_UNITS_PER_WORKER = env_int("XCON_STREAM_UNITS_PER_WORKER", 64)
