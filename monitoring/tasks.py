@@ -12,7 +12,7 @@ from django.conf import settings
 
 from exchanges.streaming.host import stream_host
 from exchanges.streaming.lease import handoff_key
-from monitoring import alerts, holder, share
+from monitoring import alerts, holder, holding, share
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +71,8 @@ def ensure_streams() -> int:
         values = r.mget([u.lease_key for u in units]) if units else []
         owners = dict(zip(units, values, strict=True))
         workers = share.live_workers(r)
+        # Units a dead worker left are an incident once they stay unheld (monitoring.holding).
+        holding.observe(r, holding.Holding.of(owners, workers))
         plan = share.plan(owners, workers, settings.XCON_STREAM_SHARE_SLACK)
         for unit, node in plan.offers:
             _offer(unit, node)
