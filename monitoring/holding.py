@@ -23,6 +23,8 @@ from datetime import UTC, datetime
 
 import redis
 from django.conf import settings
+from django.db import Error as DatabaseError
+from django.db import close_old_connections
 
 from exchanges.streaming.lease import owner_of
 from monitoring import events, share
@@ -131,16 +133,21 @@ def observe(r: redis.Redis, holding: Holding, now: float | None = None) -> list[
     Writes "down" for an account with a unit unheld for INCIDENT_AFTER_S or longer, and "up"
     for an account in "down" whose units are all held again (or that holds none any more:
     disabled, nothing watched). Healthy accounts never in "down" cost nothing and write
-    nothing. Raises RedisError (the caller says Redis is down); database errors are
-    events.record's (logged, never raised).
+    nothing. Raises RedisError (the caller says Redis is down); database errors are logged,
+    never raised.
     """
     now = time.time() if now is None else now
     written: list[HealthEvent] = []
-    down = set(
-        HealthState.objects.filter(
-            kind=Kind.STREAM, subject=HOLDERS_SUBJECT, state=State.DOWN
-        ).values_list("account_id", flat=True)
-    )
+    try:
+        down = set(
+            HealthState.objects.filter(
+                kind=Kind.STREAM, subject=HOLDERS_SUBJECT, state=State.DOWN
+            ).values_list("account_id", flat=True)
+        )
+    except DatabaseError:  # as events.record: judging holders never fails its caller
+        log.exception("stream holders not judged: the database is unreadable")
+        close_old_connections()
+        return written
     for account_id in sorted(holding.accounts() | (down - {None})):
         assert account_id is not None
         missing = holding.unheld_of(account_id)
