@@ -50,7 +50,8 @@ from exchanges.client import ClientSpec  # noqa: E402
 from exchanges.models import Credentials  # noqa: E402
 from exchanges.simulator import SimulatorConfig  # noqa: E402
 from exchanges.simulator.testing import ccxt_binance_config, run_in_thread  # noqa: E402
-from monitoring.livestate import BookRow, StreamState, TickerRow, TradeRow  # noqa: E402
+from exchanges.streaming.tickers import TickerRow  # noqa: E402
+from monitoring.livestate import BookRow, StreamState, TradeRow  # noqa: E402
 from monitoring.streams import StreamOptions, hold_stream  # noqa: E402
 
 SYMBOLS = ["BTC/USDT", "ETH/USDT", "ADA/USDT"]

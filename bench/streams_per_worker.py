@@ -150,6 +150,7 @@ def measure(
     import redis
     from django.conf import settings
 
+    from exchanges.streaming import tickers
     from monitoring import livestate
     from monitoring.holder import LEASE_TTL_S
 
@@ -163,7 +164,7 @@ def measure(
         ready_cpu, ready_at = cpu_seconds(proc.pid), time.monotonic()
         if symbols:
             n = len(symbols)
-            tick_key = livestate.TICK_KEY.format(account_id=account_id)
+            tick_key = tickers.TICK_KEY.format(account_id=account_id)
             book_key = livestate.BOOK_KEY.format(account_id=account_id)
             books = min(n, settings.XCON_DEPTH_SYMBOLS)  # books: the first symbols only
             wait_for(

@@ -87,9 +87,10 @@ def cpu_s(pid: int) -> float:
 
 def run_holder(account_id: int) -> None:
     setup_django()
+    from exchanges.streaming.host import shutdown
     from monitoring import holder
 
-    signal.signal(signal.SIGTERM, lambda *_: holder.shutdown.set())
+    signal.signal(signal.SIGTERM, lambda *_: shutdown.set())
     profile = os.environ.get("XCON_BENCH_PROFILE")  # a path: where the holder's profile goes
     if profile:
         import cProfile

@@ -52,11 +52,11 @@ def remember(client: Any) -> None:
 async def load(client: Any) -> None:
     """Markets for `client`: from the cache, else loaded once for the whole process.
 
-    Stream units run in threads of their own (monitoring.host); a 1,000-symbol account's
-    five ticker chunks starting together would each fetch the venue's markets and parse all of
-    them at once, and the parse is pure Python: the chunks stalled each other past their
-    leases (bench/streams_per_worker.py). One client loads; the others wait for it (without
-    blocking their event loops) and take its result.
+    Stream units run in threads of their own (exchanges.streaming.host); a 1,000-symbol
+    account's five ticker chunks starting together would each fetch the venue's markets and
+    parse all of them at once, and the parse is pure Python: the chunks stalled each other past
+    their leases (bench/streams_per_worker.py). One client loads; the others wait for it
+    (without blocking their event loops) and take its result.
     """
     key = _key(client)
     while not seed(client):

@@ -17,8 +17,9 @@ from dataclasses import asdict, replace
 import redis.asyncio as aredis
 from redis.exceptions import RedisError
 
+from exchanges.streaming.tickers import TickerRow
 from monitoring import livestate
-from monitoring.livestate import StreamState, TickerRow
+from monitoring.livestate import StreamState
 from monitoring.publish import DashboardPublisher
 
 log = logging.getLogger(__name__)

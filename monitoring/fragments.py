@@ -14,7 +14,8 @@ from functools import lru_cache
 
 from django.utils.html import escape
 
-from monitoring.livestate import FWD_MARK, PUB_MARK, TickerRow
+from exchanges.streaming.tickers import TickerRow
+from monitoring.livestate import FWD_MARK, PUB_MARK, ticker_dom_id
 
 DASH = "&mdash;"  # ASCII: the consumers' stamp scan and the UTF-8 encode stay on 1-byte text
 REST_NOTE = (
@@ -49,6 +50,7 @@ def ticker_row(row: TickerRow, direction: str = "", stamp: bool = False) -> str:
     before; `stamp`: with the publish/forward placeholders a push fills in
     (livestate.PUB_MARK, FWD_MARK) and the worker's receive time."""
     rest = row.source == "rest"
+    dom_id = ticker_dom_id(row)
     attrs = ""
     if row.event_ts:
         attrs += f' data-ev="{row.event_ts:.3f}"'
@@ -56,9 +58,9 @@ def ticker_row(row: TickerRow, direction: str = "", stamp: bool = False) -> str:
         attrs += f' data-rx="{row.received_ts:.4f}" data-pub="{PUB_MARK}" data-fwd="{FWD_MARK}"'
     css, change = _change(row.change)
     return (
-        f'<tr id="{escape(row.dom_id)}" class="tick {direction}{" fallback" if rest else ""}"'
+        f'<tr id="{escape(dom_id)}" class="tick {direction}{" fallback" if rest else ""}"'
         f"{attrs}>\n"
-        f'  <th scope="row" class="sym">{_head(row.dom_id, row.symbol)}'
+        f'  <th scope="row" class="sym">{_head(dom_id, row.symbol)}'
         f"{REST_NOTE if rest else ''}</th>\n"
         f'  <td class="num bid">{_num(row.bid)}</td>\n'
         f'  <td class="num ask">{_num(row.ask)}</td>\n'

@@ -31,9 +31,11 @@ from exchanges.client import ClientSpec, ClockSample, ExchangeClient
 from exchanges.errors import ExchangeError
 from exchanges.models import ExchangeAccount, Market
 from exchanges.services import sync_markets
+from exchanges.streaming import store
+from exchanges.streaming.host import shutdown
+from exchanges.streaming.lease import Lease
 from monitoring import events, livestate, share
 from monitoring.chunks import ChunkedTickers
-from monitoring.lease import Lease
 from monitoring.publish import DashboardPublisher
 from monitoring.streams import StreamOptions, hold_stream
 
@@ -43,9 +45,6 @@ log = logging.getLogger(__name__)
 # ensure_streams period (settings.CELERY_BEAT_SCHEDULE): 5 + 3 s, under the 10 s target.
 LEASE_TTL_S = 5.0
 RENEW_EVERY_S = 1.5
-
-#: Set on worker shutdown so every holder ends cleanly and frees its lease.
-shutdown = threading.Event()
 
 #: The account's latest clock measurement: {"offset_ms", "latency_ms", "samples", "ts"} (JSON)
 CLOCK_KEY = "xcon:live:clock:{account_id}"
@@ -151,7 +150,7 @@ async def hold_unit(
     """
     if clock_every_s is None:
         clock_every_s = settings.XCON_CLOCK_EVERY_S
-    redis = livestate.async_client()
+    redis = store.async_client()
     lease = Lease(redis, unit.lease_key, LEASE_TTL_S, owner=owner)
     if not await lease.acquire(wait_s):
         await redis.aclose()
@@ -265,7 +264,7 @@ async def clock_loop(spec: ClientSpec, stop: asyncio.Event, every_s: float) -> N
     """
     assert spec.account_id is not None
     watch = events.ClockWatch(spec.account_id)
-    r = livestate.async_client()
+    r = store.async_client()
     try:
         async with ExchangeClient(spec) as client:
             while not stop.is_set():

@@ -1,5 +1,6 @@
-"""Latest live state in Redis: the last ticker, book and trades per symbol and the state of
-each account's streams (tickers, order book, trades).
+"""Latest live state in Redis: the last book and trades per symbol and the state of each
+account's streams (tickers, order book, trades). The last ticker per symbol, which the order
+desk reads too, is kept by exchanges.streaming.tickers.
 
 Workers write it as updates arrive; page loads read it, so the first render shows the same
 numbers the next push will update. Values are JSON; money stays a decimal string.
@@ -9,20 +10,19 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from decimal import Decimal
-from functools import cached_property
+from functools import lru_cache
 from typing import Any
 
-import redis
 import redis.asyncio as aredis
-from django.conf import settings
 from redis.exceptions import RedisError
 
+from exchanges.streaming.store import sync_client
+from exchanges.streaming.tickers import TickerRow
 from monitoring.latency import LatencyView
 
-TICK_KEY = "xcon:live:tickers:{account_id}"
 BOOK_KEY = "xcon:live:books:{account_id}"
 TRADES_KEY = "xcon:live:trades:{account_id}"
 #: the tickers stream's state (its key predates the other channels); others add ":<channel>"
@@ -43,41 +43,6 @@ CHANNEL_LABELS = {"tickers": "Tickers", "book": "Order book", "trades": "Trades"
 HEALTH_SUBJECTS = {"tickers": "tickers", "book": "order book", "trades": "trades"}
 #: last trades kept per account for the dashboard strip
 TRADES_KEPT = 20
-
-
-@dataclass(frozen=True)
-class TickerRow:
-    account_id: int
-    symbol: str
-    bid: str | None
-    ask: str | None
-    last: str | None
-    change_pct: str | None
-    exchange_ts: int | None
-    received_ts: float
-    #: "ws", or "rest" for a row polled while the stream was down (REST fallback)
-    source: str = "ws"
-    #: the venue clock minus ours when the row was received (ExchangeAccount.clock_offset_ms)
-    clock_offset_ms: float = 0.0
-
-    # Cached: a push renders every changed row, and the row template reads these many times.
-    @cached_property
-    def dom_id(self) -> str:
-        return row_dom_id(self.account_id, self.symbol)
-
-    @cached_property
-    def event_ts(self) -> float | None:
-        """The venue's event time on our clock, seconds since the epoch (None: not sent)."""
-        if not self.exchange_ts:
-            return None
-        return (self.exchange_ts - self.clock_offset_ms) / 1000
-
-    @cached_property
-    def change(self) -> Decimal | None:
-        return Decimal(self.change_pct) if self.change_pct is not None else None
-
-
-TICKER_FIELDS = tuple(f.name for f in fields(TickerRow))
 
 
 @dataclass(frozen=True)
@@ -182,19 +147,11 @@ class TradeRow:
         return ts.strftime("%H:%M:%S.") + f"{ts.microsecond // 1000:03d}"
 
 
+@lru_cache(maxsize=8192)
 def row_dom_id(account_id: int, symbol: str) -> str:
+    """The id of a symbol's ticker row in the page ("tk-…"; its book's is "bk-…")."""
     safe = "".join(ch if ch.isalnum() else "-" for ch in symbol)
     return f"tk-{account_id}-{safe}"
-
-
-def _client() -> redis.Redis:
-    return redis.Redis.from_url(
-        settings.REDIS_URL, decode_responses=True, socket_timeout=2, socket_connect_timeout=2
-    )
-
-
-def async_client() -> aredis.Redis:
-    return aredis.Redis.from_url(settings.REDIS_URL, decode_responses=True)
 
 
 def state_key(account_id: int, channel: str = "tickers") -> str:
@@ -202,18 +159,9 @@ def state_key(account_id: int, channel: str = "tickers") -> str:
     return base if channel == "tickers" else f"{base}:{channel}"
 
 
-def tickers_for(account_id: int) -> dict[str, TickerRow]:
-    """The latest ticker per symbol; empty when Redis cannot be read (the page still renders)."""
-    try:
-        raw: dict[str, str] = _client().hgetall(TICK_KEY.format(account_id=account_id))  # type: ignore[assignment]
-    except (RedisError, OSError):
-        return {}
-    return {sym: TickerRow(**json.loads(v)) for sym, v in raw.items()}
-
-
 def state_for(account_id: int, channel: str = "tickers") -> StreamState | None:
     try:
-        with _client().pipeline(transaction=False) as pipe:
+        with sync_client().pipeline(transaction=False) as pipe:
             pipe.get(state_key(account_id, channel))
             pipe.hget(LATENCY_KEY.format(account_id=account_id), channel)
             raw, latency = pipe.execute()
@@ -229,7 +177,7 @@ def state_for(account_id: int, channel: str = "tickers") -> StreamState | None:
 
 def books_for(account_id: int) -> dict[str, BookRow]:
     try:
-        raw: dict[str, str] = _client().hgetall(BOOK_KEY.format(account_id=account_id))  # type: ignore[assignment]
+        raw: dict[str, str] = sync_client().hgetall(BOOK_KEY.format(account_id=account_id))  # type: ignore[assignment]
     except (RedisError, OSError):
         return {}
     return {sym: BookRow(**json.loads(v)) for sym, v in raw.items()}
@@ -238,22 +186,10 @@ def books_for(account_id: int) -> dict[str, BookRow]:
 def trades_for(account_id: int) -> list[TradeRow]:
     """The account's last trades, newest first."""
     try:
-        raw: list[str] = _client().lrange(TRADES_KEY.format(account_id=account_id), 0, -1)  # type: ignore[assignment]
+        raw: list[str] = sync_client().lrange(TRADES_KEY.format(account_id=account_id), 0, -1)  # type: ignore[assignment]
     except (RedisError, OSError):
         return []
     return [TradeRow(**json.loads(v)) for v in raw]
-
-
-async def store_tickers(r: aredis.Redis, rows: list[TickerRow]) -> None:
-    by_account: dict[int, dict[Any, Any]] = {}
-    for row in rows:
-        # asdict() deep-copies; these fields are all plain values (a third of the cost)
-        data = {name: getattr(row, name) for name in TICKER_FIELDS}
-        by_account.setdefault(row.account_id, {})[row.symbol] = json.dumps(data)
-    async with r.pipeline(transaction=False) as pipe:
-        for account_id, mapping in by_account.items():
-            pipe.hset(TICK_KEY.format(account_id=account_id), mapping=mapping)
-        await pipe.execute()
 
 
 async def store_state(r: aredis.Redis, state: StreamState) -> None:
@@ -293,6 +229,11 @@ async def store_trades(r: aredis.Redis, rows: list[TradeRow]) -> None:
         await pipe.execute()
 
 
+def ticker_dom_id(row: TickerRow) -> str:
+    # Cached by (account, symbol): a push looks each changed row's id up several times.
+    return row_dom_id(row.account_id, row.symbol)
+
+
 def now() -> float:
     return time.time()
 
@@ -328,26 +269,4 @@ def as_trade_row(account_id: int, trade: Any) -> TradeRow:
         side=trade.side,
         exchange_ts=trade.exchange_ts,
         received_ts=trade.received_ts,
-    )
-
-
-def as_row(
-    account_id: int, ticker: Any, source: str = "ws", clock_offset_ms: float = 0.0
-) -> TickerRow:
-    """From the door's Ticker (Decimals) to a storable row (decimal strings)."""
-
-    def s(v: Decimal | None) -> str | None:
-        return None if v is None else str(v)
-
-    return TickerRow(
-        account_id=account_id,
-        symbol=ticker.symbol,
-        bid=s(ticker.bid),
-        ask=s(ticker.ask),
-        last=s(ticker.last),
-        change_pct=s(ticker.change_pct),
-        exchange_ts=ticker.exchange_ts,
-        received_ts=ticker.received_ts,
-        source=source,
-        clock_offset_ms=clock_offset_ms,
     )

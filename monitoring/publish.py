@@ -29,6 +29,8 @@ from redis.exceptions import RedisError
 
 from exchanges.client import ClientSpec
 from exchanges.ratelimit.state import LimiterState, read_state
+from exchanges.streaming import store
+from exchanges.streaming.tickers import TickerRow, store_tickers
 from monitoring import events, livestate
 from monitoring.fragments import ticker_row
 from monitoring.latency import StreamLatency
@@ -39,8 +41,8 @@ from monitoring.livestate import (
     TRADES_KEPT,
     BookRow,
     StreamState,
-    TickerRow,
     TradeRow,
+    ticker_dom_id,
 )
 
 log = logging.getLogger(__name__)
@@ -52,7 +54,7 @@ def render_rows(
     """Ticker rows; `stamp`: with the PUB_MARK / FWD_MARK placeholders of a push."""
     previous = previous or {}
     return "".join(
-        ticker_row(row, _direction(previous.get(row.dom_id), row), stamp) for row in rows
+        ticker_row(row, _direction(previous.get(ticker_dom_id(row)), row), stamp) for row in rows
     )
 
 
@@ -140,7 +142,7 @@ class DashboardPublisher:
         self.window_s = settings.XCON_PUSH_WINDOW_S if window_s is None else window_s
         self.book_window_s = max(self.window_s, book_window_s)
         self.layer = get_channel_layer()
-        self.redis = livestate.async_client()
+        self.redis = store.async_client()
         self._pending: dict[str, TickerRow] = {}
         self._sent: dict[str, TickerRow] = {}
         self._books: dict[str, BookRow] = {}
@@ -183,7 +185,7 @@ class DashboardPublisher:
             offset = self._clock.get(row.account_id)
             if offset is not None and offset != row.clock_offset_ms:
                 row = replace(row, clock_offset_ms=offset)
-            self._pending[row.dom_id] = with_precision(row, tick) if tick else row
+            self._pending[ticker_dom_id(row)] = with_precision(row, tick) if tick else row
             if row.source == "ws":
                 self._age(row.account_id, "tickers", row.received_ts)
                 self._offsets[row.account_id] = row.clock_offset_ms
@@ -265,14 +267,14 @@ class DashboardPublisher:
             rows, self._pending = list(self._pending.values()), {}
             self._pushed_at = self._flushed_at
             html = render_rows(rows, self._sent, stamp=True)
-            self._sent.update((r.dom_id, r) for r in rows)
+            self._sent.update((ticker_dom_id(r), r) for r in rows)
             # Pushed before it is stored: the page needs it now, a page load can wait 1 ms.
             at = time.time()
             await self._send(html.replace(PUB_MARK, f"{at:.4f}"))
             for account_id in {r.account_id for r in rows}:
                 received = [r.received_ts for r in rows if r.account_id == account_id]
                 self._published(account_id, "tickers", received, at)
-            await livestate.store_tickers(self.redis, rows)
+            await store_tickers(self.redis, rows)
         if self._trades:
             trades, self._trades = self._trades, []
             await livestate.store_trades(self.redis, trades)

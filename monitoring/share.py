@@ -2,7 +2,7 @@
 
 A unit is one account's channel ("tickers", "book", "trades"); an account watching more than
 settings.XCON_TICKER_CHUNK_SYMBOLS symbols has its tickers split into chunks, one unit each, so
-one big account spreads too. Each unit has its own lease (monitoring.lease, value
+one big account spreads too. Each unit has its own lease (exchanges.streaming.lease, value
 "<worker>/<token>"), held by one holder task (monitoring.holder.hold_unit).
 
 Workers announce themselves: a heartbeat key per Celery worker (its node name), refreshed
@@ -33,7 +33,8 @@ from django.conf import settings
 from django.db.models import Count
 from redis.exceptions import RedisError
 
-from monitoring.lease import owner_of, stream_lease_key
+from exchanges.streaming.host import running_units
+from exchanges.streaming.lease import owner_of, stream_lease_key
 
 log = logging.getLogger(__name__)
 
@@ -172,8 +173,6 @@ class Heartbeat:
         self._thread.start()
 
     def spare(self) -> int:
-        from monitoring.host import running_units
-
         return max(0, self.capacity - running_units())
 
     def _beat(self) -> None:

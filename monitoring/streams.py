@@ -23,23 +23,22 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-import random
 from collections.abc import Coroutine
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol, TypeVar
 
 from exchanges import errors
 from exchanges.client import BookUpdate, ClientSpec, ExchangeClient
+from exchanges.streaming.backoff import Backoff
+from exchanges.streaming.tickers import TickerRow, as_row
 from exchanges.venues import get_venue
 from monitoring.health import RateWatch, StaleRule, default_heartbeat_s
 from monitoring.livestate import (
     CHANNELS,
     BookRow,
     StreamState,
-    TickerRow,
     TradeRow,
     as_book_row,
-    as_row,
     as_trade_row,
     now,
     resyncing_row,
@@ -63,29 +62,6 @@ class FullSink(Sink, Protocol):
     async def books(self, rows: list[BookRow]) -> None: ...
 
     async def trades(self, rows: list[TradeRow]) -> None: ...
-
-
-@dataclass
-class Backoff:
-    """First retry at once, then exponential with full jitter, capped.
-
-    The holder resets it only after `StreamOptions.stable_s` of good data: a venue that accepts
-    the connection and drops it after the first message would otherwise be redialled at once,
-    forever.
-    """
-
-    base_s: float = 0.5
-    cap_s: float = 30.0
-    attempt: int = 0
-
-    def next_delay(self) -> float:
-        self.attempt += 1
-        if self.attempt == 1:
-            return 0.0
-        return random.uniform(0, min(self.cap_s, self.base_s * 2 ** (self.attempt - 2)))
-
-    def reset(self) -> None:
-        self.attempt = 0
 
 
 @dataclass(frozen=True)

@@ -10,9 +10,9 @@ from celery import shared_task
 from celery.signals import worker_ready, worker_shutting_down
 from django.conf import settings
 
-from monitoring import alerts, holder, share
-from monitoring.host import stream_host
-from monitoring.lease import handoff_key
+from exchanges.streaming.host import stream_host
+from exchanges.streaming.lease import handoff_key
+from monitoring import alerts, holder, holding, share
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +52,9 @@ def hold_stream_unit(
     """Hand one unit (account x channel x chunk) to this worker's stream host, which holds it
     while this worker owns its lease. Returns at once: no pool thread is taken."""
     unit = share.Unit(account_id, channel, chunk)
-    return stream_host().hold(unit, owner=self.request.hostname or "", wait_s=wait_s)
+    owner = self.request.hostname or ""
+    # It takes the unit's lease, or ends at once if another worker has it.
+    return stream_host().run(unit, lambda: holder.hold_unit(unit, owner=owner, wait_s=wait_s))
 
 
 @shared_task(ignore_result=True)
@@ -69,6 +71,8 @@ def ensure_streams() -> int:
         values = r.mget([u.lease_key for u in units]) if units else []
         owners = dict(zip(units, values, strict=True))
         workers = share.live_workers(r)
+        # Units a dead worker left are an incident once they stay unheld (monitoring.holding).
+        holding.observe(r, holding.Holding.of(owners, workers))
         plan = share.plan(owners, workers, settings.XCON_STREAM_SHARE_SLACK)
         for unit, node in plan.offers:
             _offer(unit, node)

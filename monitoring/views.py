@@ -11,7 +11,8 @@ from django.template.response import TemplateResponse
 from django_htmx.middleware import HtmxDetails
 
 from exchanges.models import ExchangeAccount
-from monitoring import livestate, restlatency
+from exchanges.streaming.tickers import TickerRow, tickers_for
+from monitoring import holding, livestate, livewatch, restlatency, share
 from monitoring.events import event_page
 from monitoring.models import HealthEvent, Incident, Kind, Severity, State
 from monitoring.publish import limiter_state
@@ -20,19 +21,20 @@ from monitoring.streams import StreamOptions
 
 @login_required
 def dashboard(request: HttpRequest) -> TemplateResponse:
-    accounts = ExchangeAccount.objects.enabled().prefetch_related("watched_symbols")
+    accounts = list(ExchangeAccount.objects.enabled().prefetch_related("watched_symbols"))
+    units = [
+        unit
+        for account in accounts
+        if (n := len(account.watched_symbol_list()))
+        for unit in share.units_of(account.pk, n)
+    ]
+    live, held = livewatch.probe(units)
     panels = []
     for account in accounts:
         symbols = account.watched_symbol_list()
-        tickers = livestate.tickers_for(account.pk)
+        tickers = tickers_for(account.pk)
         books = livestate.books_for(account.pk)
-        streams = [
-            livestate.state_for(account.pk, channel)
-            or livestate.StreamState(
-                account.pk, "waiting", 0.0, "no worker holds this stream yet", channel=channel
-            )
-            for channel in livestate.CHANNELS
-        ]
+        streams = [_stream(account.pk, channel, held) for channel in livestate.CHANNELS]
         panels.append(
             {
                 "account": account,
@@ -40,7 +42,7 @@ def dashboard(request: HttpRequest) -> TemplateResponse:
                 "streams": streams,
                 "rows": [
                     tickers.get(symbol)
-                    or livestate.TickerRow(account.pk, symbol, None, None, None, None, None, 0.0)
+                    or TickerRow(account.pk, symbol, None, None, None, None, None, 0.0)
                     for symbol in symbols
                 ],
                 "books": [
@@ -51,8 +53,20 @@ def dashboard(request: HttpRequest) -> TemplateResponse:
                 "limiter": limiter_state(account),
             }
         )
-    context = {"panels": panels, "book_depth": StreamOptions().book_depth}
+    context = {"panels": panels, "book_depth": StreamOptions().book_depth, "live": live}
     return TemplateResponse(request, "monitoring/dashboard.html", context)
+
+
+def _stream(account_id: int, channel: str, held: holding.Holding | None) -> livestate.StreamState:
+    """The stream's state as stored, unless nobody holds it (then it says so)."""
+    stored = livestate.state_for(account_id, channel)
+    unheld = held.unheld_of(account_id, channel) if held is not None else []
+    if unheld and held is not None:
+        chunks = sum(1 for u in held.owners if u.account_id == account_id and u.channel == channel)
+        return holding.unheld_state(stored, unheld, chunks)
+    return stored or livestate.StreamState(
+        account_id, "waiting", 0.0, "no worker holds this stream yet", channel=channel
+    )
 
 
 class HtmxHttpRequest(HttpRequest):

@@ -24,8 +24,8 @@ from django.forms import ModelChoiceField
 from exchanges import errors, trading
 from exchanges.client import ClientSpec, ExchangeClient, run_sync
 from exchanges.models import AccountFee, ExchangeAccount, Market
+from exchanges.streaming.tickers import tickers_for
 from exchanges.venues import get_venue
-from monitoring import livestate
 from orders import rules, stream
 from orders.forms import OrderForm
 from orders.models import Order, OrderType
@@ -124,7 +124,7 @@ def best_bid_ask(
     account: ExchangeAccount, symbol: str
 ) -> tuple[Decimal | None, Decimal | None, Decimal | None]:
     """Best bid, best ask and last price: streamed if fresh, else fetched (cached)."""
-    row = livestate.tickers_for(account.pk).get(symbol)
+    row = tickers_for(account.pk).get(symbol)
     if row is not None and row.bid and row.ask and time.time() - row.received_ts < 30:
         last = Decimal(row.last) if row.last else None
         return Decimal(row.bid), Decimal(row.ask), last

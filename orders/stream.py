@@ -23,9 +23,10 @@ from django.conf import settings
 from exchanges import errors, trading
 from exchanges.client import ClientSpec, ExchangeClient
 from exchanges.models import ApiCredential, ExchangeAccount
-from monitoring import livestate
-from monitoring.lease import Lease
-from monitoring.streams import Backoff
+from exchanges.streaming import store
+from exchanges.streaming.backoff import Backoff
+from exchanges.streaming.host import shutdown
+from exchanges.streaming.lease import Lease
 from orders import placement
 from orders.models import Order, OrderEvent
 
@@ -167,9 +168,7 @@ def _load(account_id: int) -> ClientSpec | None:
 
 async def hold(account_id: int, *, stop: asyncio.Event | None = None) -> str:
     """Hold the own-order stream while this process owns its lease; say why it ended."""
-    from monitoring.holder import shutdown
-
-    redis = livestate.async_client()
+    redis = store.async_client()
     lease = Lease(redis, lease_key(account_id), LEASE_TTL_S)
     if not await lease.acquire():
         await redis.aclose()

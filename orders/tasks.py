@@ -103,9 +103,10 @@ def reconcile_orders() -> int:
 
 @shared_task(ignore_result=True)
 def hold_order_stream(account_id: int) -> str:
-    """Hand one account's own-order stream to this worker's stream host (monitoring.host),
-    which holds it while this worker owns its lease. Returns at once."""
-    from monitoring.host import stream_host
+    """Hand one account's own-order stream to this worker's stream host
+    (exchanges.streaming.host), which holds it while this worker owns its lease. Returns at
+    once."""
+    from exchanges.streaming.host import stream_host
     from orders import stream
 
     return stream_host().run(("orders", account_id), lambda: stream.hold(account_id))

@@ -11,6 +11,7 @@ from django.contrib.auth.models import User
 from django.test import Client
 
 from exchanges.models import ExchangeAccount, WatchedSymbol
+from exchanges.streaming.store import async_client
 from monitoring import livestate
 from monitoring.livestate import BookRow, StreamState, TradeRow
 from monitoring.publish import render_books
@@ -157,7 +158,7 @@ def test_the_dashboard_lists_each_stream_with_its_counts_books_and_last_trades(
     now = time.time()
 
     async def store() -> None:
-        r = livestate.async_client()
+        r = async_client()
         for key in (livestate.BOOK_KEY, livestate.TRADES_KEY):
             await r.delete(key.format(account_id=account.pk))
         await livestate.store_state(

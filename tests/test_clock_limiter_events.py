@@ -18,6 +18,7 @@ from asgiref.sync import sync_to_async
 from exchanges import errors
 from exchanges.client import ClientSpec, ExchangeClient
 from exchanges.models import ApiCredential, ExchangeAccount, WatchedSymbol
+from exchanges.streaming.host import shutdown
 from monitoring import alerts, holder
 from monitoring.events import CLOCK_SUBJECT, LIMITER_SUBJECT
 from monitoring.models import AlertRule, Condition, HealthEvent, Incident
@@ -61,14 +62,14 @@ async def make_account(sim: Any, rate_limits: dict[str, Any] | None = None) -> E
 @asynccontextmanager
 async def holding(account: ExchangeAccount, **kw: Any) -> AsyncIterator[asyncio.Task[str]]:
     """The real holder of the account, ended cleanly (as on worker shutdown) afterwards."""
-    holder.shutdown.clear()
+    shutdown.clear()
     task = asyncio.create_task(holder.hold_account(account.pk, **kw))
     try:
         yield task
     finally:
-        holder.shutdown.set()
+        shutdown.set()
         assert await asyncio.wait_for(task, 15) == "worker shutting down"
-        holder.shutdown.clear()
+        shutdown.clear()
 
 
 def _events(account_id: int, kind: str) -> list[HealthEvent]:

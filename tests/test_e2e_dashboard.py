@@ -19,6 +19,7 @@ from playwright.sync_api import expect
 
 from exchanges.models import ApiCredential, ExchangeAccount, WatchedSymbol
 from exchanges.simulator import SimulatorConfig
+from exchanges.streaming.host import shutdown
 from monitoring import holder
 from tests.browser import BrowserTestCase
 
@@ -41,14 +42,14 @@ class LiveDashboardTests(BrowserTestCase, ChannelsLiveServerTestCase):
         cred.save()
         for i, symbol in enumerate(["BTC/USDT", "ETH/USDT", "ADA/USDT"]):
             WatchedSymbol.objects.create(account=self.account, symbol=symbol, position=i)
-        holder.shutdown.clear()
+        shutdown.clear()
         self.holder_thread = threading.Thread(
             target=lambda: asyncio.run(holder.hold_account(self.account.pk)), daemon=True
         )
         self.holder_thread.start()
 
     def tearDown(self) -> None:
-        holder.shutdown.set()
+        shutdown.set()
         self.holder_thread.join(timeout=15)
 
     def test_a_logged_in_user_sees_ticker_cells_change_within_two_seconds(self) -> None:

@@ -19,6 +19,7 @@ from playwright.sync_api import expect
 
 from exchanges.models import ApiCredential, ExchangeAccount, WatchedSymbol
 from exchanges.simulator import SimulatorConfig
+from exchanges.streaming.host import shutdown
 from monitoring import holder
 from monitoring.health import StaleRule
 from monitoring.streams import StreamOptions
@@ -46,7 +47,7 @@ class StreamStaleTests(BrowserTestCase, ChannelsLiveServerTestCase):
         cred.save()
         for i, symbol in enumerate(["BTC/USDT", "ETH/USDT", "ADA/USDT"]):
             WatchedSymbol.objects.create(account=self.account, symbol=symbol, position=i)
-        holder.shutdown.clear()
+        shutdown.clear()
         self.holder_thread = threading.Thread(
             target=lambda: asyncio.run(holder.hold_account(self.account.pk, options=OPTIONS)),
             daemon=True,
@@ -55,7 +56,7 @@ class StreamStaleTests(BrowserTestCase, ChannelsLiveServerTestCase):
 
     def tearDown(self) -> None:
         self.control("/_sim/ws/mute", {"muted": False})
-        holder.shutdown.set()
+        shutdown.set()
         self.holder_thread.join(timeout=15)
 
     def control(self, path: str, body: dict[str, object]) -> object:

@@ -12,9 +12,10 @@ from typing import Any
 import pytest
 from channels.layers import get_channel_layer
 
+from exchanges.streaming.tickers import TickerRow
 from monitoring import fanout
 from monitoring.fragments import ticker_row
-from monitoring.livestate import DASHBOARD_GROUP, FWD_MARK, PUB_MARK, TickerRow
+from monitoring.livestate import DASHBOARD_GROUP, FWD_MARK, PUB_MARK
 
 
 class Page:

@@ -20,9 +20,11 @@ from django.test import Client
 
 from exchanges.client import ClientSpec
 from exchanges.models import Credentials, ExchangeAccount, WatchedSymbol
+from exchanges.streaming.store import async_client
+from exchanges.streaming.tickers import TickerRow
 from monitoring import livestate
 from monitoring.latency import LatencyView, StageStats, StreamLatency, percentile, sparkline
-from monitoring.livestate import StreamState, TickerRow
+from monitoring.livestate import StreamState
 from monitoring.publish import DashboardPublisher
 from monitoring.streams import hold_stream
 from xcon.asgi import application
@@ -182,7 +184,7 @@ async def test_the_holders_latest_clock_measurement_corrects_streams_dialled_bef
 
     from monitoring.holder import CLOCK_KEY
 
-    r = livestate.async_client()
+    r = async_client()
     await r.set(CLOCK_KEY.format(account_id=81), json.dumps({"offset_ms": 20_000.0}))
     publisher = DashboardPublisher(window_s=0.05)
     try:
@@ -292,7 +294,7 @@ def test_the_dashboard_shows_latency_numbers_and_sparklines_per_stream(client: C
     state = StreamState(account.pk, "live", time.time(), latency=snapshot)
 
     async def store() -> None:
-        r = livestate.async_client()
+        r = async_client()
         await livestate.store_state(r, state)
         await livestate.store_latency(r, [state])
         await r.aclose()

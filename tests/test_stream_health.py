@@ -12,9 +12,10 @@ import pytest
 
 from exchanges.simulator import SimulatorConfig
 from exchanges.simulator.testing import run_in_thread
+from exchanges.streaming.backoff import Backoff
 from monitoring.health import RateWatch, StaleRule
 from monitoring.holder import hold_account
-from monitoring.streams import Backoff, StreamOptions, hold_stream, hold_ticker_stream
+from monitoring.streams import StreamOptions, hold_stream, hold_ticker_stream
 from tests.helpers.stream_sink import Collect, acontrol, control, spec
 
 
@@ -255,7 +256,7 @@ async def test_every_stream_of_an_account_records_its_health_events(simulator) -
     from asgiref.sync import sync_to_async
 
     from exchanges.models import ApiCredential, ExchangeAccount, WatchedSymbol
-    from monitoring import holder
+    from exchanges.streaming.host import shutdown
     from monitoring.models import HealthEvent
 
     def make() -> ExchangeAccount:
@@ -269,7 +270,7 @@ async def test_every_stream_of_an_account_records_its_health_events(simulator) -
         return account
 
     account = await sync_to_async(make)()
-    holder.shutdown.clear()
+    shutdown.clear()
     task = asyncio.create_task(hold_account(account.pk))
 
     def subjects() -> set[tuple[str, str]]:
@@ -284,6 +285,6 @@ async def test_every_stream_of_an_account_records_its_health_events(simulator) -
             await asyncio.sleep(0.2)
         assert {("tickers", "up"), ("order book", "up"), ("trades", "up")} <= seen
     finally:
-        holder.shutdown.set()
+        shutdown.set()
         assert await asyncio.wait_for(task, 15) == "worker shutting down"
-        holder.shutdown.clear()
+        shutdown.clear()

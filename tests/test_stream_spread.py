@@ -19,9 +19,10 @@ import pytest
 import redis
 from django.conf import settings as django_settings
 
+from exchanges.streaming import tickers
+from exchanges.streaming.lease import owner_of
 from monitoring import chunks, livestate, share
 from monitoring.holder import CLOCK_KEY, LEASE_TTL_S
-from monitoring.lease import owner_of
 from monitoring.livestate import StreamState
 from monitoring.share import Unit
 from tests.helpers.celery_workers import log_of, make_account, start, stop, wait_for, wait_ready
@@ -110,7 +111,7 @@ class Gaps:
     def __init__(self, r: redis.Redis, account_id: int) -> None:
         self.r = r
         self.keys = [
-            livestate.TICK_KEY.format(account_id=account_id),
+            tickers.TICK_KEY.format(account_id=account_id),
             livestate.BOOK_KEY.format(account_id=account_id),
         ]
         self.worst: dict[str, tuple[float, str]] = {}
@@ -152,7 +153,7 @@ def test_a_second_worker_takes_a_share_and_the_survivor_of_a_kill_takes_all_back
     settings.XCON_TICKER_CHUNK_SYMBOLS = 2
     r = redis.Redis.from_url(django_settings.REDIS_URL, decode_responses=True)
     account = make_account(simulator, *SYMBOLS)
-    for key in (livestate.TICK_KEY, livestate.BOOK_KEY, CLOCK_KEY, chunks.CHUNKS_KEY):
+    for key in (tickers.TICK_KEY, livestate.BOOK_KEY, CLOCK_KEY, chunks.CHUNKS_KEY):
         r.delete(key.format(account_id=account.pk))  # ids repeat across runs
     all_units = share.units_of(account.pk, len(SYMBOLS))
     assert [str(u) for u in all_units] == [
@@ -173,11 +174,11 @@ def test_a_second_worker_takes_a_share_and_the_survivor_of_a_kill_takes_all_back
         return found
 
     def fresh(since: float) -> bool:
-        rows = livestate.tickers_for(account.pk)
+        rows = tickers.tickers_for(account.pk)
         return len(rows) == len(SYMBOLS) and all(t.received_ts > since for t in rows.values())
 
     # Two pool threads for four units: units live in the worker's stream host, not in pool
-    # threads, which stay free for orders and alerts (monitoring/host.py).
+    # threads, which stay free for orders and alerts (exchanges/streaming/host.py).
     first = start("worker", tmp_path, "first", concurrency=2, **ENV)
     beat = start("beat", tmp_path, "beat", **ENV)
     second = None
@@ -249,7 +250,7 @@ def test_a_second_worker_takes_a_share_and_the_survivor_of_a_kill_takes_all_back
         assert resume_s <= 10, f"resumed after {resume_s:.1f} s"
         assert gaps.worst["spreading"][0] <= LEASE_TTL_S, gaps.worst
     except AssertionError:
-        print("leases:", owners(), "rows:", livestate.tickers_for(account.pk))
+        print("leases:", owners(), "rows:", tickers.tickers_for(account.pk))
         for proc in (first, second, beat):
             if proc is not None:
                 print(log_of(proc)[-4000:])

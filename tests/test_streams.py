@@ -6,7 +6,8 @@ import asyncio
 
 import pytest
 
-from monitoring.streams import Backoff, hold_ticker_stream
+from exchanges.streaming.backoff import Backoff
+from monitoring.streams import hold_ticker_stream
 from tests.helpers.stream_sink import Collect, spec
 
 

@@ -14,8 +14,9 @@ import pytest
 import redis
 from django.conf import settings
 
+from exchanges.streaming.lease import stream_lease_key
+from exchanges.streaming.tickers import TICK_KEY
 from monitoring import livestate
-from monitoring.lease import stream_lease_key
 from monitoring.tasks import ensure_streams
 from tests.helpers.celery_workers import make_account, start, stop, wait_for, wait_ready
 
@@ -40,7 +41,7 @@ def test_a_killed_workers_stream_is_resumed_by_another_worker_within_ten_seconds
 ) -> None:
     r = redis.Redis.from_url(settings.REDIS_URL, decode_responses=True)
     account = make_account(simulator, "BTC/USDT")
-    key = livestate.TICK_KEY.format(account_id=account.pk)
+    key = TICK_KEY.format(account_id=account.pk)
     r.delete(key)  # account ids repeat across runs; start from no live state
     lease = stream_lease_key(account.pk)
     first = start("worker", tmp_path, "first")
@@ -83,10 +84,10 @@ def test_a_worker_holds_the_stream_publishes_prices_and_stops_cleanly(
 ) -> None:
     r = redis.Redis.from_url(settings.REDIS_URL, decode_responses=True)
     account = make_account(simulator, "BTC/USDT", "ETH/USDT")
-    r.delete(livestate.TICK_KEY.format(account_id=account.pk))
+    r.delete(TICK_KEY.format(account_id=account.pk))
 
     assert ensure_streams.delay() is not None
-    key = livestate.TICK_KEY.format(account_id=account.pk)
+    key = TICK_KEY.format(account_id=account.pk)
     try:
         wait_for(lambda: r.hlen(key) == 2, 30, "both symbols in the live state")
     except AssertionError:

@@ -187,7 +187,7 @@ def _every(task: str, period_s: float) -> dict[str, object]:
     return {"task": task, "schedule": period_s, "options": {"expires": period_s}}
 
 
-_ENSURE_EVERY_S = float(env_int("XCON_ENSURE_STREAMS_EVERY_S", 3))
+XCON_ENSURE_STREAMS_EVERY_S = _ENSURE_EVERY_S = float(env_int("XCON_ENSURE_STREAMS_EVERY_S", 3))
 CELERY_BEAT_SCHEDULE = {
     "ensure-streams": _every("monitoring.tasks.ensure_streams", _ENSURE_EVERY_S),
     "send-alerts": _every("monitoring.tasks.send_alerts", 5.0),
@@ -319,6 +319,6 @@ XCON_DEPTH_SYMBOLS = env_int("XCON_DEPTH_SYMBOLS", 20)
 # 2 + XCON_STREAM_SHARE_SLACK or more units apart.
 XCON_TICKER_CHUNK_SYMBOLS = env_int("XCON_TICKER_CHUNK_SYMBOLS", 200)
 XCON_STREAM_SHARE_SLACK = env_int("XCON_STREAM_SHARE_SLACK", 0)
-# Units one worker's stream host holds at most (monitoring/host.py: one event loop beside the
-# Celery pool, so streams never take the threads order tasks need).
+# Units one worker's stream host holds at most (exchanges/streaming/host.py: one event loop
+# beside the Celery pool, so streams never take the threads order tasks need).
 XCON_STREAM_UNITS_PER_WORKER = env_int("XCON_STREAM_UNITS_PER_WORKER", 64)

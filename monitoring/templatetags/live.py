@@ -5,8 +5,8 @@ from __future__ import annotations
 from django import template
 from django.utils.safestring import SafeString, mark_safe
 
+from exchanges.streaming.tickers import TickerRow
 from monitoring.fragments import ticker_row as render_ticker_row
-from monitoring.livestate import TickerRow
 
 register = template.Library()
 

@@ -7,7 +7,9 @@
     el.textContent = text;
     el.className = "badge " + (on ? "on" : "off");
   }
-  document.addEventListener("htmx:wsOpen", function () { setStatus("live updates on", true); });
+  // Open is not live: the server says at once what it can really push (Redis, workers)
+  // and replaces this badge (monitoring/livewatch.py).
+  document.addEventListener("htmx:wsOpen", function () { setStatus("connected, checking…", false); });
   document.addEventListener("htmx:wsClose", function () { setStatus("disconnected — retrying", false); });
   document.addEventListener("htmx:wsError", function () { setStatus("connection error", false); });
 

@@ -10,7 +10,8 @@ from typing import Any
 
 from exchanges.client import ClientSpec
 from exchanges.models import Credentials
-from monitoring.livestate import BookRow, StreamState, TickerRow, TradeRow
+from exchanges.streaming.tickers import TickerRow
+from monitoring.livestate import BookRow, StreamState, TradeRow
 
 
 class Collect:

@@ -5,7 +5,8 @@ lapses and another worker may take the work. Release and renew only succeed for 
 that took the lease, so a late holder never steals or frees someone else's claim.
 
 The lease's value names its owner ("<owner>/<token>"), so anyone can see who holds what
-(monitoring.share counts each worker's streams that way). A holder can be asked to hand its
+(the market-data fair share counts each worker's streams that way, and a page tells a held
+stream from one nobody holds). A holder can be asked to hand its
 work over: whoever plans the fair share writes the lease's current value under the handoff
 key, and `keep()` then answers "handoff" instead of renewing; the holder stops its work and
 releases. The request names the value, so the next holder never mistakes it for its own.
@@ -86,6 +87,6 @@ def handoff_key(lease_key: str) -> str:
 
 
 def stream_lease_key(account_id: int, channel: str = "tickers", chunk: int = 0) -> str:
-    """One market-data unit's lease: an account's channel (and, for tickers, symbol chunk)."""
+    """One stream's lease: an account's channel (and, for tickers, its symbol chunk)."""
     base = f"xcon:lease:{channel}:{account_id}"
     return base if chunk == 0 else f"{base}:{chunk}"

@@ -1,5 +1,5 @@
 """The worker's stream host: the threads, beside the Celery pool, that hold every stream unit
-this worker was given.
+this worker was given, and the process's `shutdown` event.
 
 A unit held as a long Celery task would take a pool thread for as long as it lives: three
 units per account (tickers, book, trades) plus ticker chunks would fill `--concurrency 8`
@@ -8,8 +8,10 @@ Celery task only hands the unit over and returns at once; the pool stays free fo
 alerts and beat work, and a worker holds as many units as its CPU carries
 (settings.XCON_STREAM_UNITS_PER_WORKER).
 
-Used by monitoring.tasks (threads pool: the host lives in the worker process itself). On
-worker shutdown every unit is told to stop and given a few seconds to release its lease.
+Its users hand it a coroutine factory per unit (monitoring.tasks for the market-data units,
+orders.tasks for the own-order streams; threads pool: the host lives in the worker process
+itself), so the host knows nothing of what it runs. On worker shutdown every unit is told to
+stop (`shutdown`, which every holder watches) and given a few seconds to release its lease.
 """
 
 from __future__ import annotations
@@ -21,10 +23,10 @@ import threading
 from collections.abc import Callable, Coroutine, Hashable
 from typing import Any
 
-from monitoring import holder
-from monitoring.share import Unit
-
 log = logging.getLogger(__name__)
+
+#: Set on worker shutdown so every holder of this process ends cleanly and frees its lease.
+shutdown = threading.Event()
 
 
 class StreamHost:
@@ -57,14 +59,10 @@ class StreamHost:
         threading.Thread(target=run, name=f"xcon-stream {name}", daemon=True).start()
         return future
 
-    def hold(self, unit: Unit, *, owner: str, wait_s: float = 0.0) -> str:
-        """Start holding `unit` in the background (it takes its lease, or ends at once if
-        another worker has it). Returns at once."""
-        return self.run(unit, lambda: holder.hold_unit(unit, owner=owner, wait_s=wait_s))
-
     def run(self, key: Hashable, make: Callable[[], Coroutine[Any, Any, str]]) -> str:
-        """Run `make()` in a thread of its own unless `key` already runs here (e.g. an
-        account's own-order stream, orders.stream.hold)."""
+        """Run `make()` (a holder: it takes its lease, or ends at once if another worker has
+        it; it says why it ended) in a thread of its own unless `key` already runs here.
+        Returns "started" or "already held here" at once."""
         with self._lock:
             running = self.units.get(key)
             if running is not None and not running.done():
@@ -91,8 +89,8 @@ class StreamHost:
             return sum(1 for f in self.units.values() if not f.done())
 
     def stop(self, timeout_s: float = 8.0) -> None:
-        """Worker shutdown: every unit ends (holder.shutdown) and releases its lease."""
-        holder.shutdown.set()
+        """Worker shutdown: every unit ends (`shutdown`) and releases its lease."""
+        shutdown.set()
         with self._lock:
             running = list(self.units.values())
         _, pending = concurrent.futures.wait(running, timeout=timeout_s)
