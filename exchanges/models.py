@@ -93,14 +93,13 @@ class ExchangeAccount(models.Model):
             return False
 
     def clean(self) -> None:
-        from exchanges.venues import get_venue
+        from exchanges import config_validation
 
-        try:
-            get_venue(self.venue).policy(self.rate_limit_policy)
-        except (ValueError, KeyError, TypeError) as exc:
-            raise ValidationError(
-                {"rate_limit_policy": f"Not a valid policy override: {exc}"}
-            ) from None
+        problems = config_validation.account_problems(
+            self.venue, self.ccxt_options, self.rate_limit_policy, self.rest_url, self.ws_url
+        )
+        if problems:
+            raise ValidationError(problems)
 
     def watched_symbol_list(self) -> list[str]:
         return [w.symbol for w in self.watched_symbols.all()]
