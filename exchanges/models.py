@@ -111,18 +111,18 @@ class ExchangeAccount(models.Model):
 
     def clean(self) -> None:
         # The door alone imports ccxt; imported here so loading the models does not.
+        from exchanges import config_validation
         from exchanges.client import ccxt_exchange_ids
 
         if self.venue not in ccxt_exchange_ids():
             raise ValidationError(
                 {"venue": f"{self.venue!r} is not an exchange id ccxt knows (e.g. binance)."}
             )
-        try:
-            self.venue_module.policy(self.rate_limit_policy)
-        except (ValueError, KeyError, TypeError) as exc:
-            raise ValidationError(
-                {"rate_limit_policy": f"Not a valid policy override: {exc}"}
-            ) from None
+        problems = config_validation.account_problems(
+            self.venue, self.ccxt_options, self.rate_limit_policy, self.rest_url, self.ws_url
+        )
+        if problems:
+            raise ValidationError(problems)
 
     def watched_symbol_list(self) -> list[str]:
         return [w.symbol for w in self.watched_symbols.all()]

@@ -19,11 +19,11 @@ from typing import Any
 import redis.asyncio as aredis
 from redis.exceptions import RedisError
 
+from exchanges.streaming.books import BOOK_KEY
 from exchanges.streaming.store import sync_client
 from exchanges.streaming.tickers import TickerRow
 from monitoring.latency import LatencyView
 
-BOOK_KEY = "xcon:live:books:{account_id}"
 TRADES_KEY = "xcon:live:trades:{account_id}"
 #: the tickers stream's state (its key predates the other channels); others add ":<channel>"
 STATE_KEY = "xcon:live:state:{account_id}"

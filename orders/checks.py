@@ -2,41 +2,40 @@
 answer for the template.
 
 The rules themselves are pure (orders/rules/); this module supplies their inputs from
-where they live: the market's synced metadata (PostgreSQL), the live best bid/ask (Redis,
-written by the stream holders), the venue's average price (REST, cached a few seconds),
-the account's balances (Redis, written by the own-order stream) and fee rates.
+where they live, without ever asking the venue inside the request: the market's synced
+metadata (PostgreSQL), the best bid/ask and last price (Redis, written by the market
+streams), the venue's average price (Redis, fetched off the request by
+orders/liverefresh.py), the balances (Redis, written by the own-order stream) and fee
+rates. What is missing or stale is listed as "not checked", with since when; with Redis
+unreadable the check says so and the order is refused.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
-import threading
 import time
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any, cast
+from typing import cast
 
-from django.core.cache import cache
-from django.db import connection
+from django.db.models import Count, Q
 from django.forms import ModelChoiceField
+from redis.exceptions import RedisError
 
-from exchanges import errors, trading
-from exchanges.client import ClientSpec, ExchangeClient, run_sync
+from exchanges import trading
 from exchanges.models import AccountFee, ExchangeAccount, Market
-from exchanges.streaming.tickers import tickers_for
+from exchanges.streaming import books, tickers
 from exchanges.venues import get_venue
 from orders import rules, stream
 from orders.forms import OrderForm
+from orders.liverefresh import avg_price_key, redis_client, refresher
 from orders.models import Order, OrderType
 from orders.services import Draft
 
 log = logging.getLogger(__name__)
-
-#: how long a fetched average price / REST ticker is reused by the form
-PRICE_CACHE_S = 5
-#: balances older than this are re-fetched over REST before they are shown
-BALANCE_MAX_AGE_S = 30.0
 
 
 @dataclass
@@ -69,6 +68,10 @@ class Evaluation:
     available: Decimal | None = None
     available_asset: str = ""
     balance_note: str = ""
+    #: why bid / ask are not shown ("" when they are live)
+    price_note: str = ""
+    #: Redis (the live state, the order queue) could not be read: nothing live is known
+    live_down: bool = False
     #: the amount is in the quote asset (a market order: spend / raise this much)
     by_quote: bool = False
     #: the operator's unit choice as posted (kept while the form is incomplete)
@@ -85,108 +88,159 @@ class Evaluation:
 
 
 # ------------------------------------------------------------------ inputs
-#: a cached value older than PRICE_CACHE_S is still served (and refreshed in the background)
-#: until it is this old
-PRICE_STALE_S = 30
+#: a live price (ticker or book top) older than this is not used: the streams deliver every
+#: second or faster while they are up
+PRICE_MAX_AGE_S = 30.0
+#: the venue's average price (REST, fetched off the request by `refresher`) is served while
+#: younger than AVG_PRICE_MAX_AGE_S and refreshed in the background once older than
+#: AVG_PRICE_REFRESH_S (Binance's avgPrice is a 5-minute average: it moves slowly)
+AVG_PRICE_REFRESH_S = 5.0
+AVG_PRICE_MAX_AGE_S = 30.0
+#: stored balances older than this count as stale unless the own-order stream is held
+#: (it writes every change, so a quiet account's balances are old but current)
+BALANCE_MAX_AGE_S = 30.0
+REDIS_DOWN = "live state unavailable (Redis down)"
 
 
-def cached_or_fetch(key: str, fetch: Any) -> Any:
-    """A venue figure for the form without making the operator wait on the venue.
+def live_state_up() -> bool:
+    """Whether Redis (the live state and the order queue) answers now."""
+    try:
+        return bool(redis_client().ping())
+    except (RedisError, OSError):
+        return False
 
-    Fresh (< PRICE_CACHE_S): served. Older but < PRICE_STALE_S: served, and one background
-    refresh is started (one per key across processes: a Redis lock). Missing: fetched now.
-    A failed fetch (None) is not cached.
+
+@dataclass
+class Live:
+    """What the check reads from the live state in Redis; it never asks the venue itself.
+
+    `down`: Redis could not be read at all (every other field is then unknown).
+    `price_note` / `balance_note` say why a value is missing ("" when it is live).
     """
-    entry = cache.get(key)
-    now = time.time()
-    if entry is not None:
-        value, fetched_at = entry
-        if now - fetched_at >= PRICE_CACHE_S and cache.add(f"{key}:refreshing", 1, 10):
 
-            def refresh() -> None:
-                try:
-                    fresh = fetch()
-                    if fresh is not None:
-                        cache.set(key, (fresh, time.time()), PRICE_STALE_S)
-                finally:
-                    cache.delete(f"{key}:refreshing")
-                    connection.close()
-
-            threading.Thread(target=refresh, daemon=True, name="form-refresh").start()
-        return value
-    value = fetch()
-    if value is not None:
-        cache.set(key, (value, now), PRICE_STALE_S)
-    return value
+    down: bool = False
+    bid: Decimal | None = None
+    ask: Decimal | None = None
+    last: Decimal | None = None
+    price_note: str = ""
+    avg_price: Decimal | None = None
+    avg_price_source: str = ""
+    avg_note: str = ""
+    balances: dict[str, dict[str, Decimal | None]] = field(default_factory=dict)
+    balance_note: str = ""
 
 
-def best_bid_ask(
-    account: ExchangeAccount, symbol: str
-) -> tuple[Decimal | None, Decimal | None, Decimal | None]:
-    """Best bid, best ask and last price: streamed if fresh, else fetched (cached)."""
-    row = tickers_for(account.pk).get(symbol)
-    if row is not None and row.bid and row.ask and time.time() - row.received_ts < 30:
-        last = Decimal(row.last) if row.last else None
-        return Decimal(row.bid), Decimal(row.ask), last
-    spec = ClientSpec.for_account(account)
+def read_live(account: ExchangeAccount, market: Market, *, balances: bool = True) -> Live:
+    """Prices from the market streams' live state, the venue's average price from the
+    background refresher's cache, balances from the own-order stream's store. A value that
+    is missing or stale is left None with a note (and a background refresh asked for where
+    one exists): the request itself never waits on the venue.
 
-    def fetch() -> tuple[Decimal | None, Decimal | None, Decimal | None] | None:
-        async def go() -> Any:
-            async with ExchangeClient(spec) as client:
-                return await client.fetch_ticker(symbol)
-
-        try:
-            t = run_sync(go)
-        except errors.ExchangeError as exc:
-            log.info("no ticker for %s %s: %s", account, symbol, exc)
-            return None
-        return (t.bid, t.ask, t.last)
-
-    value = cached_or_fetch(f"xcon:form:ticker:{account.pk}:{symbol}", fetch)
-    return value if value is not None else (None, None, None)
-
-
-def average_price(
-    account: ExchangeAccount, market: Market, bid: Decimal | None, ask: Decimal | None
-) -> tuple[Decimal | None, str]:
-    """The venue's reference price for price-band and market-notional filters.
-
-    The venue's own figure where it publishes one (exchanges/venues: Binance's avgPrice);
-    otherwise, or when it cannot be fetched, the mid of the best bid and ask, said so.
+    One pipelined round trip on a pooled connection: the keys and row types are the live
+    state's own (exchanges.streaming, orders.stream), read for this one symbol rather than
+    through `tickers_for` / `books_for` / `read_balances`, which open a connection each and
+    load every symbol of the account (a quarter of the check's time, measured).
     """
     venue = get_venue(account.venue)
+    try:
+        with redis_client().pipeline(transaction=False) as pipe:
+            pipe.get(avg_price_key(account.pk, market.symbol))
+            pipe.exists(stream.lease_key(account.pk))
+            pipe.hget(tickers.TICK_KEY.format(account_id=account.pk), market.symbol)
+            pipe.hget(books.BOOK_KEY.format(account_id=account.pk), market.symbol)
+            pipe.hgetall(stream.balances_key(account.pk))
+            avg_raw, order_stream_held, tick_raw, book_raw, balances_raw = pipe.execute()
+    except (RedisError, OSError):
+        return Live(down=True, price_note=REDIS_DOWN, balance_note=REDIS_DOWN)
+    live = Live()
+    _read_prices(live, tick_raw, book_raw)
     if venue.publishes_average_price:
-        spec = ClientSpec.for_account(account)
-
-        def fetch() -> Decimal | None:
-            async def go() -> Decimal | None:
-                async with ExchangeClient(spec) as client:
-                    return await venue.average_price(client, market.exchange_symbol)
-
-            try:
-                return run_sync(go)
-            except (errors.ExchangeError, KeyError, ValueError, ArithmeticError) as exc:
-                log.info("avgPrice unavailable for %s: %s", market.symbol, exc)
-                return None
-
-        value = cached_or_fetch(f"xcon:form:avgprice:{account.pk}:{market.symbol}", fetch)
-        if value is not None:
-            return value, "venue average"
-    if bid is not None and ask is not None:
-        return (bid + ask) / 2, "mid"
-    return None, ""
+        _read_avg_price(live, account, market, avg_raw)
+    elif live.bid is not None and live.ask is not None:
+        live.avg_price, live.avg_price_source = (live.bid + live.ask) / 2, "mid"
+    if balances:
+        _read_balances(live, account, balances_raw, bool(order_stream_held))
+    return live
 
 
-def balances(account: ExchangeAccount) -> tuple[dict[str, dict[str, Decimal | None]], str]:
-    held, ts = stream.read_balances(account.pk)
-    if ts is not None and time.time() - ts < BALANCE_MAX_AGE_S:
-        return held, ""
-    fetched = stream.refresh_balances(account.pk)
-    if fetched:
-        return fetched, ""
-    if held:
-        return held, "balances may be stale (last update failed)"
-    return {}, "balances could not be read from the exchange"
+def _price(text: str | None) -> Decimal | None:
+    """A positive finite price from the live state, else None (a venue's NaN is no price)."""
+    try:
+        value = Decimal(text) if text else None
+    except ArithmeticError:
+        return None
+    return value if value is not None and value.is_finite() and value > 0 else None
+
+
+def _read_prices(live: Live, tick_raw: str | None, book_raw: str | None) -> None:
+    now = time.time()
+    seen = 0.0
+    try:
+        tick = tickers.TickerRow(**json.loads(tick_raw)) if tick_raw else None
+    except (ValueError, TypeError):
+        tick = None
+    if tick is not None:
+        seen = tick.received_ts
+        bid, ask = _price(tick.bid), _price(tick.ask)
+        if bid and ask and now - tick.received_ts < PRICE_MAX_AGE_S:
+            live.bid, live.ask, live.last = bid, ask, _price(tick.last)
+            return
+    book_bid, book_ask, book_ts = books.top_of_book(book_raw)
+    if book_ts:
+        seen = max(seen, book_ts)
+        bid, ask = _price(book_bid), _price(book_ask)
+        if bid and ask and now - book_ts < PRICE_MAX_AGE_S:
+            live.bid, live.ask = bid, ask
+            return
+    live.price_note = f"no live price since {_clock(seen)}" if seen else "no live price yet"
+
+
+def _read_avg_price(live: Live, account: ExchangeAccount, market: Market, raw: str | None) -> None:
+    value, fetched_at = _parse_avg(raw)
+    age = time.time() - fetched_at if value is not None else None
+    if age is None or age >= AVG_PRICE_REFRESH_S:
+        refresher.want_avg_price(account, market.symbol, market.exchange_symbol)
+    if value is not None and age is not None and age < AVG_PRICE_MAX_AGE_S:
+        live.avg_price, live.avg_price_source = value, "venue average"
+    elif value is not None:
+        live.avg_note = f"no venue average price since {_clock(fetched_at)}"
+    else:
+        live.avg_note = "venue average price not fetched yet"
+
+
+def _parse_avg(raw: str | None) -> tuple[Decimal | None, float]:
+    if not raw:
+        return None, 0.0
+    try:
+        entry = json.loads(raw)
+        return Decimal(entry["v"]), float(entry["ts"])
+    except (ValueError, KeyError, TypeError, ArithmeticError):
+        return None, 0.0
+
+
+def _read_balances(
+    live: Live, account: ExchangeAccount, raw: dict[str, str], order_stream_held: bool
+) -> None:
+    """`raw`: the own-order stream's balances hash (orders.stream.store_balances)."""
+    raw = dict(raw)
+    ts = float(raw.pop("_ts")) if "_ts" in raw else None
+    if ts is None:
+        if not order_stream_held:
+            refresher.want_balances(account.pk)
+        live.balance_note = "no balances from the order stream yet"
+        return
+    if order_stream_held or time.time() - ts < BALANCE_MAX_AGE_S:
+        live.balances = {
+            asset: {k: None if v is None else Decimal(v) for k, v in json.loads(b).items()}
+            for asset, b in raw.items()
+        }
+        return
+    refresher.want_balances(account.pk)
+    live.balance_note = f"no live balances since {_clock(ts)} (order stream not running)"
+
+
+def _clock(ts: float) -> str:
+    return datetime.fromtimestamp(ts, tz=UTC).strftime("%H:%M:%S UTC")
 
 
 def fee_rates(account: ExchangeAccount, market: Market) -> tuple[Decimal | None, Decimal | None]:
@@ -233,7 +287,9 @@ def evaluate(form: OrderForm, *, initial: bool = False) -> Evaluation:
         if acc is not None and symbol:
             result.market = Market.objects.filter(account=acc, symbol=symbol).first()
             if result.market is not None:
-                result.bid, result.ask, result.last = best_bid_ask(acc, symbol)
+                # the balances and the average price are asked for now, so that they are
+                # there by the operator's first keystroke
+                _show_live(result, read_live(acc, result.market))
                 _offer(result, acc, str(form.initial.get("side") or "buy"))
         return result
     valid = form.is_valid()
@@ -248,14 +304,56 @@ def evaluate(form: OrderForm, *, initial: bool = False) -> Evaluation:
     data = form.cleaned_data
     account: ExchangeAccount = data["account"]
     _offer(result, account, str(data.get("side") or "buy"))
-    result.bid, result.ask, result.last = best_bid_ask(account, market.symbol)
-    avg, result.avg_price_source = average_price(account, market, result.bid, result.ask)
-    result.avg_price = _show(avg)
+    live = read_live(account, market, balances=valid)
+    _show_live(result, live)
+    if live.down:
+        result.problems.append(
+            Problem(
+                "",
+                "LIVE_STATE",
+                f"Orders are refused: {REDIS_DOWN}. Prices, balances and the order queue "
+                "live there; try again when it is back.",
+            )
+        )
     if not valid:
         return result
+    try:
+        _apply_rules(result, form, account, market, live)
+    except ArithmeticError:
+        # the form bounds every value (orders/rules/numbers.py) and the rules run with room
+        # to spare; a market whose own metadata is out of range must still not answer 500
+        log.warning("rules overflowed on %s %s", account, market.symbol, exc_info=True)
+        result.problems.append(
+            Problem("", "input", "These values are out of the range the check can handle.")
+        )
+    result.ok = not result.problems
+    result.draft = result.draft if result.ok else None
+    return result
+
+
+def _show_live(result: Evaluation, live: Live) -> None:
+    result.live_down = live.down
+    result.bid, result.ask, result.last = live.bid, live.ask, live.last
+    result.price_note = live.price_note
+    result.avg_price, result.avg_price_source = _show(live.avg_price), live.avg_price_source
+    result.balance_note = live.balance_note
+    if live.down:
+        result.unchecked.append(f"prices, average price and balances ({REDIS_DOWN})")
+        return
+    if live.price_note:
+        result.unchecked.append(f"bid/ask ({live.price_note})")
+    if live.avg_note:
+        result.unchecked.append(f"average price ({live.avg_note})")
+    if live.balance_note:
+        result.unchecked.append(f"balance ({live.balance_note})")
+
+
+def _apply_rules(
+    result: Evaluation, form: OrderForm, account: ExchangeAccount, market: Market, live: Live
+) -> None:
+    data = form.cleaned_data
     maker, taker = fee_rates(account, market)
-    held, note = balances(account)
-    result.balance_note = note
+    held = live.balances
     result.by_quote = form.by_quote
     draft = Draft(
         account_id=account.pk,
@@ -269,11 +367,13 @@ def evaluate(form: OrderForm, *, initial: bool = False) -> Evaluation:
         iceberg_qty=data.get("iceberg_qty"),
         quote_amount=data["amount"] if form.by_quote else None,
     )
-    live_here = Order.objects.live().filter(account=account, symbol=market.symbol)
-    open_count = live_here.count()
-    open_stops = live_here.filter(
-        type__in=[OrderType.STOP_LOSS_LIMIT, OrderType.TAKE_PROFIT_LIMIT]
-    ).count()
+    stops = [OrderType.STOP_LOSS_LIMIT, OrderType.TAKE_PROFIT_LIMIT]
+    counts = (
+        Order.objects.live()
+        .filter(account=account, symbol=market.symbol)
+        .aggregate(open=Count("pk"), stops=Count("pk", filter=Q(type__in=stops)))
+    )
+    open_count, open_stops = counts["open"], counts["stops"]
     market_rules = rules.from_market(market)
     context = rules.Context(
         avg_price=result.avg_price,
@@ -282,8 +382,8 @@ def evaluate(form: OrderForm, *, initial: bool = False) -> Evaluation:
         last=result.last,
         open_orders=open_count,
         open_algo_orders=open_stops,
-        base_free=_free(held, market.base, note),
-        quote_free=_free(held, market.quote, note),
+        base_free=_free(held, market.base),
+        quote_free=_free(held, market.quote),
         maker_rate=maker,
         taker_rate=taker,
     )
@@ -309,7 +409,7 @@ def evaluate(form: OrderForm, *, initial: bool = False) -> Evaluation:
         result.estimated_qty = _show(validation.quantity)
         if result.quote_offered and not validation.problems:
             _check_sendable(result, account, market, draft.quote_amount)
-    result.unchecked = list(validation.unchecked)
+    result.unchecked.extend(validation.unchecked)
     result.notional = _show(validation.notional)
     result.fee = _show(validation.fee)
     result.fee_asset = validation.fee_asset
@@ -319,11 +419,9 @@ def evaluate(form: OrderForm, *, initial: bool = False) -> Evaluation:
     result.available_asset = spend_asset
     free = held.get(spend_asset, {}).get("free") if held else None
     result.available = free.normalize() if free is not None else None
-    result.ok = not result.problems
-    result.draft = draft if result.ok else None
+    result.draft = draft
     if draft.type == OrderType.MARKET and result.avg_price is None:
         result.unchecked.append("market price (no price available)")
-    return result
 
 
 def _check_sendable(
@@ -351,7 +449,7 @@ def _show(value: Decimal | None) -> Decimal | None:
     return None if value is None else Decimal(format(value.normalize(), "f"))
 
 
-def _free(held: dict[str, dict[str, Decimal | None]], asset: str, note: str) -> Decimal | None:
+def _free(held: dict[str, dict[str, Decimal | None]], asset: str) -> Decimal | None:
     if not held:
         return None
     value = held.get(asset, {}).get("free")

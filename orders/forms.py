@@ -2,7 +2,8 @@
 
 Parsing errors (not a number, missing price) are the form's own; everything about values
 (steps, ranges, notional, price bands, balance) comes from orders/checks.py, which applies
-the exchange's filters from synced metadata.
+the exchange's filters from synced metadata. Every error text is short whatever was posted:
+numbers are parsed by orders/rules/numbers.py, choices never echo the value.
 """
 
 from __future__ import annotations
@@ -15,6 +16,28 @@ from django.db import models
 
 from exchanges.models import ExchangeAccount, Market
 from orders.models import OrderType, Side, TimeInForce
+from orders.rules.numbers import NumberError, parse_decimal
+
+#: Django's default echoes the posted value, which may be megabytes long
+_CHOICE_ERRORS: dict[str, Any] = {"invalid_choice": "Select one of the offered choices."}
+
+
+class OrderNumberField(forms.Field):
+    """A plain decimal of bounded size (orders/rules/numbers.py), typed as text."""
+
+    widget = forms.TextInput
+
+    def to_python(self, value: Any) -> Decimal | None:
+        if value in self.empty_values or (isinstance(value, str) and not value.strip()):
+            return None
+        try:
+            return parse_decimal(str(value))
+        except NumberError as exc:
+            raise forms.ValidationError(str(exc), code="invalid") from None
+
+
+class BoundedChoiceField(forms.ChoiceField):
+    default_error_messages = _CHOICE_ERRORS
 
 
 class AmountIn(models.TextChoices):
@@ -25,18 +48,16 @@ class AmountIn(models.TextChoices):
 class OrderForm(forms.Form):
     account = forms.ModelChoiceField(queryset=ExchangeAccount.objects.none(), empty_label=None)
     symbol = forms.CharField(max_length=64)
-    side = forms.ChoiceField(choices=Side.choices, widget=forms.RadioSelect, initial=Side.BUY)
-    type = forms.ChoiceField(choices=OrderType.choices, initial=OrderType.LIMIT)
-    time_in_force = forms.ChoiceField(choices=TimeInForce.choices, initial=TimeInForce.GTC)
-    amount = forms.DecimalField(min_value=Decimal(0), required=True, label="Quantity")
+    side = BoundedChoiceField(choices=Side.choices, widget=forms.RadioSelect, initial=Side.BUY)
+    type = BoundedChoiceField(choices=OrderType.choices, initial=OrderType.LIMIT)
+    time_in_force = BoundedChoiceField(choices=TimeInForce.choices, initial=TimeInForce.GTC)
+    amount = OrderNumberField(required=True, label="Quantity")
     #: a market order's amount in the base asset (a quantity) or in the quote asset (spend /
     #: raise this much); limit orders are always by quantity
-    amount_in = forms.ChoiceField(choices=AmountIn.choices, required=False, initial=AmountIn.BASE)
-    price = forms.DecimalField(min_value=Decimal(0), required=False)
-    stop_price = forms.DecimalField(min_value=Decimal(0), required=False)
-    iceberg_qty = forms.DecimalField(
-        min_value=Decimal(0), required=False, label="Iceberg (visible qty)"
-    )
+    amount_in = BoundedChoiceField(choices=AmountIn.choices, required=False, initial=AmountIn.BASE)
+    price = OrderNumberField(required=False)
+    stop_price = OrderNumberField(required=False)
+    iceberg_qty = OrderNumberField(required=False, label="Iceberg (visible qty)")
 
     def __init__(self, *args: Any, accounts: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

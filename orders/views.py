@@ -15,6 +15,7 @@ from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
+from django.utils.html import escape
 from django.views.decorators.http import require_GET, require_POST
 
 from exchanges.models import ExchangeAccount, Market
@@ -177,10 +178,23 @@ def detail(request: HttpRequest, pk: int) -> TemplateResponse:
     )
 
 
+def _queue_down() -> HttpResponse | None:
+    """A cancel is queued through Redis: refuse it plainly while Redis is down."""
+    if checks.live_state_up():
+        return None
+    return HttpResponse(
+        f"Cancel not sent: {checks.REDIS_DOWN}; the order queue lives there. Try again when "
+        "it is back.",
+        status=503,
+    )
+
+
 @login_required
 @require_POST
 def cancel(request: HttpRequest, pk: int) -> HttpResponse:
     order = get_object_or_404(Order.objects.for_user(request.user), pk=pk)
+    if (down := _queue_down()) is not None:
+        return down
     try:
         accepted = services.request_cancel(request.user, order)
     except services.NotAllowed as exc:
@@ -196,10 +210,19 @@ def cancel(request: HttpRequest, pk: int) -> HttpResponse:
 @login_required
 @require_POST
 def cancel_all(request: HttpRequest) -> HttpResponse:
-    account = get_object_or_404(ExchangeAccount, pk=request.POST.get("account"))
-    symbol = request.POST.get("symbol", "")
+    account_id = request.POST.get("account", "")
+    symbol = request.POST.get("symbol", "").strip()
+    if not account_id.isascii() or not account_id.isdigit() or len(account_id) > 18:
+        return HttpResponse("Choose an account.", status=400)
+    if not symbol or len(symbol) > 64 or "\x00" in symbol:
+        return HttpResponse("Choose a market.", status=400)
+    account = get_object_or_404(ExchangeAccount, pk=int(account_id))
+    if (down := _queue_down()) is not None:
+        return down
     try:
         n = services.cancel_all(request.user, account.pk, symbol)
     except services.NotAllowed as exc:
         raise PermissionDenied(str(exc)) from None
-    return HttpResponse(f"Cancel requested for {n} order{'s' if n != 1 else ''} on {symbol}.")
+    return HttpResponse(
+        escape(f"Cancel requested for {n} order{'s' if n != 1 else ''} on {symbol}.")
+    )

@@ -20,6 +20,7 @@ from exchanges.simulator import SimulatorConfig
 from exchanges.simulator.testing import SimulatorHandle, run_in_thread
 from orders import placement, services
 from orders.models import Fill, Order, OrderState
+from tests.helpers.live_prices import publish_ticker
 from tests.helpers.order_accounts import keyed_account
 from tests.helpers.order_accounts import trader as a_trader
 
@@ -115,6 +116,7 @@ def test_a_market_without_quote_amounts_offers_no_toggle_and_says_why(
 def test_a_quote_amount_shows_the_quantity_it_buys_at_the_best_ask(
     account: ExchangeAccount, desk: Client, sim: SimulatorHandle
 ) -> None:
+    publish_ticker(account)  # the check reads live prices only (as the streams store them)
     _, ask = best(sim)
     html = desk.post("/orders/check", form(account)).content.decode()
     assert "Passes" in html, html

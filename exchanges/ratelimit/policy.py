@@ -68,7 +68,15 @@ class Policy:
         """Apply an account's overrides: {"pools": {"REQUEST_WEIGHT": {"limit": 1200}}, ...}."""
         if not overrides:
             return self
-        unknown_keys = set(overrides) - {"pools", "guard_ms", "lane_caps", "max_wait_s"}
+        # "negotiated" only marks limits above the published ones as granted by the venue
+        # (checked in admin: exchanges/config_validation.py); it changes nothing here
+        unknown_keys = set(overrides) - {
+            "pools",
+            "guard_ms",
+            "lane_caps",
+            "max_wait_s",
+            "negotiated",
+        }
         if unknown_keys:
             raise ValueError(
                 f"unknown settings {sorted(unknown_keys)}; use pools, guard_ms, lane_caps, "

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from decimal import Decimal
+from decimal import Decimal, localcontext
 
 from orders.rules.grid import (
     ZERO,
@@ -27,6 +27,8 @@ from orders.rules.grid import (
 )
 from orders.rules.model import Context, Kind, MarketRules, OrderDraft, Problem, Validation
 
+#: digits of the rules' Decimal context (see validate)
+RULES_PRECISION = 60
 _MAX_NUDGES = 4  # grid steps tried past a bound when two grids (lot, market lot) combine
 
 
@@ -788,7 +790,17 @@ def validate(rules: MarketRules, draft: OrderDraft, context: Context | None = No
 
     Context values that are None are not guessed: the rules that need them are listed in
     `unchecked` instead of being passed silently.
+
+    The arithmetic runs with RULES_PRECISION digits: a value at the bounds the desk accepts
+    (orders/rules/numbers.py: 20 digits either side of the point) against a fine step has a
+    quotient of up to 40 digits, which the default 28 would round (grid tests) or refuse
+    (remainders). Inputs beyond those bounds may raise ArithmeticError; callers bound them.
     """
+    with localcontext(prec=RULES_PRECISION):
+        return _validate(rules, draft, context)
+
+
+def _validate(rules: MarketRules, draft: OrderDraft, context: Context | None) -> Validation:
     ch = _Checker(rules, draft, context or Context())
     if rules.arguments_first:
         ch.arguments()
