@@ -15,62 +15,66 @@ claimed atomically so exactly one sender does it:
 
 Every decision is a `Notification` row; an alert is unique per (rule, incident), and claiming
 one locks its incident row first, so a closing event and a late alert cannot cross.
+
+This module owns that claiming and the outcome recorded on each event. What a rule decides
+about an event (matching, cool-down, recoveries) is monitoring/alertrules.py; composing and
+sending the mail is monitoring/alertmail.py, whose public names are importable from here too.
 """
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-from typing import Any
-from urllib.parse import urlencode
+from datetime import datetime, timedelta
 
-from django.conf import settings
-from django.core.mail import EmailMultiAlternatives, get_connection
 from django.db import transaction
 from django.db.models import Exists, OuterRef, Q
 from django.db.models.functions import Coalesce
-from django.template.loader import render_to_string
-from django.urls import reverse
 from django.utils import timezone
 
+from monitoring.alertmail import (
+    ADVICE,
+    MAX_ATTEMPTS,
+    RETRY_AFTER,
+    SMTP_TIMEOUT_S,
+    build_message,
+    deliver,
+    email_context,
+    event_log_url,
+    humane_duration,
+)
+from monitoring.alertrules import decide_alert, fires_on, recoveries
 from monitoring.models import (
-    LASTING_CONDITIONS,
     UNHANDLED,
     AlertRule,
     AlertState,
     Condition,
     HealthEvent,
     Incident,
-    Kind,
     Notification,
     NotificationKind,
     NotificationStatus,
-    State,
 )
 
-log = logging.getLogger(__name__)
+__all__ = [
+    "ADVICE",
+    "MAX_ATTEMPTS",
+    "MAX_EVENTS_PER_CALL",
+    "RECLAIM_AFTER",
+    "RETRY_AFTER",
+    "SMTP_TIMEOUT_S",
+    "SendReport",
+    "build_message",
+    "email_context",
+    "event_log_url",
+    "humane_duration",
+    "send_pending",
+]
 
 #: A claim older than this was abandoned by a sender that died; someone else takes it over.
 #: Far longer than a delivery can take (SMTP_TIMEOUT_S), so a slow sender is never doubled.
 RECLAIM_AFTER = timedelta(minutes=10)
-SMTP_TIMEOUT_S = 30
-MAX_ATTEMPTS = 5
-RETRY_AFTER = timedelta(minutes=1)
 #: Per call, so a task or a loop iteration ends even when a flood of events arrives.
 MAX_EVENTS_PER_CALL = 500
-
-#: What an operator should look at first, by kind of subject.
-ADVICE: dict[str, str] = {
-    Kind.STREAM: "The dashboard's stream state and the worker log; whether the venue's "
-    "WebSocket endpoint answers.",
-    Kind.BREAKER: "The venue's status page and the errors that opened it: calls to this account "
-    "fail fast while the breaker is open.",
-    Kind.LIMITER: "The rate-limit bars on the dashboard: further 429s lead to an IP ban (418).",
-    Kind.CLOCK: "The host's time synchronisation (NTP): signed requests are refused once the "
-    "offset exceeds the venue's receive window.",
-    Kind.ORDER: "The order's rejection reason, the account's balances and the market's filters.",
-}
 
 
 @dataclass
@@ -145,15 +149,15 @@ def _handle_event(
 ) -> None:
     if event.incident_id is None:
         decided = [
-            _decide_alert(rule, event, None, now)
+            decide_alert(rule, event, None, now)
             for rule in rules
-            if rule.covers(event.account_id, event.kind) and _fires_on(rule, event, None)
+            if rule.covers(event.account_id, event.kind) and fires_on(rule, event, None)
         ]
     else:
         with transaction.atomic():
             incident = Incident.objects.select_for_update().get(pk=event.incident_id)
             if incident.closing_event_id == event.pk:
-                decided = _recoveries(incident, event, now)
+                decided = recoveries(incident, event, now)
             else:
                 already = set(
                     incident.notifications.filter(kind=NotificationKind.ALERT).values_list(
@@ -161,153 +165,17 @@ def _handle_event(
                     )
                 )
                 decided = [
-                    _decide_alert(rule, event, incident, now)
+                    decide_alert(rule, event, incident, now)
                     for rule in rules
                     if rule.pk not in already
                     and rule.covers(event.account_id, event.kind)
-                    and _fires_on(rule, event, incident)
+                    and fires_on(rule, event, incident)
                 ]
     for notification in decided:
         if notification.status == NotificationStatus.CLAIMED:
-            _deliver(notification, now)
+            deliver(notification, now)
         _count(notification, report)
     _settle_event(event, decided, now)
-
-
-def _fires_on(rule: AlertRule, event: HealthEvent, incident: Incident | None) -> bool:
-    """Whether this event (opening or worsening an incident, or a momentary one) meets the rule."""
-    details = event.details or {}
-    match rule.condition:
-        case Condition.BREAKER_OPEN:
-            return event.state == State.OPENED
-        case Condition.LIMITER:
-            if event.state in (State.RATE_LIMITED, State.BANNED):
-                return True
-            return event.state == State.LIMIT_NEAR and _at_least(
-                details.get("percent"), rule.threshold
-            )
-        case Condition.CLOCK_SKEW:
-            return event.state == State.CLOCK_SKEW and _at_least(
-                details.get("offset_ms"), rule.threshold, strict=True, absolute=True
-            )
-        case Condition.ORDER_FAILED:
-            return event.state == State.ORDER_FAILED
-        case Condition.RECONNECT_STORM:
-            if incident is None or incident.opening_event_id != event.pk:
-                return False  # a drop is the opening of a stream incident
-            # Counted up to this drop, not up to now: a backlog handled late counts the same.
-            window = timedelta(minutes=rule.window_minutes or 0)
-            drops = Incident.objects.filter(
-                account_id=event.account_id,
-                kind=event.kind,
-                subject=event.subject,
-                opened_at__gt=incident.opened_at - window,
-                opened_at__lte=incident.opened_at,
-            ).count()
-            return drops > (rule.threshold or 0)
-        case _:
-            return False  # duration rules are found by time, in _fire_duration_rule
-
-
-def _at_least(
-    value: Any, threshold: float | None, *, strict: bool = False, absolute: bool = False
-) -> bool:
-    """A reported number against a rule's threshold; no threshold (or no number) matches."""
-    if threshold is None or value is None:
-        return True
-    try:
-        number = abs(float(value)) if absolute else float(value)
-    except (TypeError, ValueError):
-        return True  # the reporter said the state is bad; an unreadable number must not hide it
-    return number > threshold if strict else number >= threshold
-
-
-def _decide_alert(
-    rule: AlertRule, event: HealthEvent, incident: Incident | None, now: datetime
-) -> Notification:
-    """Create the rule's alert about `event`: claimed to send now, deferred, or suppressed.
-
-    Callers that pass an incident hold its row lock and have checked that the rule has no
-    alert for it yet.
-    """
-    notification = Notification(
-        rule=rule,
-        incident=incident,
-        event=event,
-        kind=NotificationKind.ALERT,
-        status=NotificationStatus.CLAIMED,
-        created_at=now,
-        claimed_at=now,
-    )
-    if not rule.recipient_list():
-        notification.status = NotificationStatus.SUPPRESSED
-        notification.reason = "No recipients: set the rule's recipients or XCON_ALERT_RECIPIENTS."
-    elif (last := _last_alert(rule, event, now)) is not None:
-        assert last.claimed_at is not None
-        until = last.claimed_at + timedelta(minutes=rule.cooldown_minutes)
-        mailed = f"cool-down: '{rule}' mailed about {event.subject_label} at {_hm(last.claimed_at)}"
-        if incident is not None and rule.condition in LASTING_CONDITIONS:
-            notification.status = NotificationStatus.DEFERRED
-            notification.due_at = until
-            notification.reason = f"{mailed}; mails at {_hm(until)} if still not recovered."
-        else:
-            notification.status = NotificationStatus.SUPPRESSED
-            notification.reason = f"{mailed} ({rule.cooldown_minutes} min cool-down)."
-    if notification.status != NotificationStatus.CLAIMED:
-        notification.claimed_at = None
-    notification.save()
-    return notification
-
-
-def _last_alert(rule: AlertRule, event: HealthEvent, now: datetime) -> Notification | None:
-    """The rule's latest alert about this account and subject inside its cool-down."""
-    if not rule.cooldown_minutes:
-        return None
-    return (
-        Notification.objects.filter(
-            rule=rule,
-            kind=NotificationKind.ALERT,
-            status__in=(NotificationStatus.CLAIMED, NotificationStatus.SENT),
-            event__account_id=event.account_id,
-            event__kind=event.kind,
-            event__subject=event.subject,
-            claimed_at__gt=now - timedelta(minutes=rule.cooldown_minutes),
-        )
-        .order_by("-claimed_at")
-        .first()
-    )
-
-
-def _recoveries(incident: Incident, event: HealthEvent, now: datetime) -> list[Notification]:
-    """At the incident's close (its row locked): recoveries for alerts that went out; alerts
-    still waiting are dropped, since what they would say is no longer true."""
-    out: list[Notification] = []
-    notifications = list(incident.notifications.select_related("rule"))
-    recovered = {n.rule_id for n in notifications if n.kind == NotificationKind.RECOVERY}
-    for alert in notifications:
-        if alert.kind != NotificationKind.ALERT or alert.rule_id in recovered:
-            continue  # (a recovery exists only when this event was claimed once before)
-        if alert.status == NotificationStatus.DEFERRED:
-            alert.status = NotificationStatus.SUPPRESSED
-            alert.reason = f"Recovered at {_hm(now)} before it was due. ({alert.reason})"
-            alert.save(update_fields=["status", "reason"])
-        elif (
-            alert.status in (NotificationStatus.CLAIMED, NotificationStatus.SENT)
-            and alert.rule.enabled
-            and alert.rule.announces_recovery
-        ):
-            out.append(
-                Notification.objects.create(
-                    rule=alert.rule,
-                    incident=incident,
-                    event=event,
-                    kind=NotificationKind.RECOVERY,
-                    status=NotificationStatus.CLAIMED,
-                    created_at=now,
-                    claimed_at=now,
-                )
-            )
-    return out
 
 
 _RANK = [AlertState.NOT_NEEDED, AlertState.SUPPRESSED, AlertState.FAILED, AlertState.SENT]
@@ -370,9 +238,9 @@ def _fire_duration_rule(rule: AlertRule, now: datetime, report: SendReport) -> N
                 continue  # closed meanwhile, or another sender has it
             latest = incident.events.order_by("-id").first()
             assert latest is not None
-            notification = _decide_alert(rule, latest, incident, now)
+            notification = decide_alert(rule, latest, incident, now)
         if notification.status == NotificationStatus.CLAIMED:
-            _deliver(notification, now)
+            deliver(notification, now)
         _count(notification, report)
         _settle_event(latest, [notification], now, later=True)
 
@@ -418,112 +286,9 @@ def _send_due(now: datetime, report: SendReport) -> None:
                 continue
             notification.status, notification.claimed_at = NotificationStatus.CLAIMED, now
             notification.save(update_fields=["status", "claimed_at"])
-        _deliver(notification, now)
+        deliver(notification, now)
         _count(notification, report)
         _settle_event(notification.event, [notification], now, later=True)
-
-
-# -- delivery -------------------------------------------------------------------------------
-
-
-def _deliver(notification: Notification, now: datetime) -> None:
-    """Mail a claimed notification; record sent, or a retry, or the final failure."""
-    notification.attempts += 1
-    try:
-        message = build_message(notification, now)
-        message.send()
-    except Exception as exc:  # a bad address or a dead SMTP server must not stop the others
-        log.exception("alert email %s not sent", notification.pk)
-        if notification.attempts < MAX_ATTEMPTS:
-            notification.status = NotificationStatus.DEFERRED
-            notification.due_at = now + RETRY_AFTER * notification.attempts
-            notification.reason = (
-                f"Delivery failed ({exc}); retrying at {_hm(notification.due_at)}."
-            )
-        else:
-            notification.status = NotificationStatus.FAILED
-            notification.reason = f"Delivery failed {notification.attempts} times; last: {exc}"
-    else:
-        notification.status = NotificationStatus.SENT
-        notification.sent_at = now
-        notification.recipients = ", ".join(message.to)
-        notification.email_subject = message.subject[:250]
-        notification.reason = ""
-    notification.save(
-        update_fields=[
-            "status", "attempts", "due_at", "reason", "sent_at", "recipients", "email_subject",
-        ]
-    )  # fmt: skip
-
-
-def build_message(
-    notification: Notification, now: datetime | None = None
-) -> EmailMultiAlternatives:
-    """The alert or recovery email of a notification: subject, text and HTML from the three
-    templates in templates/emails/."""
-    context = email_context(notification, now or timezone.now())
-    subject = " ".join(render_to_string("emails/alert_subject.txt", context).split())
-    text = render_to_string("emails/alert_body.txt", context)
-    html = render_to_string("emails/alert_body.html", context)
-    message = EmailMultiAlternatives(
-        subject=subject,
-        body=text,
-        from_email=settings.DEFAULT_FROM_EMAIL,
-        to=notification.rule.recipient_list(),
-        connection=get_connection(timeout=SMTP_TIMEOUT_S),
-    )
-    message.attach_alternative(html, "text/html")
-    return message
-
-
-def email_context(notification: Notification, now: datetime) -> dict[str, Any]:
-    event = notification.event
-    incident = notification.incident
-    recovery = notification.kind == NotificationKind.RECOVERY
-    account = event.account
-    return {
-        "notification": notification,
-        "rule": notification.rule,
-        "event": event,
-        "incident": incident,
-        "recovery": recovery,
-        "account_label": account.label if account else "system-wide",
-        "venue": account.get_venue_display() if account else "",
-        "since": incident.opened_at if incident else event.created_at,
-        "ended": incident.closed_at if incident and recovery else None,
-        "duration": humane_duration(incident.duration(now)) if incident else "",
-        "advice": ADVICE.get(event.kind, ""),
-        "event_log_url": event_log_url(
-            account=event.account_id, kind=event.kind, subject=event.subject
-        ),
-        "incident_url": event_log_url(incident=incident.pk) if incident else "",
-        "dashboard_url": _absolute(reverse("dashboard")),
-    }
-
-
-def event_log_url(**filters: Any) -> str:
-    """An absolute link to the event log with these filters (None values left out)."""
-    query = urlencode({k: v for k, v in filters.items() if v is not None})
-    return _absolute(reverse("events") + (f"?{query}" if query else ""))
-
-
-def _absolute(path: str) -> str:
-    return getattr(settings, "XCON_BASE_URL", "http://localhost:8000").rstrip("/") + path
-
-
-def humane_duration(span: timedelta) -> str:
-    """35 s, 4 min 10 s, 2 h 5 min, 3 d 4 h: precise where it matters for an outage."""
-    seconds = max(0, int(span.total_seconds()))
-    days, rest = divmod(seconds, 86400)
-    hours, rest = divmod(rest, 3600)
-    minutes, seconds = divmod(rest, 60)
-    if days:
-        return f"{days} d {hours} h"
-    if hours:
-        return f"{hours} h {minutes} min"
-    if minutes:
-        return f"{minutes} min {seconds} s"
-    return f"{seconds} s"
 
 
 def _count(notification: Notification, report: SendReport) -> None:
@@ -533,7 +298,3 @@ def _count(notification: Notification, report: SendReport) -> None:
         report.suppressed += 1
     elif notification.status == NotificationStatus.FAILED or notification.attempts:
         report.failed += 1
-
-
-def _hm(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime("%H:%M:%S UTC")
