@@ -52,7 +52,8 @@ handlers in control.py, faults/control.py, the venue's package and venues/base.p
 
 Faults (faults/; unknown fields are refused with 400; GET /_sim/stats counts them under
 "faults_injected": {"ws_dropped", "ws_stalled", "ws_frames_delayed", "depth_gaps", "rest_5xx",
-"rest_timeouts", "maintenance_rest", "maintenance_ws_refused"}; start-up flags --fault-* and
+"rest_timeouts", "maintenance_rest", "maintenance_ws_refused", "order_timeouts",
+"order_rejects", "bad_numbers", "bad_number_messages"}; start-up flags --fault-* and
 --clock-offset-ms in config.py). Connection selection, where accepted:
 {"fraction"?: 0.5, "streams"?: ["btcusdt@ticker"]} = the connections subscribed to any of the
 streams (default: every connection), then that share of them rounded half up (default: all),
@@ -105,19 +106,42 @@ picked with a generator seeded by the simulator's seed; no selection = every con
                               for requested action.", "status"?: 400, "count"?: 1}: the next
                               `count` order placements are refused with that venue error and
                               nothing is placed -> {"pending", "code", "msg", "status"}
+    POST /_sim/faults/bad_numbers  {"channel": "ticker" | "depth" | "trade" | "rest_ticker",
+                              "fields"?: [...], "values"?: ["NaN", "Infinity", "-Infinity",
+                              "abc", ""], "count"?: 1, "fraction"?: 0.5, "symbols"?: ["BTCUSDT"]}:
+                              the next `count` messages of the channel (stream events of
+                              @ticker/@miniTicker/@bookTicker/!ticker@arr, @depth/@depthN,
+                              @trade/@aggTrade; REST /api/v3/ticker/24hr, /bookTicker, /price
+                              answers) about those symbols (default any) carry a non-number in
+                              each of `fields` (ticker and rest_ticker: bid, bid_qty, ask,
+                              ask_qty, last, last_qty, open, high, low, volume, quote_volume,
+                              change, change_pct, vwap, prev_close; depth: bid_price, bid_qty,
+                              ask_price, ask_qty of the side's first level; trade: price, qty;
+                              default every field of the channel) that the message has; the
+                              values are used in turn, one per message. A "fraction" spoils
+                              that seeded share of the messages, `count` of them (default: until
+                              cleared). Each channel has one such fault (a new one replaces it;
+                              count 0 cancels it); a message none of whose fields occur is not
+                              counted. Values must not be finite numbers; everything else in
+                              the message stays Binance's format -> {"bad_numbers": {channel:
+                              {"channel", "fields", "values", "remaining", "fraction",
+                              "symbols", "spoiled"}}}. /_sim/stats counts "bad_numbers" (values
+                              replaced) and "bad_number_messages" under "faults_injected".
     GET  /_sim/faults         every fault in force: {"active": [names], "ws_mute": {"all",
                               "connections", "seconds_left"}, "ws_delay": {"ms", "jitter_ms"},
                               "depth_gaps": {symbol: pending}, "rest": {settings as above},
                               "rest_hanging": n requests held now (held order answers too),
                               "maintenance", "clock_offset_ms", "orders": {"timeout_next",
-                              "reject_next"},
+                              "reject_next"}, "bad_numbers": {channel: as above},
                               ...venue faults (binance: "throttle_next": {"pending",
                               "retry_after", "ip"}, "bans": {ip: {"until", "retry_after"}})}.
                               Names: ws_mute, ws_delay, depth_gaps, rest, maintenance,
-                              clock_offset, order_timeouts, order_rejects, throttle_next, bans
+                              clock_offset, order_timeouts, order_rejects, bad_numbers,
+                              throttle_next, bans
     POST /_sim/faults/clear   everything above off: unmute, no delay, no pending gaps, no REST
                               faults (held requests go on to their handlers), maintenance off,
-                              clock offset 0, no pending order timeouts / rejects, pending
+                              clock offset 0, no pending order timeouts / rejects, no bad
+                              numbers, pending
                               throttle dropped, bans lifted ->
                               {"cleared": [names that were active], ...GET /_sim/faults}
 

@@ -18,6 +18,9 @@ What can be injected (control endpoints in server.py's docstring; start-up flags
 - Order placement faults: the next n orders are placed and executed but their HTTP answer is
   held for a while or the connection dropped without one (the client cannot know whether its
   order exists), or the next n placements are refused with a given venue error code and text.
+- Bad numbers: the next n (or a seeded share of) public stream events or REST ticker answers
+  of a channel carry "NaN", "Infinity", "abc", "" ... in chosen numeric fields (numbers.py;
+  the venue maps the fields to its wire keys and spoils its own messages).
 - Clock offset lives in clock.py; it is reported and cleared here with the rest.
 
 Split of work: state.py holds `Faults`, plain state shared by the server and the venue (the
@@ -28,7 +31,8 @@ which connections exist) come through the `FaultHooks` protocol, which `venues.V
 implements, so this package imports no venue.
 
 Cost when nothing is active: one attribute test per REST request (the middleware), and per
-WebSocket frame one attribute test for the delay and one per-connection flag for the stall.
+WebSocket frame one attribute test for the delay and one per-connection flag for the stall;
+per rendered stream event and REST ticker answer one emptiness test for the bad numbers.
 """
 
 from __future__ import annotations
@@ -39,6 +43,7 @@ from exchanges.simulator.faults.control import (
     fault_middleware,
     gateway_page,
 )
+from exchanges.simulator.faults.numbers import CHANNEL_FIELDS, BadNumberFault, BadNumbers
 from exchanges.simulator.faults.state import (
     FAULT_COUNTERS,
     BodyKind,
@@ -52,7 +57,10 @@ from exchanges.simulator.faults.state import (
 )
 
 __all__ = [
+    "CHANNEL_FIELDS",
     "FAULT_COUNTERS",
+    "BadNumberFault",
+    "BadNumbers",
     "BodyKind",
     "ConnSelection",
     "FaultControl",

@@ -18,6 +18,7 @@ from aiohttp.typedefs import Middleware
 
 from exchanges.simulator.engine import Engine
 from exchanges.simulator.faults.fields import integer, number, only
+from exchanges.simulator.faults.numbers import BadNumberFault
 from exchanges.simulator.faults.state import (
     ConnSelection,
     Faults,
@@ -135,6 +136,7 @@ class FaultControl:
         r.add_post("/_sim/maintenance", self.maintenance)
         r.add_post("/_sim/orders/timeout_next", self.order_timeout_next)
         r.add_post("/_sim/orders/reject_next", self.order_reject_next)
+        r.add_post("/_sim/faults/bad_numbers", self.bad_numbers)
         r.add_get("/_sim/faults", self.report, allow_head=False)
         r.add_post("/_sim/faults/clear", self.clear)
 
@@ -268,6 +270,15 @@ class FaultControl:
         self.faults.order_reject = OrderReject(count, code, msg, status)
         return web.json_response(self.faults.order_reject.to_json())
 
+    async def bad_numbers(self, request: web.Request) -> web.Response:
+        body = await _body(request)
+        try:
+            fault = BadNumberFault.from_json(body)
+        except ValueError as exc:
+            raise _bad(str(exc)) from None
+        self.faults.bad_numbers.set(body["channel"], fault)
+        return web.json_response({"bad_numbers": self.faults.bad_numbers.to_json()})
+
     async def report(self, request: web.Request) -> web.Response:
         return web.json_response(self.state())
 
@@ -302,6 +313,7 @@ class FaultControl:
                 "timeout_next": f.order_timeout.to_json(),
                 "reject_next": f.order_reject.to_json(),
             },
+            "bad_numbers": f.bad_numbers.to_json(),
             **self.venue.venue_faults(),
         }
         active = [
@@ -315,6 +327,7 @@ class FaultControl:
                 ("clock_offset", self.engine.clock.offset_ms != 0),
                 ("order_timeouts", f.order_timeout.pending > 0),
                 ("order_rejects", f.order_reject.pending > 0),
+                ("bad_numbers", bool(f.bad_numbers)),
             )
             if on
         ]
@@ -332,6 +345,7 @@ class FaultControl:
         f.set_maintenance(False)
         f.order_timeout = OrderTimeout()
         f.order_reject = OrderReject()
+        f.bad_numbers.clear()
         self.engine.clock.offset_ms = 0
         self.venue.clear_venue_faults()
         return cleared

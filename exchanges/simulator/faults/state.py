@@ -15,6 +15,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Literal, TypeVar
 
 from exchanges.simulator.faults.fields import integer, number, only
+from exchanges.simulator.faults.numbers import BadNumbers
 
 T = TypeVar("T")
 
@@ -30,6 +31,8 @@ FAULT_COUNTERS: tuple[str, ...] = (
     "maintenance_ws_refused",  # WebSocket upgrades refused for maintenance
     "order_timeouts",  # order placements executed but answered late or not at all
     "order_rejects",  # order placements refused by /_sim/orders/reject_next
+    "bad_numbers",  # numeric fields replaced by a non-number (/_sim/faults/bad_numbers)
+    "bad_number_messages",  # messages (stream events, REST answers) that carried them
 )
 
 OrderTimeoutMode = Literal["delay", "drop"]
@@ -246,6 +249,8 @@ class Faults:
         self._rest_rng = random.Random(self.seed)
         self._release: asyncio.Event | None = None
         self.hanging = 0
+        #: non-numbers in numeric fields, per channel (the venue spoils its own messages)
+        self.bad_numbers = BadNumbers(self.seed, self.count)
         self.set_rest(self.rest)
         self.set_maintenance(self.maintenance)
 

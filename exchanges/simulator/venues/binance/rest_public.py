@@ -11,6 +11,7 @@ from exchanges.simulator.engine import Engine
 from exchanges.simulator.faults import Faults
 from exchanges.simulator.markets import MarketSpec
 from exchanges.simulator.venues.binance import errors, wire
+from exchanges.simulator.venues.binance.badnumbers import spoil_answer
 from exchanges.simulator.venues.binance.errors import BinanceError
 from exchanges.simulator.venues.binance.http import Call, Params, int_param
 from exchanges.simulator.venues.binance.ratelimits import RateLimiter
@@ -185,6 +186,12 @@ class PublicRest:
             "closeTime": self.engine.clock.now_ms(),
         }
 
+    def _ticker_answer(self, answer: Any) -> Any:
+        """A ticker answer as sent: spoiled if a bad-number fault is on (/_sim/faults)."""
+        if self.faults.bad_numbers:
+            return spoil_answer(self.faults.bad_numbers, answer)
+        return answer
+
     async def ticker_24hr(self, call: Call) -> Any:
         names = self.symbols(call.params)
         kind = call.params.get("type", "FULL")
@@ -192,8 +199,10 @@ class PublicRest:
             raise errors.illegal_chars("type", "^(FULL|MINI)$")
         render = wire.ticker_24hr_json if kind == "FULL" else wire.ticker_mini_json
         if call.params.get("symbol"):
-            return render(self.engine.ticker(call.params["symbol"]))
-        return [render(self.engine.ticker(n)) for n in (names or self.engine.markets)]
+            return self._ticker_answer(render(self.engine.ticker(call.params["symbol"])))
+        return self._ticker_answer(
+            [render(self.engine.ticker(n)) for n in (names or self.engine.markets)]
+        )
 
     async def book_ticker(self, call: Call) -> Any:
         names = self.symbols(call.params)
@@ -209,8 +218,8 @@ class PublicRest:
             }
 
         if call.params.get("symbol"):
-            return one(call.params["symbol"])
-        return [one(n) for n in (names or self.engine.markets)]
+            return self._ticker_answer(one(call.params["symbol"]))
+        return self._ticker_answer([one(n) for n in (names or self.engine.markets)])
 
     async def price(self, call: Call) -> Any:
         names = self.symbols(call.params)
@@ -219,5 +228,5 @@ class PublicRest:
             return {"symbol": symbol, "price": wire.fmt(self.engine.last_price(symbol))}
 
         if call.params.get("symbol"):
-            return one(call.params["symbol"])
-        return [one(n) for n in (names or self.engine.markets)]
+            return self._ticker_answer(one(call.params["symbol"]))
+        return self._ticker_answer([one(n) for n in (names or self.engine.markets)])

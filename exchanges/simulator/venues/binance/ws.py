@@ -28,7 +28,8 @@ pong frames; 1008 "too many messages").
 Faults (faults/, driven by the /_sim controls): selected connections can be closed or muted
 (muted: nothing sent, pings unanswered, no server pings or pong-timeout closes), every frame
 (pongs included) can be held for a delay in its connection's queue, and diff-depth events of a
-symbol can be withheld to open a gap in U/u.
+symbol can be withheld to open a gap in U/u, and public events can carry non-numbers in
+numeric fields (badnumbers.py).
 """
 
 from __future__ import annotations
@@ -49,6 +50,7 @@ from exchanges.simulator.config import SimulatorConfig
 from exchanges.simulator.engine import Engine
 from exchanges.simulator.events import TickBatch, TickerStats
 from exchanges.simulator.faults import ConnSelection, Faults, WsDelay
+from exchanges.simulator.venues.binance.badnumbers import spoil_events
 from exchanges.simulator.venues.binance.streams import (
     StreamKey,
     StreamRenderer,
@@ -441,6 +443,8 @@ class BinanceStreams:
             except Exception:
                 log.exception("rendering stream %s failed", name)
                 continue
+            if self.faults.bad_numbers:
+                spoil_events(self.faults.bad_numbers, key.kind, key.symbol, events)
             for event in events:
                 raw = json.dumps(event, separators=(",", ":"))
                 wrapped: str | None = None
