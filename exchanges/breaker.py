@@ -43,6 +43,16 @@ class Transition:
     open_for_s: float = 0.0
 
 
+@dataclass(frozen=True)
+class Admission:
+    """A call let through: `closed` when the breaker was closed (not a probe, and its state
+    was read), so an `ok` after it cannot change the state; `transition` when it granted a
+    probe out of `open`."""
+
+    closed: bool
+    transition: Transition | None = None
+
+
 # Both scripts read the time from Redis, so every process agrees on when a cool-down ends.
 # KEYS[1] breaker hash; ARGV[1] probe token, ARGV[2] probe ttl ms
 _BEFORE = """
@@ -138,6 +148,10 @@ class CircuitBreaker:
 
     async def before_call(self) -> Transition | None:
         """Raise CircuitOpen while open (or while another caller probes); may grant a probe."""
+        return (await self.admit()).transition
+
+    async def admit(self) -> Admission:
+        """`before_call`, also saying whether the breaker was closed (no probe granted)."""
         try:
             verdict, ms, detail = await self._before(
                 keys=[self.key], args=[self._token, int(self.policy.probe_timeout_s * 1000)]
@@ -146,15 +160,16 @@ class CircuitBreaker:
             log.warning(
                 "%s: circuit breaker state unreadable (%s); calling anyway", self.label, exc
             )
-            return None
+            return Admission(closed=False)
         verdict = _text(verdict)
         if verdict == "go":
-            return None
+            return Admission(closed=True)
         if verdict == "probe":
-            return (
-                Transition("open", "half_open", "cool-down over: probing")
+            return Admission(
+                closed=False,
+                transition=Transition("open", "half_open", "cool-down over: probing")
                 if _text(detail)
-                else None
+                else None,
             )
         seconds = int(ms) / 1000
         reason = _text(detail)

@@ -14,7 +14,7 @@ from decimal import Decimal
 from typing import Any
 
 from exchanges import errors
-from exchanges.client import ExchangeClient, dec
+from exchanges.client import ExchangeClient
 from exchanges.venues import get_venue
 from exchanges.venues.base import Venue
 
@@ -107,7 +107,9 @@ def order_params(req: OrderRequest, venue: Venue) -> tuple[str, dict[str, Any]]:
     return "limit", params
 
 
-def parse_trade(t: dict[str, Any]) -> VenueTrade:
+def parse_trade(client: ExchangeClient, t: dict[str, Any]) -> VenueTrade:
+    """A ccxt trade as exact values; a number that is not one is dropped and counted as the
+    account's (`ExchangeClient.dec`)."""
     fee = t.get("fee") or {}
     info = t.get("info") or {}
     taker = t.get("takerOrMaker")
@@ -115,10 +117,10 @@ def parse_trade(t: dict[str, Any]) -> VenueTrade:
         id=str(t.get("id") or ""),
         order_id=str(t.get("order") or ""),
         symbol=str(t.get("symbol") or ""),
-        price=dec(t.get("price")) or Decimal(0),
-        amount=dec(t.get("amount")) or Decimal(0),
-        cost=dec(t.get("cost")) or Decimal(0),
-        fee_cost=dec(fee.get("cost")),
+        price=client.dec(t.get("price"), "trade.price") or Decimal(0),
+        amount=client.dec(t.get("amount"), "trade.amount") or Decimal(0),
+        cost=client.dec(t.get("cost"), "trade.cost") or Decimal(0),
+        fee_cost=client.dec(fee.get("cost"), "trade.fee"),
         fee_currency=str(fee.get("currency") or ""),
         is_maker=None if taker is None else taker == "maker",
         timestamp_ms=t.get("timestamp"),
@@ -127,7 +129,8 @@ def parse_trade(t: dict[str, Any]) -> VenueTrade:
     )
 
 
-def parse_order(o: dict[str, Any]) -> VenueOrder:
+def parse_order(client: ExchangeClient, o: dict[str, Any]) -> VenueOrder:
+    """A ccxt order as exact values (bad numbers dropped and counted, as in parse_trade)."""
     info = o.get("info") or {}
     venue_status = ""
     if isinstance(info, dict):
@@ -137,14 +140,14 @@ def parse_order(o: dict[str, Any]) -> VenueOrder:
         client_order_id=str(o.get("clientOrderId") or ""),
         symbol=str(o.get("symbol") or ""),
         status=str(o.get("status") or "open"),
-        filled=dec(o.get("filled")) or Decimal(0),
-        amount=dec(o.get("amount")),
-        average=dec(o.get("average")),
+        filled=client.dec(o.get("filled"), "order.filled") or Decimal(0),
+        amount=client.dec(o.get("amount"), "order.amount"),
+        average=client.dec(o.get("average"), "order.average"),
         venue_status=venue_status,
         timestamp_ms=o.get("lastTradeTimestamp") or o.get("timestamp"),
-        trades=tuple(parse_trade(t) for t in (o.get("trades") or []) if t.get("id")),
+        trades=tuple(parse_trade(client, t) for t in (o.get("trades") or []) if t.get("id")),
         raw=info if isinstance(info, dict) else {},
-        cost=dec(o.get("cost")),
+        cost=client.dec(o.get("cost"), "order.cost"),
     )
 
 
@@ -192,7 +195,7 @@ async def create_order(client: ExchangeClient, req: OrderRequest) -> VenueOrder:
         _str(req.price),
         params,
     )
-    return parse_order(answer)
+    return parse_order(client, answer)
 
 
 def _quote_amount_to_precision(client: ExchangeClient) -> Any:
@@ -217,7 +220,7 @@ async def fetch_order_by_client_id(
     """The order placed with `client_order_id`; raises errors.OrderNotFound if none."""
     await load_markets(client)
     answer = await client.call("fetch_order", "", symbol, {"clientOrderId": client_order_id})
-    return parse_order(answer)
+    return parse_order(client, answer)
 
 
 async def cancel_order(
@@ -228,34 +231,34 @@ async def cancel_order(
         answer = await client.call("cancel_order", exchange_order_id, symbol)
     else:
         answer = await client.call("cancel_order", "", symbol, {"clientOrderId": client_order_id})
-    return parse_order(answer)
+    return parse_order(client, answer)
 
 
 async def fetch_open_orders(client: ExchangeClient, symbol: str | None = None) -> list[VenueOrder]:
-    return [parse_order(o) for o in await client.call("fetch_open_orders", symbol)]
+    return [parse_order(client, o) for o in await client.call("fetch_open_orders", symbol)]
 
 
 async def fetch_my_trades(
     client: ExchangeClient, symbol: str, since_ms: int | None = None
 ) -> list[VenueTrade]:
-    return [parse_trade(t) for t in await client.call("fetch_my_trades", symbol, since_ms)]
+    return [parse_trade(client, t) for t in await client.call("fetch_my_trades", symbol, since_ms)]
 
 
 async def watch_orders(client: ExchangeClient) -> list[VenueOrder]:
-    return [parse_order(o) for o in await client.call("watch_orders")]
+    return [parse_order(client, o) for o in await client.call("watch_orders")]
 
 
 async def watch_my_trades(client: ExchangeClient) -> list[VenueTrade]:
-    return [parse_trade(t) for t in await client.call("watch_my_trades")]
+    return [parse_trade(client, t) for t in await client.call("watch_my_trades")]
 
 
 async def watch_balance(client: ExchangeClient) -> dict[str, dict[str, Decimal | None]]:
     raw = await client.call("watch_balance")
     return {
         asset: {
-            "free": dec(v.get("free")),
-            "used": dec(v.get("used")),
-            "total": dec(v.get("total")),
+            "free": client.dec(v.get("free"), "balance.free"),
+            "used": client.dec(v.get("used"), "balance.used"),
+            "total": client.dec(v.get("total"), "balance.total"),
         }
         for asset, v in raw.items()
         if isinstance(v, dict) and asset not in ("info", "free", "used", "total")

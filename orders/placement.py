@@ -47,7 +47,7 @@ from orders import broadcast, state
 from orders.models import TERMINAL_STATES, Order, OrderEvent, OrderState
 
 # the row helpers live in orders/records.py; callers (the stream, the views) use them from here
-from orders.records import apply_report, move, record_event
+from orders.records import apply_report, move, record_event, settle_report
 from orders.records import record_fills as record_fills
 
 log = logging.getLogger(__name__)
@@ -155,7 +155,10 @@ def submit(order_id: int) -> Outcome:
         sent_at__isnull=True,
         created_at__gte=now - dt.timedelta(seconds=max_send_age_s()),
     ).update(sent_at=now, attempts=F("attempts") + 1)
-    order = Order.objects.select_related("account").filter(pk=order_id).first()
+    # the credential comes in the same read: the spec needs no query of its own
+    order = (
+        Order.objects.select_related("account", "account__credential").filter(pk=order_id).first()
+    )
     if order is None:
         return Outcome("", "no such order")
     if not claimed:
@@ -203,14 +206,13 @@ def submit(order_id: int) -> Outcome:
     except TimeoutError:
         return _unknown(order_id, "no answer", f"No answer within {deadline:.0f} s.")
     try:
-        apply_report(order_id, answer, Source.PLACEMENT)
+        applied = settle_report(order_id, answer, Source.PLACEMENT)
     except Exception:
         # most likely the database failed while the answer was saved; the order may be
         # live on the venue, so it must not stay claimed and silent
         log.exception("order %s: the venue's answer was not recorded", order_id)
         return _answer_not_recorded(order_id, now)
-    order.refresh_from_db()
-    return Outcome(order.state, "placed")
+    return Outcome(applied.order.state, "placed")
 
 
 def _expire_unsent(order_id: int) -> Outcome:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from collections.abc import Iterable
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
@@ -63,6 +64,9 @@ def move(
 ) -> bool:
     """Move a locked order to `target` if the state machine allows it; record the event.
 
+    Saves what the move changes and nothing else: the state, the message (when given), the
+    closing time (when it closes) and `fields`; set anything else through `fields`.
+
     A rejection, and any move made with `alert` (an order we expired unsent), is also an
     `order_failed` health event after the commit, for the alert rules.
     """
@@ -70,14 +74,18 @@ def move(
     if target != current and not can_move(current, target):
         log.warning("order %s: refused transition %s → %s (%s)", order.pk, current, target, action)
         return False
+    changed = ["state", "updated_at", *fields]
     order.state = target
     if message:
         order.message = message
+        changed.append("message")
     for name, value in fields.items():
         setattr(order, name, value)
     if target in TERMINAL_STATES and order.closed_at is None:
         order.closed_at = timezone.now()
-    order.save()
+        changed.append("closed_at")
+    # a row created in this transaction and never saved cannot take update_fields
+    order.save(update_fields=changed if order.pk is not None else None)
     record_event(
         order,
         action,
@@ -88,7 +96,9 @@ def move(
         message=message,
         raw=raw,
     )
-    transaction.on_commit(lambda: broadcast.order_changed(order.pk))
+    # the order as saved here is what the push renders (broadcast reads it again only when
+    # its account and author are not loaded)
+    transaction.on_commit(lambda: broadcast.order_changed(order))
     if target == S.REJECTED or alert:
         transaction.on_commit(lambda: _alert_failure(order))
     return True
@@ -113,49 +123,72 @@ def _alert_failure(order: Order) -> None:
 
 
 # ------------------------------------------------------------------ venue reports
+@dataclass(frozen=True)
+class Applied:
+    """What `settle_report` did: whether anything changed, and the order as committed."""
+
+    changed: bool
+    order: Order
+
+
 def apply_report(order_id: int, report: trading.VenueOrder, source: str) -> bool:
     """Bring the order up to what the venue reported; True when anything changed."""
+    return settle_report(order_id, report, source).changed
+
+
+def settle_report(order_id: int, report: trading.VenueOrder, source: str) -> Applied:
+    """`apply_report`, also handing back the order row as this transaction left it, so the
+    caller needs no second read.
+
+    The order is locked with its account and author joined in the same query: the desk push
+    after the commit renders from this row without reading it again.
+    """
     with transaction.atomic():
-        order = Order.objects.select_for_update().get(pk=order_id)
+        order = (
+            Order.objects.select_for_update(of=("self",))
+            .select_related("account", "created_by")
+            .get(pk=order_id)
+        )
         changed = record_fills(order, report.trades, fallback_ms=report.timestamp_ms)
-        if report.id and not order.exchange_order_id:
-            order.exchange_order_id = report.id
-            order.save(update_fields=["exchange_order_id", "updated_at"])
-            changed = True
+        new_id = bool(report.id and not order.exchange_order_id)
+        changed |= new_id
         target = next_state(
             order.state,
             order.filled,
             VenueReport(report.status, report.filled, report.amount, report.average, report.id),
         )
-        if target is None:
+        moved = False
+        if target is not None:
+            fields: dict[str, Any] = {
+                "filled": report.filled,
+                "venue_status": report.venue_status or report.status,
+                "last_checked_at": timezone.now(),
+            }
+            if report.average is not None:
+                fields["average_price"] = report.average
+            cost = report.cost if report.cost is not None else _fills_cost(order)
+            if cost is not None:
+                fields["cost"] = cost
+            if order.acked_at is None:
+                fields["acked_at"] = timezone.now()
+            if new_id:  # with the move: one UPDATE, not two
+                fields["exchange_order_id"] = report.id
+            moved = move(
+                order,
+                target,
+                f"venue:{(report.venue_status or report.status).lower()}",
+                source,
+                message="The exchange rejected the order." if target == S.REJECTED else "",
+                raw=report.raw,
+                **fields,
+            )
+        if not moved:
+            if new_id:
+                order.exchange_order_id = report.id
+                order.save(update_fields=["exchange_order_id", "updated_at"])
             if changed:
-                transaction.on_commit(lambda: broadcast.order_changed(order_id))
-            return changed
-        fields: dict[str, Any] = {
-            "filled": report.filled,
-            "venue_status": report.venue_status or report.status,
-            "last_checked_at": timezone.now(),
-        }
-        if report.average is not None:
-            fields["average_price"] = report.average
-        cost = report.cost if report.cost is not None else _fills_cost(order)
-        if cost is not None:
-            fields["cost"] = cost
-        if order.acked_at is None:
-            fields["acked_at"] = timezone.now()
-        message = ""
-        if target == S.REJECTED:
-            message = "The exchange rejected the order."
-        move(
-            order,
-            target,
-            f"venue:{(report.venue_status or report.status).lower()}",
-            source,
-            message=message,
-            raw=report.raw,
-            **fields,
-        )
-        return True
+                transaction.on_commit(lambda: broadcast.order_changed(order))
+        return Applied(changed or target is not None, order)
 
 
 def _fills_cost(order: Order) -> Decimal | None:
@@ -167,28 +200,42 @@ def _fills_cost(order: Order) -> Decimal | None:
 def record_fills(
     order: Order, trades: Iterable[trading.VenueTrade], *, fallback_ms: int | None = None
 ) -> bool:
-    """Store fills not seen before (one row per venue trade id, whoever reports it first)."""
-    added = False
+    """Store fills not seen before (one row per venue trade id, whoever reports it first).
+
+    Two round trips however many trades: the known ids, then one insert of the new ones. A
+    writer racing us to the same trade loses nothing: the unique (order, trade id) constraint
+    keeps one row, and the insert skips the other.
+    """
+    reported: dict[str, trading.VenueTrade] = {}
     for t in trades:
-        if not t.id:
-            continue
-        ms = t.timestamp_ms or fallback_ms
-        executed = (
-            dt.datetime.fromtimestamp(ms / 1000, dt.UTC) if ms is not None else timezone.now()
+        if t.id:
+            reported.setdefault(t.id, t)  # the first report of a trade id wins
+    if not reported:
+        return False
+    known = set(
+        Fill.objects.filter(order=order, trade_id__in=list(reported)).values_list(
+            "trade_id", flat=True
         )
-        _, created = Fill.objects.get_or_create(
-            order=order,
-            trade_id=t.id,
-            defaults={
-                "price": t.price,
-                "amount": t.amount,
-                "cost": t.cost or t.price * t.amount,
-                "fee_cost": t.fee_cost,
-                "fee_currency": t.fee_currency,
-                "is_maker": t.is_maker,
-                "executed_at": executed,
-                "raw": t.raw,
-            },
-        )
-        added |= created
-    return added
+    )
+    rows = [_fill(order, t, fallback_ms) for tid, t in reported.items() if tid not in known]
+    if not rows:
+        return False
+    Fill.objects.bulk_create(rows, ignore_conflicts=True)
+    return True
+
+
+def _fill(order: Order, t: trading.VenueTrade, fallback_ms: int | None) -> Fill:
+    ms = t.timestamp_ms or fallback_ms
+    executed = dt.datetime.fromtimestamp(ms / 1000, dt.UTC) if ms is not None else timezone.now()
+    return Fill(
+        order=order,
+        trade_id=t.id,
+        price=t.price,
+        amount=t.amount,
+        cost=t.cost or t.price * t.amount,
+        fee_cost=t.fee_cost,
+        fee_currency=t.fee_currency,
+        is_maker=t.is_maker,
+        executed_at=executed,
+        raw=t.raw,
+    )

@@ -10,10 +10,12 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from decimal import Decimal
+from typing import Any
 
 import pytest
 from django.contrib.auth.models import Permission, User
 
+from exchanges import trading
 from exchanges.models import ExchangeAccount
 from exchanges.simulator import SimulatorConfig
 from exchanges.simulator.testing import SimulatorHandle, run_in_thread
@@ -336,6 +338,86 @@ def test_every_transition_is_an_event_and_nothing_is_deleted(
     assert OrderEvent.objects.filter(order=order).count() == 2
     with pytest.raises(Exception, match="protected"):
         account.delete()
+
+
+# ------------------------------------------------------------------ the order path's cost
+def test_a_placed_order_costs_eight_queries_from_claim_to_desk_push(
+    trader: User, account: ExchangeAccount, sim: SimulatorHandle, django_assert_num_queries: Any
+) -> None:
+    placement.submit(resting_buy(trader, account, sim).pk)  # builds the pooled client
+    order = resting_buy(trader, account, sim)
+    # claim UPDATE; order + account + credential; BEGIN; lock with account and author;
+    # one UPDATE (state, ack, venue id); the event INSERT; COMMIT; the desk push's open
+    # orders (the pushed row itself is the locked one, not read again)
+    with django_assert_num_queries(8):
+        outcome = placement.submit(order.pk)
+    assert outcome == placement.Outcome(S.OPEN, "placed")
+    order.refresh_from_db()
+    assert order.exchange_order_id and order.acked_at and order.venue_status == "NEW"
+    assert list(order.events.values_list("action", "to_state")) == [
+        ("confirmed", S.PENDING_SUBMIT),
+        ("venue:new", S.OPEN),
+    ]
+
+
+def test_a_changed_credential_is_used_for_the_next_order(
+    trader: User, account: ExchangeAccount, sim: SimulatorHandle
+) -> None:
+    first = resting_buy(trader, account, sim)
+    assert placement.submit(first.pk).state == S.OPEN
+    key, secret = sim.create_account(balances={"USDT": "100000"})
+    cred = account.credential
+    cred.set_plaintext(key, secret)
+    cred.save()
+    second = resting_buy(trader, account, sim)
+    assert placement.submit(second.pk).state == S.OPEN
+    account.refresh_from_db()
+    assert [o.client_order_id for o in _on_venue(sim, account, second.client_order_id)] == [
+        second.client_order_id
+    ]
+    assert _on_venue(sim, account, first.client_order_id) == []  # the old key's order
+
+
+def test_a_fill_reported_twice_is_stored_once(trader: User, account: ExchangeAccount) -> None:
+    order = confirm(
+        trader,
+        account,
+        symbol="BTC/USDT",
+        side="buy",
+        type="limit",
+        amount=Decimal("0.01"),
+        price=Decimal("100"),
+    )
+    trade = trading.VenueTrade(
+        "t1",
+        "1",
+        "BTC/USDT",
+        Decimal("100"),
+        Decimal("0.004"),
+        Decimal("0.4"),
+        Decimal("0.000004"),
+        "BTC",
+        True,
+        1_700_000_000_000,
+    )
+    other = trading.VenueTrade(
+        "t2",
+        "1",
+        "BTC/USDT",
+        Decimal("101"),
+        Decimal("0.001"),
+        Decimal(0),
+        None,
+        "",
+        None,
+        None,
+    )
+    assert placement.record_fills(order, [trade, trade, other])
+    assert not placement.record_fills(order, [trade, other])
+    fills = {f.trade_id: f for f in Fill.objects.filter(order=order)}
+    assert set(fills) == {"t1", "t2"}
+    assert fills["t1"].amount == Decimal("0.004") and fills["t1"].is_maker is True
+    assert fills["t2"].cost == Decimal("0.101")  # the venue gave none: price times amount
 
 
 # ------------------------------------------------------------------ unknown outcomes

@@ -119,6 +119,7 @@ class ExchangeClient(StreamCalls):
         self._pending_cost: Cost | None = None
         self._feedback: set[asyncio.Task[None]] = set()
         self._timings: set[asyncio.Task[None]] = set()
+        self._breaker_writes: set[asyncio.Future[Transition | None]] = set()
         self.bad_numbers: BadNumbers = bad_numbers_for(spec.account_id, spec.label or spec.venue)
         if spec.shared_limiter:
             install_limiter(self)
@@ -141,8 +142,10 @@ class ExchangeClient(StreamCalls):
 
     async def close(self) -> None:
         await self.ccxt.close()
-        if self._feedback or self._timings:
-            await asyncio.gather(*self._feedback, *self._timings, return_exceptions=True)
+        if self._feedback or self._timings or self._breaker_writes:
+            await asyncio.gather(
+                *self._feedback, *self._timings, *self._breaker_writes, return_exceptions=True
+            )
         if self._redis is not None:
             await self._redis.aclose()
             await self._redis.connection_pool.disconnect()
@@ -197,8 +200,12 @@ class ExchangeClient(StreamCalls):
 
     async def _call_once(self, method: str, *args: Any, **kwargs: Any) -> Any:
         guarded = self.breaker is not None and not method.startswith("watch_")
+        closed = False
         if guarded:
-            await self._announce(await self.breaker.before_call())  # type: ignore[union-attr]
+            await self._settle_breaker_writes()
+            admission = await self.breaker.admit()  # type: ignore[union-attr]
+            closed = admission.closed
+            await self._announce(admission.transition)
         try:
             result = await getattr(self.ccxt, method)(*args, **kwargs)
         except CCXT_FAILURES as exc:
@@ -213,7 +220,12 @@ class ExchangeClient(StreamCalls):
             if guarded and isinstance(exc, errors.IpBanned):
                 await self._judge(exc)
             raise
-        if guarded:
+        if guarded and closed:
+            # An ok after a closed admission changes no state and announces nothing: record
+            # it after the answer is returned. The client's next breaker read or write waits
+            # for it (`_settle_breaker_writes`), so its own outcomes reach Redis in order.
+            self._record_ok_later()
+        elif guarded:
             await self._announce(await self.breaker.record("ok"))  # type: ignore[union-attr]
         if method == "create_order" and isinstance(result, dict) and result.get("id"):
             # Some venues charge a cancel by the order's market and age (Kraken).
@@ -222,9 +234,22 @@ class ExchangeClient(StreamCalls):
             self.venue.remember_order(str(result["id"]), str(market["id"]), placed)
         return result
 
+    def _record_ok_later(self) -> None:
+        assert self.breaker is not None
+        task = asyncio.ensure_future(self.breaker.record("ok"))
+        self._breaker_writes.add(task)
+        task.add_done_callback(self._breaker_writes.discard)
+
+    async def _settle_breaker_writes(self) -> None:
+        """Wait for this client's outcomes still on their way to the breaker (an `ok` that
+        lands after a later `fail` would reset the failure count)."""
+        if self._breaker_writes:
+            await asyncio.gather(*self._breaker_writes, return_exceptions=True)
+
     async def _judge(self, exc: errors.ExchangeError) -> None:
         """Tell the breaker what a failure says about the venue's health."""
         assert self.breaker is not None
+        await self._settle_breaker_writes()
         if isinstance(exc, errors.IpBanned):
             transition = await self.breaker.record(
                 "ban", f"banned: {exc.operator_message}", ban_s=exc.retry_after_s or 60.0
