@@ -111,6 +111,22 @@ class RequestTimeout(NetworkFailure):
     default_message = "The exchange did not answer in time; the outcome of the request is unknown."
 
 
+class MalformedResponse(ExchangeError):
+    """The venue answered, but ccxt could not read the answer (a value that is not what the
+    venue's format promises, e.g. a price of "NaN"). Whether the request took effect is not
+    known: an order must be looked up by its client order id before anything is sent again.
+
+    Also what a bug of ours inside a ccxt call (a ValueError, TypeError or ArithmeticError)
+    becomes: the door logs those with their traceback, so they stay visible."""
+
+    retryable = True
+    counts_against_breaker = True
+    default_message = (
+        "The exchange's answer could not be read (a value in it is not a valid number or "
+        "field); the outcome of the request is unknown."
+    )
+
+
 class ConfigurationError(ExchangeError):
     default_message = "This exchange account is not configured correctly."
 

@@ -26,6 +26,7 @@ from exchanges.client.clock import (
     signs_over_websocket,
 )
 from exchanges.client.errormap import CCXT_FAILURES, map_exception
+from exchanges.client.guard import MALFORMED, install_message_guard, malformed
 from exchanges.client.hooks import install_limiter
 from exchanges.client.spec import ClientSpec, merge_options
 from exchanges.client.streams import StreamCalls
@@ -67,7 +68,8 @@ class ExchangeClient(StreamCalls):
     exceptions into `exchanges.errors` (venue codes first, then ccxt's class). Signed
     requests are stamped on the venue's clock (`clock`, see exchanges.client.clock).
     Numbers from the venue that are not numbers are dropped and counted in `bad_numbers`
-    (shared by the account's clients in this process).
+    (shared by the account's clients in this process); where ccxt itself chokes on one, a
+    streamed message is dropped and a call raises errors.MalformedResponse (see guard).
     """
 
     def __init__(self, spec: ClientSpec, *, streaming: bool = False) -> None:
@@ -128,6 +130,7 @@ class ExchangeClient(StreamCalls):
         #: the venue's last WebSocket API error reply, mapped (see clock.recover_ws_refusal)
         self.ws_refusal: errors.ExchangeError | None = None
         if streaming:
+            install_message_guard(self)
             install_ws_refusal_capture(self)
         if spec.rest_url:
             self.ccxt.urls["api"] = self.venue.override_urls(
@@ -220,6 +223,11 @@ class ExchangeClient(StreamCalls):
             if guarded and isinstance(exc, errors.IpBanned):
                 await self._judge(exc)
             raise
+        except MALFORMED as exc:  # ccxt choked on the answer (or a bug of ours): see guard
+            mapped = malformed(self, method, exc)
+            if guarded:
+                await self._judge(mapped)
+            raise mapped from None
         if guarded and closed:
             # An ok after a closed admission changes no state and announces nothing: record
             # it after the answer is returned. The client's next breaker read or write waits

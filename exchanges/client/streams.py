@@ -79,10 +79,10 @@ class StreamCalls:
 
         One multiplexed subscription (one connection) for all of `symbols`. ccxt keeps each
         book from a REST snapshot of `snapshot_limit` levels (Binance weight 5 up to 100) plus
-        diffs whose U/u ids must be contiguous. On a gap it raises ChecksumError and drops that
-        book; the next call re-subscribes and re-snapshots. That is reported here as
-        `resyncing`, not raised, since the stream itself is fine. A book waiting for its
-        snapshot (nonce None) is never returned: its levels would be old.
+        diffs whose U/u ids must be contiguous. On a gap, or a diff it cannot read, it drops
+        that book and fails the watch; the next call re-subscribes and re-snapshots. That is
+        reported here as `resyncing`, not raised, since the stream itself is fine. A book
+        waiting for its snapshot (nonce None) is never returned: its levels would be old.
         """
         books = self.ccxt.orderbooks
         fresh = self._fresh_books(symbols, depth)
@@ -90,9 +90,11 @@ class StreamCalls:
             return BookUpdate(fresh, [])
         try:
             await self.call("watch_order_book_for_symbols", symbols, snapshot_limit)
-        except errors.NetworkFailure:
+        except (errors.NetworkFailure, errors.MalformedResponse):
             # ccxt creates every book when the venue acknowledges the subscription and deletes
-            # one only when its sequence broke: a known book that is gone is a gap.
+            # one only when its sequence broke or a diff could not be applied (a level of
+            # "abc": MalformedResponse; the door's message guard, see guard.py, does the same
+            # for a message it drops): a known book that is gone is a gap.
             dropped = [s for s in symbols if s in self._books_known and s not in books]
             if not dropped:
                 raise
