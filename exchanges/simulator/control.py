@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import json
 from decimal import Decimal, InvalidOperation
-from typing import Any
 
 from aiohttp import web
 
 from exchanges.simulator.config import SimulatorConfig
 from exchanges.simulator.engine import Engine
+from exchanges.simulator.httpjson import bad_request, json_body
 from exchanges.simulator.venues import Venue
 
 
@@ -33,18 +33,6 @@ class SimControl:
         r.add_post("/_sim/accounts", self.create_account)
         r.add_get("/_sim/accounts/{api_key}", self.get_account, allow_head=False)
         r.add_post("/_sim/orders/fill", self.fill_order)
-
-    @staticmethod
-    async def _body(request: web.Request) -> dict[str, Any]:
-        if not request.can_read_body:
-            return {}
-        try:
-            body = await request.json()
-        except ValueError:
-            raise _bad("body must be JSON") from None
-        if not isinstance(body, dict):
-            raise _bad("body must be a JSON object")
-        return body
 
     async def stats(self, request: web.Request) -> web.Response:
         return web.json_response(self.engine.stats.snapshot())
@@ -70,30 +58,30 @@ class SimControl:
         )
 
     async def clock(self, request: web.Request) -> web.Response:
-        body = await self._body(request)
+        body = await json_body(request)
         try:
             self.engine.clock.offset_ms = int(body.get("offset_ms", 0))
         except (TypeError, ValueError):
-            raise _bad("offset_ms must be an integer") from None
+            raise bad_request("offset_ms must be an integer") from None
         return web.json_response(
             {"offset_ms": self.engine.clock.offset_ms, "server_time": self.engine.clock.now_ms()}
         )
 
     async def tick(self, request: web.Request) -> web.Response:
-        body = await self._body(request)
+        body = await json_body(request)
         n = body.get("n", 1)
         if not isinstance(n, int) or not 0 <= n <= 100_000:
-            raise _bad("n must be an integer 0..100000")
+            raise bad_request("n must be an integer 0..100000")
         self.engine.step(n)
         return web.json_response({"tick": self.engine.tick_count})
 
     async def pause(self, request: web.Request) -> web.Response:
-        body = await self._body(request)
+        body = await json_body(request)
         self.engine.paused = bool(body.get("paused", True))
         return web.json_response({"paused": self.engine.paused})
 
     async def price(self, request: web.Request) -> web.Response:
-        body = await self._body(request)
+        body = await json_body(request)
         symbol = str(body.get("symbol", ""))
         if not self.engine.has_market(symbol):
             raise web.HTTPNotFound(
@@ -104,11 +92,11 @@ class SimControl:
             price = Decimal(str(body.get("price")))
             self.engine.set_price(symbol, price)
         except (InvalidOperation, ValueError) as exc:
-            raise _bad(f"bad price: {exc}") from None
+            raise bad_request(f"bad price: {exc}") from None
         return web.json_response({"symbol": symbol, "price": str(self.engine.mid_price(symbol))})
 
     async def create_account(self, request: web.Request) -> web.Response:
-        body = await self._body(request)
+        body = await json_body(request)
         balances = body.get("balances")
         try:
             parsed = (
@@ -118,7 +106,7 @@ class SimControl:
             )
             account = self.engine.create_account(body.get("api_key"), body.get("secret"), parsed)
         except InvalidOperation:
-            raise _bad("balances must map assets to decimal strings") from None
+            raise bad_request("balances must map assets to decimal strings") from None
         except ValueError as exc:
             raise web.HTTPConflict(
                 text=json.dumps({"error": str(exc)}), content_type="application/json"
@@ -149,7 +137,7 @@ class SimControl:
         )
 
     async def fill_order(self, request: web.Request) -> web.Response:
-        body = await self._body(request)
+        body = await json_body(request)
         api_key, symbol = str(body.get("api_key", "")), str(body.get("symbol", ""))
         if api_key not in self.engine.accounts or not self.engine.has_market(symbol):
             raise web.HTTPNotFound(
@@ -167,7 +155,7 @@ class SimControl:
                 Decimal(str(qty)) if qty is not None else None,
             )
         except (InvalidOperation, ValueError, TypeError) as exc:
-            raise _bad(str(exc)) from None
+            raise bad_request(str(exc)) from None
         return web.json_response(
             {
                 "order_id": order.order_id,
@@ -175,7 +163,3 @@ class SimControl:
                 "executed_qty": str(order.executed_qty),
             }
         )
-
-
-def _bad(message: str) -> web.HTTPBadRequest:
-    return web.HTTPBadRequest(text=json.dumps({"error": message}), content_type="application/json")

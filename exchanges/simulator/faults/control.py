@@ -26,6 +26,7 @@ from exchanges.simulator.faults.state import (
     OrderTimeout,
     RestFaultSettings,
 )
+from exchanges.simulator.httpjson import bad_request, json_body
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -142,20 +143,20 @@ class FaultControl:
 
     # -- handlers -------------------------------------------------------------------------
     async def disconnect(self, request: web.Request) -> web.Response:
-        body = await _body(request)
+        body = await json_body(request)
         try:
             # a typo must not widen a partial drop to every connection
             only(body, ("code", "fraction", "streams"))
             selection = ConnSelection.from_json(body)
             code = integer(body, "code", 1001, lo=1000, hi=4999)
         except ValueError as exc:
-            raise _bad(str(exc)) from None
+            raise bad_request(str(exc)) from None
         closed = await self.venue.close_connections(code, "disconnect", selection)
         self.faults.count("ws_dropped", closed)
         return web.json_response({"closed": closed})
 
     async def mute(self, request: web.Request) -> web.Response:
-        body = await _body(request)
+        body = await json_body(request)
         muted = body.get("muted", True)
         try:
             only(body, ("muted", "seconds", "fraction", "streams"))
@@ -168,7 +169,7 @@ class FaultControl:
                     raise ValueError("seconds must be > 0 and <= 86400")
             selection = ConnSelection.from_json(body)
         except ValueError as exc:
-            raise _bad(str(exc)) from None
+            raise bad_request(str(exc)) from None
         if not muted:
             self.unmute_all()
             return web.json_response({"muted": False, "connections": 0, "seconds": None})
@@ -188,19 +189,19 @@ class FaultControl:
         return web.json_response({"muted": True, "connections": n, "seconds": seconds})
 
     async def delay(self, request: web.Request) -> web.Response:
-        body = await _body(request)
+        body = await json_body(request)
         try:
             only(body, ("ms", "jitter_ms"))
             ms = integer(body, "ms", 0, lo=0, hi=60_000)
             jitter = integer(body, "jitter_ms", 0, lo=0, hi=60_000)
         except ValueError as exc:
-            raise _bad(str(exc)) from None
+            raise bad_request(str(exc)) from None
         self.faults.set_ws_delay(ms, jitter)
         d = self.faults.ws_delay
         return web.json_response({"ms": d.ms if d else 0, "jitter_ms": d.jitter_ms if d else 0})
 
     async def depth_gap(self, request: web.Request) -> web.Response:
-        body = await _body(request)
+        body = await json_body(request)
         symbol = body.get("symbol")
         if not isinstance(symbol, str) or not self.engine.has_market(symbol):
             raise web.HTTPNotFound(
@@ -211,24 +212,24 @@ class FaultControl:
             only(body, ("symbol", "count"))
             count = integer(body, "count", 1, lo=0, hi=10_000)
         except ValueError as exc:
-            raise _bad(str(exc)) from None
+            raise bad_request(str(exc)) from None
         pending = self.faults.add_depth_gap(symbol, count)
         return web.json_response({"symbol": symbol, "pending": pending})
 
     async def rest_faults(self, request: web.Request) -> web.Response:
-        body = await _body(request)
+        body = await json_body(request)
         try:
             settings = RestFaultSettings.from_json(body)
         except ValueError as exc:
-            raise _bad(str(exc)) from None
+            raise bad_request(str(exc)) from None
         self.faults.set_rest(settings)
         return web.json_response({**settings.to_json(), "active": settings.active})
 
     async def maintenance(self, request: web.Request) -> web.Response:
-        body = await _body(request)
+        body = await json_body(request)
         on = body.get("on", True)
         if not isinstance(on, bool) or set(body) - {"on"}:
-            raise _bad('body must be {"on": true|false}')
+            raise bad_request('body must be {"on": true|false}')
         was_on = self.faults.maintenance
         self.faults.set_maintenance(on)
         closed = 0
@@ -239,7 +240,7 @@ class FaultControl:
         return web.json_response({"on": on, "closed": closed})
 
     async def order_timeout_next(self, request: web.Request) -> web.Response:
-        body = await _body(request)
+        body = await json_body(request)
         try:
             only(body, ("count", "delay_s", "mode"))
             count = integer(body, "count", 1, lo=0, hi=10_000)
@@ -250,12 +251,12 @@ class FaultControl:
             if mode not in ("delay", "drop"):
                 raise ValueError('mode must be "delay" or "drop"')
         except ValueError as exc:
-            raise _bad(str(exc)) from None
+            raise bad_request(str(exc)) from None
         self.faults.order_timeout = OrderTimeout(count, delay_s, mode)
         return web.json_response(self.faults.order_timeout.to_json())
 
     async def order_reject_next(self, request: web.Request) -> web.Response:
-        body = await _body(request)
+        body = await json_body(request)
         default = OrderReject()
         try:
             only(body, ("count", "code", "msg", "status"))
@@ -266,16 +267,16 @@ class FaultControl:
             if not isinstance(msg, str) or not msg:
                 raise ValueError("msg must be a non-empty string")
         except ValueError as exc:
-            raise _bad(str(exc)) from None
+            raise bad_request(str(exc)) from None
         self.faults.order_reject = OrderReject(count, code, msg, status)
         return web.json_response(self.faults.order_reject.to_json())
 
     async def bad_numbers(self, request: web.Request) -> web.Response:
-        body = await _body(request)
+        body = await json_body(request)
         try:
             fault = BadNumberFault.from_json(body)
         except ValueError as exc:
-            raise _bad(str(exc)) from None
+            raise bad_request(str(exc)) from None
         self.faults.bad_numbers.set(body["channel"], fault)
         return web.json_response({"bad_numbers": self.faults.bad_numbers.to_json()})
 
@@ -363,20 +364,3 @@ class FaultControl:
         for timer in self._timers:
             timer.cancel()
         self._timers = []
-
-
-# ---------------------------------------------------------------------- request helpers
-async def _body(request: web.Request) -> dict[str, Any]:
-    if not request.can_read_body:
-        return {}
-    try:
-        body = await request.json()
-    except ValueError:
-        raise _bad("body must be JSON") from None
-    if not isinstance(body, dict):
-        raise _bad("body must be a JSON object")
-    return body
-
-
-def _bad(message: str) -> web.HTTPBadRequest:
-    return web.HTTPBadRequest(text=json.dumps({"error": message}), content_type="application/json")
