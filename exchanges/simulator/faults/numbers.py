@@ -20,48 +20,35 @@ from typing import Any
 
 from exchanges.simulator.faults.fields import integer, number, only
 
+#: a ticker's numeric fields, on the stream and in REST answers alike
+TICKER_FIELDS: tuple[str, ...] = (
+    "bid",
+    "bid_qty",
+    "ask",
+    "ask_qty",
+    "last",
+    "last_qty",
+    "open",
+    "high",
+    "low",
+    "volume",
+    "quote_volume",
+    "change",
+    "change_pct",
+    "vwap",
+    "prev_close",
+)
+
 #: the semantic fields each channel offers (the venue's wire keys for them: the venue's map)
 CHANNEL_FIELDS: dict[str, tuple[str, ...]] = {
     # stream tickers (full, mini and best bid/ask events: whichever fields the event has)
-    "ticker": (
-        "bid",
-        "bid_qty",
-        "ask",
-        "ask_qty",
-        "last",
-        "last_qty",
-        "open",
-        "high",
-        "low",
-        "volume",
-        "quote_volume",
-        "change",
-        "change_pct",
-        "vwap",
-        "prev_close",
-    ),
+    "ticker": TICKER_FIELDS,
     # diff-depth and partial-book events: the first level of the side
     "depth": ("bid_price", "bid_qty", "ask_price", "ask_qty"),
     # public trades (and aggregate trades)
     "trade": ("price", "qty"),
     # REST ticker answers (24 h statistics, best bid/ask, last price)
-    "rest_ticker": (
-        "bid",
-        "bid_qty",
-        "ask",
-        "ask_qty",
-        "last",
-        "last_qty",
-        "open",
-        "high",
-        "low",
-        "volume",
-        "quote_volume",
-        "change",
-        "change_pct",
-        "vwap",
-        "prev_close",
-    ),
+    "rest_ticker": TICKER_FIELDS,
 }
 #: what the fault sends when no values are given
 DEFAULT_VALUES: tuple[str, ...] = ("NaN",)
