@@ -15,7 +15,11 @@ ccxt over loopback), each against a baseline taken in the same run:
   the account's open orders to the desk (grows with the number of open orders: the bench
   leaves every order resting).
 
-    python bench/order_entry.py [--quick]
+The simulator runs in its own process by default, as a venue runs elsewhere: in a thread of
+this process (`--sim thread`) it would take the interpreter lock from the threads measured
+(the door's event loop, the caller) while it serves the very request being timed.
+
+    python bench/order_entry.py [--quick] [--sim process|thread]
 """
 
 from __future__ import annotations
@@ -23,9 +27,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import json
 import sys
 import threading
 import time
+import urllib.request
 import uuid
 from collections.abc import Iterator
 from decimal import Decimal
@@ -39,6 +45,13 @@ from _common import emit, pct, setup_django, summary
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true", help="fewer samples (under a minute)")
+    parser.add_argument(
+        "--sim",
+        choices=("process", "thread"),
+        default="process",
+        help="the simulator in its own process (default: a venue elsewhere) or in a thread of "
+        "this one (sharing its interpreter lock with what is measured)",
+    )
     args = parser.parse_args()
     n_check = 100 if args.quick else 1000
     n_orders = 30 if args.quick else 150  # Binance allows 200 open orders per symbol
@@ -54,7 +67,7 @@ def main() -> None:
     runner = get_runner(settings)(verbosity=0, interactive=False)
     old = runner.setup_databases()
     try:
-        run(n_check, n_orders)
+        run(n_check, n_orders, args.sim)
     finally:
         from django.db import connection
 
@@ -94,7 +107,8 @@ def feed_ticker(account: Any, stop: threading.Event) -> None:
 
 @contextlib.contextmanager
 def commits_timed() -> Iterator[list[float]]:
-    """While inside: `[perf_counter() when this thread's last COMMIT returned]`."""
+    """While inside: `[perf_counter() when this thread's last COMMIT returned]`: the end of a
+    transaction, or of a statement run in autocommit mode (which commits as it returns)."""
     from django.db import DEFAULT_DB_ALIAS, connections
 
     wrapper = connections[DEFAULT_DB_ALIAS]  # this thread's: placement commits on it
@@ -105,14 +119,21 @@ def commits_timed() -> Iterator[list[float]]:
         base()
         stamp[0] = time.perf_counter()
 
+    def statement(execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
+        result = execute(sql, params, many, context)
+        if not wrapper.in_atomic_block and wrapper.get_autocommit():
+            stamp[0] = time.perf_counter()
+        return result
+
     wrapper.commit = commit
     try:
-        yield stamp
+        with wrapper.execute_wrapper(statement):
+            yield stamp
     finally:
         del wrapper.commit
 
 
-def run(n_check: int, n_orders: int) -> None:
+def run(n_check: int, n_orders: int, sim_mode: str) -> None:
     import ccxt.pro as ccxtpro
     from django.contrib.auth.models import User
     from django.test import Client
@@ -120,11 +141,18 @@ def run(n_check: int, n_orders: int) -> None:
     from exchanges.models import ApiCredential, ExchangeAccount, WatchedSymbol
     from exchanges.services import sync_markets
     from exchanges.simulator import SimulatorConfig
+    from exchanges.simulator.process import run_in_process
     from exchanges.simulator.testing import point_ccxt_at, run_in_thread
     from exchanges.venues import get_venue
     from orders import placement, services
 
-    with run_in_thread(SimulatorConfig(venue="binance", seed=1, tick_interval=0.2)) as sim:
+    sim: Any
+    if sim_mode == "process":
+        sim = run_in_process("binance", seed=1, tick_interval=0.2)
+    else:
+        sim = run_in_thread(SimulatorConfig(venue="binance", seed=1, tick_interval=0.2))
+    print(f"simulator: {sim_mode}")
+    with sim:
         key, secret = sim.create_account(balances={"USDT": "100000000", "BTC": "1000"})
         account = ExchangeAccount.objects.create(
             venue="binance", label="bench", rest_url=sim.base_url
@@ -137,8 +165,11 @@ def run(n_check: int, n_orders: int) -> None:
         user = User.objects.create_superuser("bench", password="bench-pw-123")  # noqa: S106
         client = Client()
         client.force_login(user)
-        top = sim.call(lambda e: e.top_of_book("BTCUSDT"))
-        price = format((top.bid_price * Decimal("0.97")).quantize(Decimal("0.01")), "f")
+        with urllib.request.urlopen(
+            f"{sim.base_url}/api/v3/ticker/bookTicker?symbol=BTCUSDT", timeout=10
+        ) as answer:
+            bid = Decimal(json.loads(answer.read())["bidPrice"])
+        price = format((bid * Decimal("0.97")).quantize(Decimal("0.01")), "f")
         form = {
             "account": str(account.pk),
             "symbol": "BTC/USDT",
@@ -250,6 +281,7 @@ def run(n_check: int, n_orders: int) -> None:
                 "ack_over_bare_p50": round(pct(ack_ms, 50) / pct(bare_ms, 50), 2),
                 "n_check": n_check,
                 "n_orders": n_orders,
+                "simulator": sim_mode,
             }
         )
 

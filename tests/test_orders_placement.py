@@ -341,15 +341,15 @@ def test_every_transition_is_an_event_and_nothing_is_deleted(
 
 
 # ------------------------------------------------------------------ the order path's cost
-def test_a_placed_order_costs_eight_queries_from_claim_to_desk_push(
+def test_a_placed_order_costs_three_queries_from_claim_to_desk_push(
     trader: User, account: ExchangeAccount, sim: SimulatorHandle, django_assert_num_queries: Any
 ) -> None:
     placement.submit(resting_buy(trader, account, sim).pk)  # builds the pooled client
     order = resting_buy(trader, account, sim)
-    # claim UPDATE; order + account + credential; BEGIN; lock with account and author;
-    # one UPDATE (state, ack, venue id); the event INSERT; COMMIT; the desk push's open
-    # orders (the pushed row itself is the locked one, not read again)
-    with django_assert_num_queries(8):
+    # on PostgreSQL (orders/fastpath.py): the claim returning the order with its account,
+    # credential and author; the ack with its audit row; the desk push's open orders (the
+    # pushed row itself is the claimed one, not read again)
+    with django_assert_num_queries(3):
         outcome = placement.submit(order.pk)
     assert outcome == placement.Outcome(S.OPEN, "placed")
     order.refresh_from_db()

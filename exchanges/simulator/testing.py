@@ -22,7 +22,7 @@ import threading
 from collections.abc import Callable
 from decimal import Decimal
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from exchanges.simulator.accounts import Order
 from exchanges.simulator.config import SimulatorConfig
@@ -271,7 +271,11 @@ def run_in_thread(config: SimulatorConfig | None = None, **overrides: Any) -> Si
 
 
 # ---------------------------------------------------------------------- ccxt helpers
-def point_ccxt_at(exchange: Any, handle: SimulatorHandle) -> Any:
+class _Speaks(Protocol):
+    def ccxt(self, exchange_id: str | None = None) -> dict[str, Any]: ...
+
+
+def point_ccxt_at(exchange: Any, handle: _Speaks) -> Any:
     """Replace `exchange.urls['api']` (REST and ccxt.pro WebSocket, the WebSocket API's
     'ws-api' URLs included) with the simulator's map for `exchange.id` (GET /_sim/ccxt), in
     place; returns the exchange.
