@@ -41,6 +41,8 @@ def fires_on(rule: AlertRule, event: HealthEvent, incident: Incident | None) -> 
             )
         case Condition.ORDER_FAILED:
             return event.state == State.ORDER_FAILED
+        case Condition.VENUE_STATUS:
+            return event.state in (State.MAINTENANCE, State.RESTRICTED)
         case Condition.RECONNECT_STORM:
             if incident is None or incident.opening_event_id != event.pk:
                 return False  # a drop is the opening of a stream incident

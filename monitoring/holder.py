@@ -38,6 +38,7 @@ from monitoring import events, livestate, share
 from monitoring.chunks import ChunkedTickers
 from monitoring.publish import DashboardPublisher
 from monitoring.streams import StreamOptions, hold_stream
+from monitoring.venuestatus import venue_status_loop
 
 log = logging.getLogger(__name__)
 
@@ -206,6 +207,12 @@ async def hold_unit(
                 tasks.append(asyncio.create_task(publisher.limiter_loop(spec, stop)))
                 if clock_every_s > 0:
                     tasks.append(asyncio.create_task(clock_loop(spec, stop, clock_every_s)))
+                if settings.XCON_VENUE_STATUS_EVERY_S > 0:
+                    tasks.append(
+                        asyncio.create_task(
+                            venue_status_loop(spec, stop, settings.XCON_VENUE_STATUS_EVERY_S)
+                        )
+                    )
             reason = await _watch(unit, symbols, spec, lease)
             stop.set()
             await asyncio.gather(*tasks, return_exceptions=True)

@@ -29,6 +29,8 @@ class Kind(models.TextChoices):
     LIMITER = "limiter"
     CLOCK = "clock"
     ORDER = "order"
+    #: the venue's own status: online, maintenance, or a restricted mode (cancel-only, …)
+    VENUE = "venue"
 
 
 class State(models.TextChoices):
@@ -45,6 +47,9 @@ class State(models.TextChoices):
     BANNED = "banned"
     CLOCK_SKEW = "clock_skew"
     ORDER_FAILED = "order_failed"
+    MAINTENANCE = "maintenance"
+    #: the venue accepts only some orders (cancel-only, post-only, limit-only)
+    RESTRICTED = "restricted"
 
 
 class Severity(models.TextChoices):
@@ -64,6 +69,8 @@ BAD_STATES = frozenset(
         State.RATE_LIMITED,
         State.BANNED,
         State.CLOCK_SKEW,
+        State.MAINTENANCE,
+        State.RESTRICTED,
     }
 )
 #: States that close the open incident, if any.
@@ -87,6 +94,8 @@ DEFAULT_SEVERITY: dict[str, str] = {
     State.RATE_LIMITED: Severity.CRITICAL,
     State.BANNED: Severity.CRITICAL,
     State.ORDER_FAILED: Severity.CRITICAL,
+    State.MAINTENANCE: Severity.CRITICAL,
+    State.RESTRICTED: Severity.WARNING,
 }
 
 
@@ -284,6 +293,7 @@ class Condition(models.TextChoices):
     LIMITER = "limiter"
     CLOCK_SKEW = "clock_skew"
     ORDER_FAILED = "order_failed"
+    VENUE_STATUS = "venue_status"
 
 
 CONDITION_LABELS: dict[str, str] = {
@@ -293,6 +303,7 @@ CONDITION_LABELS: dict[str, str] = {
     Condition.LIMITER: "Rate limit above N % or any 429/418",
     Condition.CLOCK_SKEW: "Clock offset above N ms",
     Condition.ORDER_FAILED: "Order failure",
+    Condition.VENUE_STATUS: "Venue in maintenance or a restricted mode (cancel-only, …)",
 }
 
 #: The kind of subject each condition watches.
@@ -303,11 +314,18 @@ CONDITION_KIND: dict[str, str] = {
     Condition.LIMITER: Kind.LIMITER,
     Condition.CLOCK_SKEW: Kind.CLOCK,
     Condition.ORDER_FAILED: Kind.ORDER,
+    Condition.VENUE_STATUS: Kind.VENUE,
 }
 #: Conditions about a state that lasts: their alert can wait (cooldown) while the incident is
 #: still open, and their recovery can be announced. A storm or an order failure has no end.
 LASTING_CONDITIONS = frozenset(
-    {Condition.STREAM_STALE, Condition.BREAKER_OPEN, Condition.LIMITER, Condition.CLOCK_SKEW}
+    {
+        Condition.STREAM_STALE,
+        Condition.BREAKER_OPEN,
+        Condition.LIMITER,
+        Condition.CLOCK_SKEW,
+        Condition.VENUE_STATUS,
+    }
 )
 _NEEDS_THRESHOLD: dict[str, str] = {  # keyed by the str value a rule stores
     Condition.STREAM_STALE: "seconds",

@@ -11,12 +11,21 @@ from django.template.response import TemplateResponse
 from django_htmx.middleware import HtmxDetails
 
 from exchanges.models import ExchangeAccount
+from exchanges.streaming import venuestatus
 from exchanges.streaming.tickers import TickerRow, tickers_for
 from monitoring import holding, livestate, livewatch, restlatency, share
 from monitoring.events import event_page
 from monitoring.models import HealthEvent, Incident, Kind, Severity, State
 from monitoring.publish import limiter_state
 from monitoring.streams import StreamOptions
+
+
+def venue_state_context(account_id: int, venue_name: str) -> dict[str, Any]:
+    state = venuestatus.read(account_id, time.time())
+    return {
+        "venue_state": state,
+        "venue_meaning": state.meaning(venue_name) if state else "",
+    }
 
 
 @login_required
@@ -51,6 +60,7 @@ def dashboard(request: HttpRequest) -> TemplateResponse:
                 ],
                 "trades": livestate.trades_for(account.pk),
                 "limiter": limiter_state(account),
+                **venue_state_context(account.pk, account.venue_module.name),
             }
         )
     context = {"panels": panels, "book_depth": StreamOptions().book_depth, "live": live}

@@ -25,10 +25,11 @@ from django.db.models import Count, Q
 from django.forms import ModelChoiceField
 from redis.exceptions import RedisError
 
-from exchanges import trading
+from exchanges import trading, venuestate
 from exchanges.models import AccountFee, ExchangeAccount, Market
-from exchanges.streaming import books, tickers
+from exchanges.streaming import books, tickers, venuestatus
 from exchanges.venues import get_venue
+from exchanges.venuestate import VenueState
 from orders import rules, stream
 from orders.forms import OrderForm
 from orders.liverefresh import avg_price_key, redis_client, refresher
@@ -81,6 +82,9 @@ class Evaluation:
     quote_unavailable: str = ""
     #: the base quantity a quote amount buys / sells at the current best price
     estimated_qty: Decimal | None = None
+    #: the venue's own status (None: unknown) and what it means for the desk ("" online)
+    venue_state: VenueState | None = None
+    venue_meaning: str = ""
 
     @property
     def fee_rate_pct(self) -> Decimal | None:
@@ -128,6 +132,8 @@ class Live:
     avg_note: str = ""
     balances: dict[str, dict[str, Decimal | None]] = field(default_factory=dict)
     balance_note: str = ""
+    #: the venue's own status as the account's stream unit last read it (None: unknown)
+    venue_state: VenueState | None = None
 
 
 def read_live(account: ExchangeAccount, market: Market, *, balances: bool = True) -> Live:
@@ -149,10 +155,11 @@ def read_live(account: ExchangeAccount, market: Market, *, balances: bool = True
             pipe.hget(tickers.TICK_KEY.format(account_id=account.pk), market.symbol)
             pipe.hget(books.BOOK_KEY.format(account_id=account.pk), market.symbol)
             pipe.hgetall(stream.balances_key(account.pk))
-            avg_raw, order_stream_held, tick_raw, book_raw, balances_raw = pipe.execute()
+            pipe.get(venuestatus.key(account.pk))
+            avg_raw, order_stream_held, tick_raw, book_raw, balances_raw, venue_raw = pipe.execute()
     except (RedisError, OSError):
         return Live(down=True, price_note=REDIS_DOWN, balance_note=REDIS_DOWN)
-    live = Live()
+    live = Live(venue_state=venuestatus.decode(venue_raw, time.time()))
     _read_prices(live, tick_raw, book_raw)
     if venue.publishes_average_price:
         _read_avg_price(live, account, market, avg_raw)
@@ -315,8 +322,14 @@ def evaluate(form: OrderForm, *, initial: bool = False) -> Evaluation:
                 "live there; try again when it is back.",
             )
         )
+    result.venue_state = live.venue_state
+    venue_name = get_venue(account.venue).name
+    result.venue_meaning = live.venue_state.meaning(venue_name) if live.venue_state else ""
     if not valid:
         return result
+    why = venuestate.refusal(live.venue_state, str(data.get("type") or ""), venue_name)
+    if why:
+        result.problems.append(Problem("type", "VENUE_STATE", why))
     try:
         _apply_rules(result, form, account, market, live)
     except ArithmeticError:

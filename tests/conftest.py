@@ -6,6 +6,7 @@ import os
 from collections.abc import Iterator
 
 import pytest
+import pytest_django
 import redis
 from django.conf import settings
 
@@ -38,3 +39,23 @@ def simulator() -> Iterator[object]:
     )
     with run_in_thread(config) as handle:
         yield handle
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _no_stray_connections_at_teardown(
+    django_db_setup: None, django_db_blocker: pytest_django.DjangoDbBlocker
+) -> Iterator[None]:
+    """Background threads of the app (the door pool, the desk's refresher) keep database
+    connections open; end them before the test database is dropped, which would otherwise
+    fail with "being accessed by other users" and leave it behind."""
+    yield
+    with django_db_blocker.unblock():
+        from django.db import connection
+
+        if connection.vendor != "postgresql":
+            return
+        with connection.cursor() as cur:
+            cur.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )

@@ -299,6 +299,9 @@ XCON_WS_HEARTBEAT_S = float(env_str("XCON_WS_HEARTBEAT_S", "5"))
 # and records a "clock_skew" health event while |offset| exceeds XCON_CLOCK_SKEW_MS. Binance
 # refuses signed requests more than recvWindow (10 s) off; 1 s leaves room to act.
 XCON_CLOCK_EVERY_S = float(env_str("XCON_CLOCK_EVERY_S", "60"))
+# The venue's own status (online, maintenance, cancel-only, …; monitoring/venuestatus.py) is
+# polled by the same unit every XCON_VENUE_STATUS_EVERY_S (0: never).
+XCON_VENUE_STATUS_EVERY_S = float(env_str("XCON_VENUE_STATUS_EVERY_S", "15"))
 XCON_CLOCK_SKEW_MS = float(env_str("XCON_CLOCK_SKEW_MS", "1000"))
 
 # Limiter health events (monitoring/events.py LimiterWatch): "limit_near" once the account's

@@ -16,7 +16,7 @@ from decimal import Decimal
 from typing import Any, ClassVar
 from urllib.parse import urlsplit, urlunsplit
 
-from exchanges import errors
+from exchanges import errors, venuestate
 from exchanges.marketrules import MarketRules, Unified, completed, unified
 from exchanges.ratelimit.policy import Cost, Feedback, Policy
 
@@ -149,6 +149,19 @@ class Venue:
         """The venue's own reference price for price-band and market-notional filters, where
         it publishes one (None: the caller values at the mid of the best bid and ask)."""
         return None
+
+    # -- the venue's own status -------------------------------------------------------------
+
+    def venue_state(self, status: Mapping[str, Any]) -> tuple[str, str]:
+        """The venue's status (exchanges.venuestate: online, maintenance, cancel_only, …)
+        and its own word for it, from ccxt's unified `fetch_status` answer. ccxt knows only
+        ok / maintenance / shutdown / error; a venue with finer modes reads `info`."""
+        unified = str(status.get("status") or "")
+        if unified == "ok":
+            return venuestate.ONLINE, unified
+        if unified in ("maintenance", "shutdown"):
+            return venuestate.MAINTENANCE, unified
+        return venuestate.UNKNOWN, unified
 
     def unverified(self) -> tuple[str, ...]:
         """What xcon has not verified for this venue (admin and the dashboard show it)."""

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
 
-from exchanges import errors
+from exchanges import errors, venuestate
 from exchanges.marketrules import (
     COMMON_NAMES,
     ORDER_TYPES,
@@ -62,6 +62,12 @@ _ERRORS: list[tuple[str, type[errors.ExchangeError], str]] = [
      "Kraken: this market only accepts cancels right now."),
     ("EGeneral:Invalid arguments", errors.BadRequest, "Kraken refused a request parameter."),
 ]  # fmt: skip
+
+
+#: SystemStatus / WebSocket `status` values, as exchanges.venuestate names them too
+_SYSTEM_STATES = frozenset(
+    {venuestate.ONLINE, venuestate.MAINTENANCE, venuestate.CANCEL_ONLY, venuestate.POST_ONLY}
+)
 
 
 def _penalty(table: list[tuple[int, int]], age_s: float | None) -> float:
@@ -148,6 +154,16 @@ class Kraken(Venue):
         if status == 429:
             return Feedback(retry_after_s=float(headers.get("Retry-After", 5) or 5), status=429)
         return None
+
+    def venue_state(self, status: Mapping[str, Any]) -> tuple[str, str]:
+        # SystemStatus `result.status`: online | maintenance | cancel_only | post_only
+        # (ccxt's unified status folds every mode but online into "maintenance")
+        info = status.get("info")
+        result = info.get("result") if isinstance(info, Mapping) else None
+        raw = str(result.get("status") or "") if isinstance(result, Mapping) else ""
+        if raw in _SYSTEM_STATES:
+            return raw, raw
+        return super().venue_state(status)
 
     def map_error(self, message: str) -> errors.ExchangeError | None:
         for text, cls, operator_message in _ERRORS:
