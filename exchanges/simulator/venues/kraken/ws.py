@@ -302,12 +302,6 @@ class KrakenStreams(ConnectionHub):
         self.public.begin_batch()
         withheld = self._withheld_books(batch) if self.faults.depth_gaps else frozenset()
         texts: dict[int, str] = {}
-        executions = self.private.executions(batch) if batch.executions else {}
-        balances = (
-            self.private.balances(batch, lambda k: self._watches(k, "balances"))
-            if batch.account_updates
-            else {}
-        )
         for conn in sorted(self.conns, key=lambda c: c.id):
             for sub in list(conn.subs.values()):
                 if sub.channel in PRIVATE_CHANNELS:
@@ -323,20 +317,26 @@ class KrakenStreams(ConnectionHub):
                 if text is None:
                     text = texts[id(message)] = dumps(message)
                 self._send(conn, text)
-            if conn.api_key is not None:
-                self._deliver_private(conn, executions, balances)
+        if (batch.executions or batch.account_updates) and any(c.api_key for c in self.conns):
+            # The engine reports an order inside place_order, before the REST handler that
+            # called it has filed the order's txid; rendering once that handler's synchronous
+            # part is over names the order as its AddOrder answer does. FIFO keeps the order.
+            asyncio.get_running_loop().call_soon(self._private_batch, batch)
 
-    def _deliver_private(
-        self,
-        conn: Connection,
-        executions: dict[str, list[dict[str, Any]]],
-        balances: dict[str, list[dict[str, Any]]],
-    ) -> None:
-        assert conn.api_key is not None
-        for channel, per_account in (("executions", executions), ("balances", balances)):
-            if (channel, None) in conn.subs:
-                for message in per_account.get(conn.api_key, ()):
-                    self._send(conn, self._sequenced(conn, message))
+    def _private_batch(self, batch: TickBatch) -> None:
+        executions = self.private.executions(batch) if batch.executions else {}
+        balances = (
+            self.private.balances(batch, lambda k: self._watches(k, "balances"))
+            if batch.account_updates
+            else {}
+        )
+        for conn in sorted(self.conns, key=lambda c: c.id):
+            if conn.api_key is None:
+                continue
+            for channel, per_account in (("executions", executions), ("balances", balances)):
+                if (channel, None) in conn.subs:
+                    for message in per_account.get(conn.api_key, ()):
+                        self._send(conn, self._sequenced(conn, message))
 
     def _withheld_books(self, batch: TickBatch) -> frozenset[str]:
         watched = {
