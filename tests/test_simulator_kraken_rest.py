@@ -8,7 +8,10 @@ One simulator for the module; ccxt's own throttle off (it spaces Kraken private 
 from __future__ import annotations
 
 import base64
+import hashlib
+import hmac
 import time
+import urllib.parse
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -115,3 +118,147 @@ async def test_an_unknown_pair_is_kraken_s_error_and_an_unknown_method_a_404(
             assert await r.json() == {"error": ["EGeneral:Unknown method"]}
         async with s.get(f"{sim.base_url}/0/public/OHLC?pair=XXBTZUSD&interval=7") as r:
             assert (await r.json())["error"] == ["EGeneral:Invalid arguments:interval"]
+
+
+# ---------------------------------------------------------------------- helpers
+def fresh_account(sim: SimulatorHandle, name: str) -> tuple[str, str]:
+    secret = base64.b64encode(f"secret of {name}".encode()).decode()
+    return sim.create_account(name, secret)
+
+
+@pytest_asyncio.fixture
+async def own(sim: SimulatorHandle, request: pytest.FixtureRequest) -> AsyncIterator[Any]:
+    """ccxt on an account of the test's own (so balances and orders start fresh)."""
+    key, secret = fresh_account(sim, request.node.name)
+    exchange = ccxt_async.kraken(ccxt_kraken_config(sim, key, secret))
+    try:
+        await exchange.load_markets()
+        yield exchange
+    finally:
+        await exchange.close()
+
+
+def sign(secret: str, path: str, body: str, nonce: str) -> str:
+    """Kraken's API-Sign, written from Kraken's documentation (not the simulator's code)."""
+    message = path.encode() + hashlib.sha256((nonce + body).encode()).digest()
+    mac = hmac.new(base64.b64decode(secret), message, hashlib.sha512)
+    return base64.b64encode(mac.digest()).decode()
+
+
+async def private(
+    sim: SimulatorHandle,
+    method: str,
+    fields: dict[str, str] | None = None,
+    *,
+    key: str = KEY,
+    secret: str = SECRET,
+    nonce: str | None = None,
+    api_sign: str | None = None,
+) -> tuple[int, Any]:
+    """A signed POST /0/private/<method> by hand; returns (HTTP status, JSON body)."""
+    nonce = nonce if nonce is not None else str(time.time_ns())
+    body = urllib.parse.urlencode({"nonce": nonce, **(fields or {})})
+    path = f"/0/private/{method}"
+    headers = {
+        "API-Key": key,
+        "API-Sign": api_sign if api_sign is not None else sign(secret, path, body, nonce),
+        "Content-Type": "application/x-www-form-urlencoded",
+    }
+    async with aiohttp.ClientSession() as s:
+        async with s.post(sim.base_url + path, data=body, headers=headers) as r:
+            return r.status, await r.json()
+
+
+async def below_bid(ex: Any, symbol: str, factor: float = 0.9) -> float:
+    ticker = await ex.fetch_ticker(symbol)
+    return float(ex.price_to_precision(symbol, ticker["bid"] * factor))
+
+
+# ---------------------------------------------------------------------- private, with ccxt
+@pytest.mark.asyncio
+async def test_balance_is_in_kraken_asset_ids_and_parses_to_unified_codes(own: Any) -> None:
+    raw = await own.privatePostBalance()
+    assert raw["error"] == [] and raw["result"]["XXBT"] == "1.0000000000"
+    assert raw["result"]["ZUSD"] == "100000.0000"
+    balance = await own.fetch_balance()
+    assert balance["total"]["BTC"] == 1.0 and balance["total"]["USD"] == 100000.0
+    assert balance["used"]["USD"] == 0.0 and balance["free"]["DOGE"] > 0
+
+
+@pytest.mark.asyncio
+async def test_limit_order_created_fetched_amended_canceled_and_listed(own: Any) -> None:
+    price = await below_bid(own, "BTC/USD")
+    cid = {"clientOrderId": "cid-1"}
+    created = await own.create_order("BTC/USD", "limit", "buy", 0.01, price, cid)
+    txid = created["id"]
+    assert len(txid) == 19 and txid[0] == "O" and txid[6] == txid[12] == "-"
+    assert (created["symbol"], created["side"], created["type"]) == ("BTC/USD", "buy", "limit")
+    assert (created["amount"], created["price"]) == (0.01, price)
+
+    order = await own.fetch_order(txid)
+    assert (order["status"], order["clientOrderId"], order["filled"]) == ("open", "cid-1", 0.0)
+    assert order["info"]["descr"]["pair"] == "XBTUSD"
+    assert order["info"]["descr"]["order"] == f"buy 0.01000000 XBTUSD @ limit {price:.1f}"
+    balance = await own.fetch_balance()
+    assert balance["used"]["USD"] == pytest.approx(0.01 * price)
+    assert [o["id"] for o in await own.fetch_open_orders("BTC/USD")] == [txid]
+
+    amended = await own.edit_order(txid, "BTC/USD", "limit", "buy", 0.02, price - 10)
+    assert amended["id"].startswith("T")  # AmendOrder answers an amend_id; ccxt returns it
+    order = await own.fetch_order(txid)  # the same txid, changed in place
+    assert (order["amount"], order["price"], order["status"]) == (0.02, price - 10, "open")
+    balance = await own.fetch_balance()
+    assert balance["used"]["USD"] == pytest.approx(0.02 * (price - 10))
+
+    canceled = await own.cancel_order(txid)
+    assert canceled["info"]["result"] == {"count": 1}
+    assert await own.fetch_open_orders() == []
+    closed = await own.fetch_closed_orders("BTC/USD")
+    assert [(o["id"], o["status"]) for o in closed] == [(txid, "canceled")]
+    assert closed[0]["info"]["reason"] == "User requested"
+    with pytest.raises(ccxt_async.OrderNotFound):
+        await own.cancel_order(txid)
+
+
+@pytest.mark.asyncio
+async def test_market_order_fills_and_shows_in_my_trades_with_its_fee(own: Any) -> None:
+    created = await own.create_order("ETH/USDT", "market", "buy", 0.5)
+    assert created["symbol"] == "ETH/USDT" and created["amount"] == 0.5
+    order = await own.fetch_order(created["id"])
+    assert order["status"] == "closed" and order["filled"] == 0.5 and order["average"] > 0
+    assert order["fee"]["currency"] == "USDT" and float(order["fee"]["cost"]) > 0
+    assert len(order["trades"]) >= 1
+    trades = await own.fetch_my_trades("ETH/USDT")
+    assert {t["order"] for t in trades} == {created["id"]}
+    assert sum(t["amount"] for t in trades) == pytest.approx(0.5)
+    first = trades[0]
+    assert first["id"].startswith("T") and first["takerOrMaker"] == "taker"
+    assert first["fee"]["currency"] == "USDT"
+    assert first["fee"]["cost"] == pytest.approx(first["cost"] * 0.0026, rel=1e-3)
+    balance = await own.fetch_balance()
+    assert balance["total"]["ETH"] > 10
+
+
+@pytest.mark.asyncio
+async def test_kraken_s_refusals_map_to_ccxt_s_classes(own: Any) -> None:
+    price = await below_bid(own, "BTC/USD")
+    with pytest.raises(ccxt_async.InsufficientFunds):
+        await own.create_order("BTC/USD", "limit", "buy", 50, price)
+    with pytest.raises(ccxt_async.InvalidOrder):
+        await own.create_order("BTC/USD", "limit", "buy", 0.00001, price)  # below ordermin
+    # the live text; ccxt 4.5.90 knows only "EQuery:Invalid asset pair" (BadSymbol)
+    with pytest.raises(ccxt_async.ExchangeError, match="EQuery:Unknown asset pair"):
+        await own.privatePostAddOrder(
+            {"pair": "NOPE", "type": "buy", "ordertype": "limit", "volume": "1", "price": "1"}
+        )
+    assert await own.fetch_open_orders() == []
+
+
+@pytest.mark.asyncio
+async def test_trade_volume_reports_the_pair_s_fee_schedule_tier(own: Any) -> None:
+    fee = await own.fetch_trading_fee("BTC/USD")
+    assert (fee["maker"], fee["taker"]) == (0.0016, 0.0026)
+    info = fee["info"]
+    assert info["currency"] == "ZUSD" and info["volume"] == "0.0000"
+    assert info["fees"]["XXBTZUSD"]["nextfee"] == "0.2400"
+    assert info["fees"]["XXBTZUSD"]["nextvolume"] == "50000.0000"

@@ -25,6 +25,8 @@ from exchanges.simulator.venues.kraken.http import Endpoint, Handler, Nonces, un
 from exchanges.simulator.venues.kraken.orders import KrakenOrders
 from exchanges.simulator.venues.kraken.ratelimit_control import KrakenLimitControl
 from exchanges.simulator.venues.kraken.ratelimits import KrakenLimits, KrakenLimitSettings
+from exchanges.simulator.venues.kraken.rest_orders import OrderDesk
+from exchanges.simulator.venues.kraken.rest_private import PrivateRest
 from exchanges.simulator.venues.kraken.rest_public import PublicRest
 from exchanges.simulator.venues.kraken.state import VenueState
 from exchanges.simulator.venues.kraken.tokens import Tokens
@@ -54,13 +56,17 @@ class KrakenVenue(Venue):
         self.state = VenueState(self.faults)
         self.nonces = Nonces()
         self.tokens = Tokens(engine.clock)
-        self.orders = KrakenOrders(config.seed)
+        self.orders = KrakenOrders(config.seed, engine)
         self.limits = KrakenLimits(
             KrakenLimitSettings(enforce=config.enforce_rate_limits), engine.clock
         )
         # its counters appear in GET /_sim/stats and reset with POST /_sim/reset_stats
         engine.stats.add_section(self.limits)
         self.public = PublicRest(engine, self.catalog, self.state)
+        self.desk = OrderDesk(
+            engine, self.faults, self.orders, self.limits, self.state, self.catalog.by_altname()
+        )
+        self.private = PrivateRest(engine, self.catalog, self.orders, self.desk, self.tokens)
         streams_cls = _streams_class()
         self.streams = (
             streams_cls(engine, config, self.faults, self.tokens) if streams_cls else None
@@ -115,6 +121,26 @@ class KrakenVenue(Venue):
             ("Spread", pub.spread),
         ):
             self._route(app, "public", method, handler)
+        prv, desk = self.private, self.desk
+        for method, handler in (
+            ("Balance", prv.balance),
+            ("BalanceEx", prv.balance_ex),
+            ("TradeBalance", prv.trade_balance),
+            ("TradeVolume", prv.trade_volume),
+            ("OpenOrders", prv.open_orders),
+            ("ClosedOrders", prv.closed_orders),
+            ("QueryOrders", prv.query_orders),
+            ("TradesHistory", prv.trades_history),
+            ("QueryTrades", prv.query_trades),
+            ("GetWebSocketsToken", prv.websockets_token),
+            ("AddOrder", desk.add_order),
+            ("AmendOrder", desk.amend_order),
+            ("EditOrder", desk.edit_order),
+            ("CancelOrder", desk.cancel_order),
+            ("CancelAll", desk.cancel_all),
+            ("CancelAllOrdersAfter", desk.cancel_all_after),
+        ):
+            self._route(app, "private", method, handler)
         for kind in ("public", "private"):
             app.router.add_route("*", f"/0/{kind}/{{method}}", unknown_method)
         self.state.routes(app)
@@ -168,6 +194,10 @@ class KrakenVenue(Venue):
             return None
         self.engine.stats.count_error(errors.UNAVAILABLE)
         return web.json_response({"error": [errors.UNAVAILABLE], "result": {}})
+
+    async def shutdown(self) -> None:
+        await self.desk.shutdown()
+        await super().shutdown()
 
     def venue_faults(self) -> dict[str, Any]:
         return {"lockouts": self.limits.active_lockouts()}

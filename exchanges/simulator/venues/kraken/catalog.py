@@ -36,7 +36,14 @@ COMMON_CODES = {"XBT": "BTC", "XDG": "DOGE"}
 
 #: what a fresh account holds when no balances are configured: this many USD of each asset
 _USD_PER_ASSET = Decimal(10000)
-_FIAT_AND_STABLE = {"ZUSD": Decimal(100000), "USDT": Decimal(100000), "ZEUR": Decimal(100000)}
+#: ... except these, which start like the Binance simulator's accounts
+_FIXED_START = {
+    "ZUSD": Decimal(100000),
+    "USDT": Decimal(100000),
+    "ZEUR": Decimal(100000),
+    "XXBT": Decimal(1),
+    "XETH": Decimal(10),
+}
 
 Record = dict[str, Any]
 
@@ -138,11 +145,12 @@ class Catalog:
         return out
 
     def default_balances(self) -> dict[str, Decimal]:
-        """100000 of each fiat / stable asset, about 10000 USD of every other (by reference)."""
+        """100000 ZUSD / USDT / ZEUR, 1 XXBT, 10 XETH and about 10000 USD of every other asset
+        (by the engine's reference prices)."""
         out: dict[str, Decimal] = {}
         for asset_id, rec in self.assets.items():
-            if asset_id in _FIAT_AND_STABLE:
-                out[asset_id] = _FIAT_AND_STABLE[asset_id]
+            if asset_id in _FIXED_START:
+                out[asset_id] = _FIXED_START[asset_id]
                 continue
             usd = REFERENCE_USD.get(self.code(asset_id))
             if usd is None:

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 
 from exchanges.simulator.accounts import Fill, Order, OrderStatus, Side
+from exchanges.simulator.engine import Engine
 
 _ALPHABET = string.ascii_uppercase + string.digits
 
@@ -91,10 +92,15 @@ def new_txid(rng: random.Random, first: str) -> str:
 
 
 class KrakenOrders:
-    """Every Kraken order of the simulator, by txid and by engine order id."""
+    """Every Kraken order of the simulator, by txid and by engine order id.
 
-    def __init__(self, seed: int) -> None:
-        self._rng = random.Random(f"{seed}:kraken:txids")
+    An engine order placed for a Kraken order carries the txid as its client order id, so
+    `by_engine_id` finds the record even while the placement is still delivering its events
+    (before `link`)."""
+
+    def __init__(self, seed: int, engine: Engine) -> None:
+        self.rng = random.Random(f"{seed}:kraken:txids")
+        self._engine = engine
         self._by_txid: dict[str, KrakenOrder] = {}
         self._by_engine: dict[int, KrakenOrder] = {}
         self._trade_txids: dict[int, str] = {}
@@ -103,7 +109,7 @@ class KrakenOrders:
     # -- ids -------------------------------------------------------------------------------
     def order_txid(self) -> str:
         while True:
-            txid = new_txid(self._rng, "O")
+            txid = new_txid(self.rng, "O")
             if txid not in self._by_txid:
                 return txid
 
@@ -111,14 +117,14 @@ class KrakenOrders:
         """The trade's txid (made on first use, then stable)."""
         txid = self._trade_txids.get(fill.trade_id)
         if txid is None:
-            txid = self._trade_txids[fill.trade_id] = new_txid(self._rng, "T")
+            txid = self._trade_txids[fill.trade_id] = new_txid(self.rng, "T")
         return txid
 
     def position_txid(self, fill: Fill) -> str:
         """`postxid` of a trade (Kraken reports one for spot trades too)."""
         txid = self._position_txids.get(fill.trade_id)
         if txid is None:
-            txid = self._position_txids[fill.trade_id] = new_txid(self._rng, "T")
+            txid = self._position_txids[fill.trade_id] = new_txid(self.rng, "T")
         return txid
 
     # -- records ---------------------------------------------------------------------------
@@ -132,11 +138,27 @@ class KrakenOrders:
         order.engine_id = engine_id
         self._by_engine[engine_id] = order
 
+    def discard(self, txid: str) -> None:
+        """Forget a record whose placement the engine refused."""
+        order = self._by_txid.pop(txid, None)
+        if order is not None and order.engine_id is not None:
+            self._by_engine.pop(order.engine_id, None)
+
     def get(self, txid: str) -> KrakenOrder | None:
         return self._by_txid.get(txid)
 
     def by_engine_id(self, engine_id: int) -> KrakenOrder | None:
-        return self._by_engine.get(engine_id)
+        found = self._by_engine.get(engine_id)
+        if found is not None:
+            return found
+        for account in self._engine.trading.accounts.values():
+            order = account.orders.get(engine_id)
+            if order is not None:
+                found = self._by_txid.get(order.client_order_id)
+                if found is not None and found.api_key == order.api_key:
+                    self.link(found, engine_id)
+                return found
+        return None
 
     def of_key(self, api_key: str) -> Iterator[KrakenOrder]:
         """The key's orders, oldest first."""
