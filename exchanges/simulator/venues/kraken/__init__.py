@@ -5,10 +5,9 @@ and order rules: catalog, markets, rules."""
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Iterable, Mapping
 from decimal import Decimal
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 from aiohttp import web
 
@@ -30,20 +29,13 @@ from exchanges.simulator.venues.kraken.rest_private import PrivateRest
 from exchanges.simulator.venues.kraken.rest_public import PublicRest
 from exchanges.simulator.venues.kraken.state import VenueState
 from exchanges.simulator.venues.kraken.tokens import Tokens
+from exchanges.simulator.venues.kraken.ws import KrakenStreams
+from exchanges.simulator.venues.kraken.ws_conn import Connection
 
 __all__ = ["KrakenVenue"]
 
 #: SimulatorConfig's fee default; any other value is the caller's and is kept
 _CONFIG_DEFAULT_FEE = Decimal("0.001")
-
-
-def _streams_class() -> Any:
-    """K2's KrakenStreams (ws.py) once it exists, else None (no WebSocket routes)."""
-    try:
-        module = importlib.import_module("exchanges.simulator.venues.kraken.ws")
-    except ModuleNotFoundError:
-        return None
-    return module.KrakenStreams
 
 
 class KrakenVenue(Venue):
@@ -67,10 +59,10 @@ class KrakenVenue(Venue):
             engine, self.faults, self.orders, self.limits, self.state, self.catalog.by_altname()
         )
         self.private = PrivateRest(engine, self.catalog, self.orders, self.desk, self.tokens)
-        streams_cls = _streams_class()
-        self.streams = (
-            streams_cls(engine, config, self.faults, self.tokens) if streams_cls else None
+        self.streams = KrakenStreams(
+            engine, config, self.faults, self.tokens, orders=self.orders, state=self.state
         )
+        self.desk.on_amended.append(self.streams.amended)
 
     def _adopt_kraken_defaults(self, engine: Engine, config: SimulatorConfig) -> None:
         """Kraken's fees (tier 0 of the pairs' schedules: 0.16 % maker, 0.26 % taker) and
@@ -145,9 +137,8 @@ class KrakenVenue(Venue):
             app.router.add_route("*", f"/0/{kind}/{{method}}", unknown_method)
         self.state.routes(app)
         KrakenLimitControl(self.limits).routes(app)
-        if self.streams is not None:
-            app.router.add_get("/ws/v2", self.streams.handle_public, allow_head=False)
-            app.router.add_get("/ws-auth/v2", self.streams.handle_private, allow_head=False)
+        app.router.add_get("/ws/v2", self.streams.handle_public, allow_head=False)
+        app.router.add_get("/ws-auth/v2", self.streams.handle_private, allow_head=False)
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -163,22 +154,16 @@ class KrakenVenue(Venue):
     async def close_connections(
         self, code: int = 1001, message: str = "", selection: ConnSelection | None = None
     ) -> int:
-        if self.streams is None:
-            return 0
-        closed: int = await self.streams.close_all(
-            code, message or "closed by simulator", selection
-        )
-        return closed
+        return await self.streams.close_all(code, message or "closed by simulator", selection)
 
     def mute_connections(self, selection: ConnSelection | None) -> list[object]:
-        return [] if self.streams is None else list(self.streams.mute(selection))
+        return list(self.streams.mute(selection))
 
     def unmute_connections(self, conns: Iterable[object] | None) -> None:
-        if self.streams is not None:
-            self.streams.unmute(None if conns is None else list(conns))
+        self.streams.unmute(None if conns is None else cast(Iterable[Connection], conns))
 
     def muted_connections(self) -> int:
-        return 0 if self.streams is None else int(self.streams.muted_count())
+        return self.streams.muted_count()
 
     def fault_response(self, status: int, html: bool) -> web.Response:
         if html:
