@@ -10,7 +10,11 @@ parses):
   record after that first one is PARTIAL: `new`, `filled`, `canceled`, `expired`, `amended` carry
   the order id and the changed fields only, no `symbol` (ccxt then yields orders whose symbol
   is None - the live venue's trap, reproduced on purpose). A fill is a `trade` record (with
-  symbol, as live), followed by `filled` when it completed the order.
+  symbol, side and fees but no cumulative figures, as live; ccxt files it under watch_my_trades,
+  so watch_orders learns of a partial fill only from the order's next update), followed by a
+  partial `filled` when it completed the order. Record shapes as observed on the live venue
+  (pending_new with `stop_price` 0 and `post_only`; `new` with just the ids; `canceled` with
+  cum_qty, cum_cost, fee_usd_equiv, avg_price and the reason).
 balances: snapshot of every asset (`balance`, wallets), then one ledger-style update per asset
 whose total changed (a fill; holds of open orders do not change Kraken's balance).
 
@@ -235,7 +239,6 @@ class PrivateRenderer:
             "order_id": self.order_id(order),
             "symbol": self.names.symbol_of[order.symbol],
             "order_qty": order.quantity,
-            "cum_qty": _ZERO if pending else order.executed_qty,
             "cum_cost": _ZERO if pending else order.cumulative_quote,
             "time_in_force": (k.timeinforce if k is not None else order.time_in_force.name),
             "exec_type": exec_type,
@@ -247,8 +250,11 @@ class PrivateRenderer:
             "fee_ccy_pref": "fciq",
             "timestamp": rfc3339(order.created_ms),
         }
+        if not pending:
+            record["cum_qty"] = order.executed_qty
         if order.price is not None:
             record["limit_price"] = order.price
+        record["stop_price"] = order.stop_price if order.stop_price is not None else _ZERO
         if order.type is OrderType.LIMIT_MAKER:
             record["post_only"] = True
         if order.stop_price is not None:
@@ -278,6 +284,8 @@ class PrivateRenderer:
             record["avg_price"] = (
                 ev.cumulative_quote / ev.executed_qty if ev.executed_qty else _ZERO
             )
+        if ev.order.type is OrderType.LIMIT_MAKER:
+            record["post_only"] = True
         self._userref(ev.order, record)
         return record
 
@@ -300,10 +308,6 @@ class PrivateRenderer:
             "fees": [{"asset": self.names.asset(fill.commission_asset), "qty": fill.commission}],
             "timestamp": rfc3339(fill.time_ms),
         }
-        if ev is not None:
-            record["cum_qty"] = ev.executed_qty
-            record["cum_cost"] = ev.cumulative_quote
-            record["avg_price"] = ev.cumulative_quote / ev.executed_qty
         self._userref(order, record)
         return record
 
