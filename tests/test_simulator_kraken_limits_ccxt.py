@@ -90,10 +90,11 @@ def _client(sim: SimulatorHandle, key: str, secret: str) -> Any:
     return ccxt_async.kraken({**config, "enableRateLimit": False, "apiKey": key, "secret": secret})
 
 
-def _advance(sim: SimulatorHandle, seconds: float) -> None:
-    """Move the simulator clock forward (what the counters decay on)."""
-    offset = sim.call(lambda e: e.clock.offset_ms)
-    sim.set_clock_offset(offset + int(seconds * 1000))
+async def _advance(sim: SimulatorHandle, seconds: float) -> None:
+    """Move the simulator clock forward (what the counters decay on) with POST /_sim/clock."""
+    offset = (await _get(sim, "/_sim/info"))["clock_offset_ms"]
+    status, _ = await _post(sim, "/_sim/clock", {"offset_ms": offset + int(seconds * 1000)})
+    assert status == 200
 
 
 async def _balances_until_refused(exchange: Any, limit: int = 100) -> tuple[int, Exception]:
@@ -116,7 +117,7 @@ async def test_a_burst_is_refused_at_exactly_the_counters_max_and_admitted_after
     assert state["rest"][KEY]["counter"] == pytest.approx(15, abs=0.05)
     assert state["rest"][KEY]["max"] == 15
     # one unit drains in 1 / 0.33 s
-    _advance(sim, 3.1)
+    await _advance(sim, 3.1)
     await kraken.fetch_balance()
     with pytest.raises(ccxt.DDoSProtection, match="EAPI:Rate limit exceeded"):
         await kraken.fetch_balance()
@@ -171,7 +172,7 @@ async def test_orders_fill_the_pairs_trading_counter_not_the_rest_counter(
     with pytest.raises(ccxt.DDoSProtection, match="EOrder:Rate limit exceeded"):
         await kraken.cancel_order(ids[0], SYMBOL)
     # 20 s later the counter has drained by 20 and the orders are over 15 s old: +4 each
-    _advance(sim, 20)
+    await _advance(sim, 20)
     await kraken.cancel_order(ids[0], SYMBOL)
     state = await _get(sim, "/_sim/kraken/limits")
     assert state["trading"][KEY][PAIR]["counter"] == pytest.approx(before - 20 + 4, abs=0.3)
@@ -191,7 +192,7 @@ async def test_a_lockout_refuses_every_private_call_of_the_key_until_it_ends(
         await kraken.create_order(SYMBOL, "limit", "buy", 0.001, 1000)
     assert set((await _get(sim, "/_sim/kraken/limits"))["lockouts"]) == {KEY}
     await kraken.fetch_ticker(SYMBOL)  # public calls go on
-    _advance(sim, 60.1)
+    await _advance(sim, 60.1)
     await kraken.fetch_balance()
     assert (await _get(sim, "/_sim/kraken/limits"))["lockouts"] == {}
 
@@ -207,10 +208,10 @@ async def test_calls_that_keep_coming_past_the_limit_start_a_lockout(
             await kraken.fetch_balance()
         with pytest.raises(ccxt.DDoSProtection, match="EGeneral:Temporary lockout"):
             await kraken.fetch_balance()
-        _advance(sim, 29)  # the counter has drained, the lockout has not
+        await _advance(sim, 29)  # the counter has drained, the lockout has not
         with pytest.raises(ccxt.DDoSProtection, match="EGeneral:Temporary lockout"):
             await kraken.fetch_balance()
-        _advance(sim, 1.1)
+        await _advance(sim, 1.1)
         await kraken.fetch_balance()
     finally:
         await _post(sim, "/_sim/kraken/limits", {"lockout_after": 10, "lockout_seconds": 900})
@@ -241,10 +242,26 @@ async def test_public_calls_are_limited_per_ip_when_turned_on(
             await kraken.fetch_ticker(SYMBOL)
         with pytest.raises(ccxt.DDoSProtection, match="EGeneral:Too many requests"):
             await kraken.fetch_ticker(SYMBOL)
-        _advance(sim, 1.1)
+        await _advance(sim, 1.1)
         await kraken.fetch_ticker(SYMBOL)
     finally:
         await _post(sim, "/_sim/kraken/limits", {"public_enforce": False, "public_max": 5})
+
+
+async def test_reset_stats_zeroes_the_statistics_and_keeps_the_counters(
+    sim: SimulatorHandle, kraken: Any
+) -> None:
+    assert (await _balances_until_refused(kraken))[0] == 15
+    stats = await _get(sim, "/_sim/stats")
+    assert stats["rate_limit_errors"] == {"EAPI:Rate limit exceeded": 1}
+    assert stats["max_rest_counter"][KEY] == pytest.approx(15, abs=0.05)  # less its decay
+    status, _ = await _post(sim, "/_sim/reset_stats", {})
+    assert status == 200
+    stats = await _get(sim, "/_sim/stats")
+    assert stats["rate_limit_errors"] == {} and stats["rest_units_admitted"] == {}
+    assert stats["rest_counter"][KEY] == pytest.approx(15, abs=0.05)
+    with pytest.raises(ccxt.DDoSProtection, match="EAPI:Rate limit exceeded"):
+        await kraken.fetch_balance()
 
 
 @pytest.mark.parametrize(

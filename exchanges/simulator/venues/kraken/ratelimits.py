@@ -473,7 +473,9 @@ class KrakenLimits:
                 if (lvl := s.rest.current(now, self.settings.tier(k).rest_decay_per_s))
             },
             "rest_units_admitted": {k: s.rest_units for k, s in keys if s.rest_units},
-            "max_rest_counter": {k: s.max_rest_level for k, s in keys if s.max_rest_level},
+            "max_rest_counter": {
+                k: round(s.max_rest_level, 6) for k, s in keys if s.max_rest_level
+            },
             "trading_units_admitted": {
                 k: dict(s.trading_units) for k, s in keys if sum(s.trading_units.values())
             },
