@@ -24,6 +24,7 @@ from exchanges.simulator.venues.kraken.http import Endpoint, Handler, Nonces, un
 from exchanges.simulator.venues.kraken.orders import KrakenOrders
 from exchanges.simulator.venues.kraken.ratelimit_control import KrakenLimitControl
 from exchanges.simulator.venues.kraken.ratelimits import KrakenLimits, KrakenLimitSettings
+from exchanges.simulator.venues.kraken.rest_amend import AmendRest
 from exchanges.simulator.venues.kraken.rest_orders import OrderDesk
 from exchanges.simulator.venues.kraken.rest_private import PrivateRest
 from exchanges.simulator.venues.kraken.rest_public import PublicRest
@@ -58,6 +59,7 @@ class KrakenVenue(Venue):
         self.desk = OrderDesk(
             engine, self.faults, self.orders, self.limits, self.state, self.catalog.by_altname()
         )
+        self.amends = AmendRest(self.desk)
         self.private = PrivateRest(engine, self.catalog, self.orders, self.desk, self.tokens)
         self.streams = KrakenStreams(
             engine, config, self.faults, self.tokens, orders=self.orders, state=self.state
@@ -126,8 +128,8 @@ class KrakenVenue(Venue):
             ("QueryTrades", prv.query_trades),
             ("GetWebSocketsToken", prv.websockets_token),
             ("AddOrder", desk.add_order),
-            ("AmendOrder", desk.amend_order),
-            ("EditOrder", desk.edit_order),
+            ("AmendOrder", self.amends.amend_order),
+            ("EditOrder", self.amends.edit_order),
             ("CancelOrder", desk.cancel_order),
             ("CancelAll", desk.cancel_all),
             ("CancelAllOrdersAfter", desk.cancel_all_after),

@@ -1,5 +1,5 @@
-"""Kraken's order entry (/0/private/...): AddOrder, AmendOrder, EditOrder, CancelOrder,
-CancelAll, CancelAllOrdersAfter.
+"""Kraken's order entry (/0/private/...): AddOrder, CancelOrder, CancelAll,
+CancelAllOrdersAfter (AmendOrder and EditOrder: rest_amend.py).
 
 AddOrder: the pair's trading counter is charged first (Kraken: "even if the transaction fails
 validation"), then the fields are read (order_params.py), the venue state and Kraken's order
@@ -33,16 +33,14 @@ from exchanges.simulator.faults import Faults
 from exchanges.simulator.markets import MarketSpec
 from exchanges.simulator.trading import OrderRequest
 from exchanges.simulator.venues.kraken import errors, rules, wire
-from exchanges.simulator.venues.kraken.amend import amend_in_place
 from exchanges.simulator.venues.kraken.errors import KrakenError
-from exchanges.simulator.venues.kraken.http import Call, Params, bool_param, decimal_param
+from exchanges.simulator.venues.kraken.http import Call, Params
 from exchanges.simulator.venues.kraken.order_params import AddOrder, parse_add_order
 from exchanges.simulator.venues.kraken.orders import (
     CONDITIONAL_MARKET,
     KrakenOrder,
     KrakenOrders,
     kraken_status,
-    new_txid,
 )
 from exchanges.simulator.venues.kraken.state import VenueState
 
@@ -112,7 +110,7 @@ class OrderDesk:
         since_ms = k.amended_ms if k.amended_ms is not None else k.opentm * 1000
         return max(0.0, (self.engine.clock.now_ms() - since_ms) / 1000)
 
-    def _charge(self, api_key: str, pair: str, method: str, age: float | None) -> None:
+    def charge(self, api_key: str, pair: str, method: str, age: float | None) -> None:
         refusal = self.limits.charge_trading(api_key, pair, method, age)
         if refusal is not None:
             raise KrakenError(refusal)
@@ -124,22 +122,22 @@ class OrderDesk:
     async def add_order(self, call: Call) -> Any:
         spec = self.spec(call.params)
         api_key = call.api_key
-        self._charge(api_key, spec.symbol, "AddOrder", None)
+        self.charge(api_key, spec.symbol, "AddOrder", None)
         req = parse_add_order(call.params, self.now_s())
         refusal = self.faults.take_order_reject()
         if refusal is not None:
             raise KrakenError(refusal.msg)
-        k = self._record(api_key, spec, req)
+        k = self.record(api_key, spec, req)
         descr = {"order": wire.order_text(k, wire.Format(spec))}
         self._check_state(req)
         if req.cl_ord_id is not None and any(
             o.cl_ord_id == req.cl_ord_id for o in self._open_of(api_key)
         ):
             raise errors.invalid_argument("cl_ord_id")
-        would_take = self._check(api_key, spec, req)
+        would_take = self.check(api_key, spec, req)
         if req.validate:
             return {"descr": descr}
-        self._place(k, spec, req, would_take)
+        self.place(k, spec, req, would_take)
         answer = {"descr": descr, "txid": [k.txid]}
         timeout = self.faults.take_order_timeout()
         if timeout is not None:
@@ -152,7 +150,7 @@ class OrderDesk:
             await self.faults.hang(timeout.delay_s)
         return answer
 
-    def _record(self, api_key: str, spec: MarketSpec, req: AddOrder) -> KrakenOrder:
+    def record(self, api_key: str, spec: MarketSpec, req: AddOrder) -> KrakenOrder:
         return KrakenOrder(
             txid=self.orders.order_txid(),
             api_key=api_key,
@@ -178,7 +176,7 @@ class OrderDesk:
         if status == "post_only" and not req.post_only:
             raise KrakenError(rules.E_POST_ONLY)
 
-    def _check(self, api_key: str, spec: MarketSpec, req: AddOrder) -> bool:
+    def check(self, api_key: str, spec: MarketSpec, req: AddOrder) -> bool:
         """Kraken's rules, then the engine's checks; True for a post-only order that would
         take (accepted, then canceled)."""
         engine = self.engine
@@ -240,7 +238,7 @@ class OrderDesk:
             stop_price=stop,
         )
 
-    def _place(self, k: KrakenOrder, spec: MarketSpec, req: AddOrder, would_take: bool) -> None:
+    def place(self, k: KrakenOrder, spec: MarketSpec, req: AddOrder, would_take: bool) -> None:
         if would_take:
             k.status, k.reason, k.closetm = "canceled", rules.POST_ONLY_REASON, k.opentm
             self.orders.add(k)
@@ -317,10 +315,10 @@ class OrderDesk:
     def _expire(self, k: KrakenOrder) -> None:
         self._expiries.pop(k.txid, None)
         if self.is_open(k):
-            self._cancel(k, "expired", None)
+            self.cancel(k, "expired", None)
 
     # -- cancels -------------------------------------------------------------------------
-    def _cancel(self, k: KrakenOrder, status: str, reason: str | None) -> int:
+    def cancel(self, k: KrakenOrder, status: str, reason: str | None) -> int:
         """End one open order; 1 if it was open."""
         order = self.engine_order(k)
         if order is None:
@@ -339,7 +337,7 @@ class OrderDesk:
             timer.cancel()
         return 1
 
-    def _targets(self, api_key: str, params: Params) -> list[KrakenOrder]:
+    def targets(self, api_key: str, params: Params) -> list[KrakenOrder]:
         """The open orders a CancelOrder / AmendOrder names (txid, userref or cl_ord_id)."""
         cl_ord_id = params.get("cl_ord_id", "")
         ref = params.get("txid", "")
@@ -353,18 +351,18 @@ class OrderDesk:
         return [k for k in open_orders if k.txid == ref]
 
     async def cancel_order(self, call: Call) -> Any:
-        targets = self._targets(call.api_key, call.params)
+        targets = self.targets(call.api_key, call.params)
         if not targets:
             raise KrakenError(errors.UNKNOWN_ORDER)
         for k in targets:
-            self._charge(call.api_key, k.pair, "CancelOrder", self.age_s(k))
-        return {"count": sum(self._cancel(k, "canceled", REASON_USER) for k in targets)}
+            self.charge(call.api_key, k.pair, "CancelOrder", self.age_s(k))
+        return {"count": sum(self.cancel(k, "canceled", REASON_USER) for k in targets)}
 
     async def cancel_all(self, call: Call) -> Any:
         return {"count": self.cancel_everything(call.api_key, REASON_USER)}
 
     def cancel_everything(self, api_key: str, reason: str) -> int:
-        return sum(self._cancel(k, "canceled", reason) for k in self._open_of(api_key))
+        return sum(self.cancel(k, "canceled", reason) for k in self._open_of(api_key))
 
     async def cancel_all_after(self, call: Call) -> Any:
         raw = call.params.get("timeout", "")
@@ -392,146 +390,6 @@ class OrderDesk:
         """api key -> when its dead man's switch fires (venue-clock ms)."""
         return {key: at for key, (_, at) in self._deadman.items()}
 
-    # -- AmendOrder / EditOrder ------------------------------------------------------------
-    async def amend_order(self, call: Call) -> Any:
-        params = call.params
-        if params.get("txid", "").lstrip("-").isdigit():
-            raise errors.invalid_argument("txid")  # amends name one order, never a userref
-        targets = self._targets(call.api_key, params)
-        if not targets:
-            raise KrakenError(errors.UNKNOWN_ORDER)
-        k = targets[0]
-        self._charge(call.api_key, k.pair, "AmendOrder", self.age_s(k))
-        qty = decimal_param(params, "order_qty")
-        limit = decimal_param(params, "limit_price")
-        trigger = decimal_param(params, "trigger_price")
-        if params.get("display_qty"):
-            raise errors.invalid_argument("display_qty")
-        if qty is None and limit is None and trigger is None:
-            raise errors.invalid_argument("order_qty")
-        if k.ordertype == "market":
-            raise KrakenError(errors.AMEND_NOT_SUPPORTED)
-        if limit is not None and k.ordertype in CONDITIONAL_MARKET:
-            raise errors.invalid_argument("limit_price")
-        if trigger is not None and not k.is_conditional:
-            raise errors.invalid_argument("trigger_price")
-        post_only = bool_param(params, "post_only") or "post" in k.oflags
-        self._amend(k, qty, limit, trigger, post_only)
-        return {"amend_id": new_txid(self.orders.rng, "T")}
-
-    def _amend(
-        self,
-        k: KrakenOrder,
-        qty: Decimal | None,
-        limit: Decimal | None,
-        trigger: Decimal | None,
-        post_only: bool,
-    ) -> None:
-        spec = self.engine.markets[k.pair]
-        order = self.engine_order(k)
-        new_limit = limit if limit is not None else (k.price2 if k.price2 is not None else k.price)
-        if k.ordertype in CONDITIONAL_MARKET:
-            new_limit = None
-        new_trigger = trigger if trigger is not None else (k.price if k.is_conditional else None)
-        otype = OrderType.LIMIT_MAKER if post_only and k.ordertype == "limit" else OrderType.LIMIT
-        if k.ordertype in CONDITIONAL_MARKET:
-            otype = OrderType.MARKET
-        elif k.is_conditional and order is not None and not order.working:
-            otype = (
-                OrderType.STOP_LOSS_LIMIT
-                if k.ordertype.startswith("stop")
-                else OrderType.TAKE_PROFIT_LIMIT
-            )
-        top = self.engine.top_of_book(k.pair)
-        try:
-            rules.check_order(
-                spec,
-                k.side,
-                otype,
-                qty if qty is not None else k.volume,
-                new_limit,
-                new_trigger if otype.is_stop else None,
-                new_trigger if otype is OrderType.MARKET else None,
-                top.bid_price,
-                top.ask_price,
-                self.engine.last_price(k.pair),
-            )
-            if order is not None:
-                amend_in_place(
-                    self.engine, order, qty, limit, trigger if order.type.is_stop else None
-                )
-        except OrderRejected as rej:
-            if rej.reason is RejectReason.WOULD_TAKE:
-                raise KrakenError(errors.POST_ONLY) from None
-            if rej.reason is RejectReason.INVALID_QUANTITY and rej.detail == "order_qty":
-                raise errors.invalid_argument("order_qty") from None
-            raise errors.from_rejection(rej) from None
-        if qty is not None:
-            k.volume = qty
-        if limit is not None:
-            if k.ordertype == "limit":
-                k.price = limit
-            else:
-                k.price2 = limit
-        if trigger is not None:
-            k.price = trigger
-        if post_only and k.ordertype == "limit" and "post" not in k.oflags:
-            k.oflags.insert(0, "post")
-        k.amended_ms = self.engine.clock.now_ms()
-        if order is not None:
-            for listener in list(self.on_amended):
-                listener(order)
-
-    async def edit_order(self, call: Call) -> Any:
-        """The legacy EditOrder: the order is canceled and a new one (a new txid) placed with
-        the given fields, the rest kept from the original."""
-        params = call.params
-        spec = self.spec(params)
-        targets = [k for k in self._targets(call.api_key, params) if k.pair == spec.symbol]
-        if not targets:
-            raise KrakenError(errors.UNKNOWN_ORDER)
-        old = targets[0]
-        self._charge(call.api_key, old.pair, "EditOrder", self.age_s(old))
-        order = self.engine_order(old)
-        executed = order.executed_qty if order is not None else Decimal(0)
-        merged = {
-            "pair": spec.symbol,
-            "type": old.side.value,
-            "ordertype": old.ordertype,
-            "volume": params.get("volume") or str(old.volume),
-            "timeinforce": old.timeinforce,
-            "oflags": params.get("oflags") or ",".join(old.oflags),
-        }
-        for name, value in (("price", old.price), ("price2", old.price2)):
-            if params.get(name) or value is not None:
-                merged[name] = params.get(name) or str(value)
-        if params.get("userref") or old.userref is not None:
-            merged["userref"] = params.get("userref") or str(old.userref)
-        req = parse_add_order(merged, self.now_s())
-        if req.volume - executed <= 0:
-            raise errors.invalid_argument("volume")
-        if executed:
-            req = _with_volume(req, req.volume - executed)
-        new = self._record(call.api_key, spec, req)
-        descr = {"order": wire.order_text(new, wire.Format(spec))}
-        answer: dict[str, Any] = {
-            "status": "ok",
-            "txid": new.txid,
-            "originaltxid": old.txid,
-            "volume": wire.Format(spec).vol(req.volume),
-            "price": wire.Format(spec).price(req.price),
-            "price2": wire.Format(spec).price(req.price2),
-            "orders_cancelled": 1,
-            "descr": descr,
-        }
-        if bool_param(params, "validate"):
-            answer.pop("txid")
-            return answer
-        self._cancel(old, "canceled", "Order replaced")
-        would_take = self._check(call.api_key, spec, req)
-        self._place(new, spec, req, would_take)
-        return answer
-
     async def shutdown(self) -> None:
         for handle, _ in self._deadman.values():
             handle.cancel()
@@ -540,9 +398,3 @@ class OrderDesk:
         self._deadman.clear()
         self._expiries.clear()
         self.engine.remove_listener(self._on_batch)
-
-
-def _with_volume(req: AddOrder, volume: Decimal) -> AddOrder:
-    from dataclasses import replace
-
-    return replace(req, volume=volume)
