@@ -641,3 +641,47 @@ async def test_websockets_token_is_issued_for_the_key(sim: SimulatorHandle) -> N
     token = answer["result"]["token"]
     assert answer["result"]["expires"] == 900
     assert sim.call(lambda e: sim.server.venue.tokens.account_for(token)) == key  # type: ignore[attr-defined]
+
+
+@pytest.mark.asyncio
+async def test_fees_are_charged_in_the_currency_the_order_flags_name(
+    sim: SimulatorHandle, own: Any
+) -> None:
+    key = own.apiKey
+    before = sim.balances(key)
+    order = await own.create_order("LTC/USDT", "market", "buy", 1)  # default fciq: in USDT
+    fetched = await own.fetch_order(order["id"])
+    cost, fee = Decimal(fetched["info"]["cost"]), Decimal(fetched["info"]["fee"])
+    assert fetched["fee"]["currency"] == "USDT" and fee > 0
+    after = sim.balances(key)
+    assert after["XLTC"][0] - before["XLTC"][0] == 1  # the whole volume arrives
+    assert before["USDT"][0] - after["USDT"][0] == pytest.approx(cost + fee, abs=Decimal("1e-5"))
+
+    based = await own.create_order("LTC/USDT", "market", "buy", 1, None, {"oflags": "fcib"})
+    fetched = await own.fetch_order(based["id"])
+    assert fetched["fee"]["currency"] == "LTC"
+    final = sim.balances(key)
+    assert after["XLTC"][0] + 1 - final["XLTC"][0] == Decimal(fetched["info"]["fee"])
+
+
+@pytest.mark.asyncio
+async def test_edit_order_replaces_the_order_with_a_new_txid(sim: SimulatorHandle) -> None:
+    key, secret = fresh_account(sim, "edit")
+    base = {"pair": "XXBTZUSD", "type": "buy", "ordertype": "limit", "volume": "0.01"}
+    _, placed = await private(sim, "AddOrder", {**base, "price": "20000.0"}, key=key, secret=secret)
+    old = placed["result"]["txid"][0]
+    edit = {"txid": old, "pair": "XBTUSD", "volume": "0.02", "price": "21000.0"}
+    _, edited = await private(sim, "EditOrder", edit, key=key, secret=secret)
+    result = edited["result"]
+    assert result["originaltxid"] == old and result["txid"] != old
+    assert result["descr"]["order"] == "buy 0.02000000 XBTUSD @ limit 21000.0"
+    _, queried = await private(
+        sim, "QueryOrders", {"txid": f"{old},{result['txid']}"}, key=key, secret=secret
+    )
+    assert queried["result"][old]["status"] == "canceled"
+    assert queried["result"][result["txid"]]["status"] == "open"
+    assert queried["result"][result["txid"]]["vol"] == "0.02000000"
+    _, unknown = await private(
+        sim, "QueryOrders", {"txid": "OAAAAA-BBBBB-CCCCCC"}, key=key, secret=secret
+    )
+    assert unknown["error"] == ["EOrder:Invalid order"]

@@ -20,6 +20,7 @@ from exchanges.simulator.venues.ccxt import CcxtProfile
 from exchanges.simulator.venues.kraken import errors
 from exchanges.simulator.venues.kraken.catalog import Catalog
 from exchanges.simulator.venues.kraken.ccxt_profile import PROFILES
+from exchanges.simulator.venues.kraken.fees import FeeCurrency
 from exchanges.simulator.venues.kraken.http import Endpoint, Handler, Nonces, unknown_method
 from exchanges.simulator.venues.kraken.orders import KrakenOrders
 from exchanges.simulator.venues.kraken.ratelimit_control import KrakenLimitControl
@@ -60,6 +61,7 @@ class KrakenVenue(Venue):
             engine, self.faults, self.orders, self.limits, self.state, self.catalog.by_altname()
         )
         self.amends = AmendRest(self.desk)
+        self.fees = FeeCurrency(engine, self.orders)
         self.private = PrivateRest(engine, self.catalog, self.orders, self.desk, self.tokens)
         self.streams = KrakenStreams(
             engine, config, self.faults, self.tokens, orders=self.orders, state=self.state
@@ -184,6 +186,7 @@ class KrakenVenue(Venue):
 
     async def shutdown(self) -> None:
         await self.desk.shutdown()
+        self.fees.close()
         await super().shutdown()
 
     def venue_faults(self) -> dict[str, Any]:

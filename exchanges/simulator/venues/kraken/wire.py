@@ -135,15 +135,19 @@ def descr_json(k: KrakenOrder, fmt: Format) -> dict[str, Any]:
     }
 
 
+_FEE_QUANTUM = Decimal("1e-8")
+
+
 def fee_of(fill: Fill, k: KrakenOrder) -> Decimal:
-    """The fill's fee in the currency the order's flags name (fcib: base, else quote); the
-    engine charges it in the asset received, converted here at the fill's price."""
+    """The fill's fee in the currency the order's flags name (fcib: base, else quote): the
+    engine charges it in the asset received; converted at the fill's price (fees.py moves the
+    balances to match)."""
     base_fee = fill.side is Side.BUY
     fee = fill.commission
     if base_fee and not k.fee_in_base:
-        return fee * fill.price
+        return (fee * fill.price).quantize(_FEE_QUANTUM, ROUND_HALF_UP)
     if not base_fee and k.fee_in_base:
-        return fee / fill.price
+        return (fee / fill.price).quantize(_FEE_QUANTUM, ROUND_HALF_UP)
     return fee
 
 
