@@ -685,3 +685,24 @@ async def test_edit_order_replaces_the_order_with_a_new_txid(sim: SimulatorHandl
         sim, "QueryOrders", {"txid": "OAAAAA-BBBBB-CCCCCC"}, key=key, secret=secret
     )
     assert unknown["error"] == ["EOrder:Invalid order"]
+
+
+def test_the_ccxt_map_has_every_key_of_ccxts_own_on_the_simulator(sim: SimulatorHandle) -> None:
+    import ccxt.pro as ccxtpro
+
+    def flat(node: dict[str, Any], prefix: str = "") -> dict[str, str]:
+        out: dict[str, str] = {}
+        for key, value in node.items():
+            path = f"{prefix}.{key}" if prefix else key
+            out.update(flat(value, path) if isinstance(value, dict) else {path: value})
+        return out
+
+    ours = flat(sim.ccxt("kraken")["urls"]["api"])
+    theirs = flat(ccxtpro.kraken().urls["api"])
+    assert set(ours) == set(theirs)
+    for key, url in theirs.items():
+        base = sim.ws_url if url.startswith("wss://") else sim.base_url
+        assert ours[key].startswith(base), key
+    # the two URLs ccxt.pro connects: WebSocket v2, served by the simulator
+    assert ours["ws.publicV2"] == f"{sim.ws_url}/ws/v2"
+    assert ours["ws.privateV2"] == f"{sim.ws_url}/ws-auth/v2"
