@@ -103,6 +103,10 @@ class KrakenOrders:
         self._engine = engine
         self._by_txid: dict[str, KrakenOrder] = {}
         self._by_engine: dict[int, KrakenOrder] = {}
+        #: api key -> txid -> record, oldest first
+        self._by_key: dict[str, dict[str, KrakenOrder]] = {}
+        #: conditional market orders that may still wait (pruned as they are read)
+        self._waiting: dict[str, KrakenOrder] = {}
         self._trade_txids: dict[int, str] = {}
         self._position_txids: dict[int, str] = {}
 
@@ -130,18 +134,26 @@ class KrakenOrders:
     # -- records ---------------------------------------------------------------------------
     def add(self, order: KrakenOrder) -> None:
         self._by_txid[order.txid] = order
+        self._by_key.setdefault(order.api_key, {})[order.txid] = order
         if order.engine_id is not None:
             self._by_engine[order.engine_id] = order
+        elif order.status == "open":
+            self._waiting[order.txid] = order
 
     def link(self, order: KrakenOrder, engine_id: int) -> None:
         """A waiting conditional order became engine order `engine_id`."""
         order.engine_id = engine_id
         self._by_engine[engine_id] = order
+        self._waiting.pop(order.txid, None)
 
     def discard(self, txid: str) -> None:
         """Forget a record whose placement the engine refused."""
         order = self._by_txid.pop(txid, None)
-        if order is not None and order.engine_id is not None:
+        if order is None:
+            return
+        self._by_key.get(order.api_key, {}).pop(txid, None)
+        self._waiting.pop(txid, None)
+        if order.engine_id is not None:
             self._by_engine.pop(order.engine_id, None)
 
     def get(self, txid: str) -> KrakenOrder | None:
@@ -162,11 +174,27 @@ class KrakenOrders:
 
     def of_key(self, api_key: str) -> Iterator[KrakenOrder]:
         """The key's orders, oldest first."""
-        return (o for o in self._by_txid.values() if o.api_key == api_key)
+        return iter(list(self._by_key.get(api_key, {}).values()))
 
-    def waiting(self) -> Iterator[KrakenOrder]:
+    def open_of(self, api_key: str) -> list[KrakenOrder]:
+        """The key's open orders: its engine orders that are open, then the conditional
+        market orders waiting for their trigger (cheap: never the key's whole history)."""
+        account = self._engine.trading.accounts.get(api_key)
+        out: list[KrakenOrder] = []
+        if account is not None:
+            for engine_id in list(account.open_orders):
+                k = self.by_engine_id(engine_id)
+                if k is not None and k.status in (None, "open"):
+                    out.append(k)
+        out.extend(k for k in self.waiting() if k.api_key == api_key)
+        return out
+
+    def waiting(self) -> list[KrakenOrder]:
         """Conditional market orders still waiting for their trigger."""
-        return (o for o in self._by_txid.values() if o.engine_id is None and o.status == "open")
+        for txid, k in list(self._waiting.items()):
+            if k.engine_id is not None or k.status != "open":
+                del self._waiting[txid]
+        return list(self._waiting.values())
 
 
 def kraken_status(korder: KrakenOrder, order: Order | None) -> str:

@@ -116,7 +116,7 @@ class OrderDesk:
             raise KrakenError(refusal)
 
     def _open_of(self, api_key: str) -> list[KrakenOrder]:
-        return [k for k in self.orders.of_key(api_key) if self.is_open(k)]
+        return self.orders.open_of(api_key)
 
     # -- AddOrder --------------------------------------------------------------------------
     async def add_order(self, call: Call) -> Any:
@@ -264,7 +264,7 @@ class OrderDesk:
 
     # -- conditional market orders ----------------------------------------------------------
     def _on_batch(self, batch: TickBatch) -> None:
-        for k in list(self.orders.waiting()):
+        for k in self.orders.waiting():
             if k.pair in batch.tickers or k.pair in batch.trades:
                 self._maybe_trigger(k)
 
@@ -343,12 +343,13 @@ class OrderDesk:
         ref = params.get("txid", "")
         if not cl_ord_id and not ref:
             raise errors.invalid_argument("txid")
+        if not cl_ord_id and not ref.lstrip("-").isdigit():
+            k = self.orders.get(ref)
+            return [k] if k is not None and k.api_key == api_key and self.is_open(k) else []
         open_orders = self._open_of(api_key)
         if cl_ord_id:
             return [k for k in open_orders if k.cl_ord_id == cl_ord_id]
-        if ref.lstrip("-").isdigit():
-            return [k for k in open_orders if k.userref == int(ref)]
-        return [k for k in open_orders if k.txid == ref]
+        return [k for k in open_orders if k.userref == int(ref)]
 
     async def cancel_order(self, call: Call) -> Any:
         targets = self.targets(call.api_key, call.params)

@@ -160,7 +160,7 @@ class PrivateRest:
 
     async def open_orders(self, call: Call) -> Any:
         trades = bool_param(call.params, "trades")
-        mine = [k for k in self.orders.of_key(call.api_key) if self._status(k) == "open"]
+        mine = self.orders.open_of(call.api_key)
         return {
             "open": {k.txid: self._record(k, trades) for k in self._filtered(mine, call.params)}
         }
