@@ -17,7 +17,7 @@ from exchanges.simulator.server import run_forever
 
 
 class Command(BaseCommand):
-    help = "Serve a simulated exchange (Binance spot REST + WebSocket) for ccxt on loopback."
+    help = "Serve a simulated exchange (Binance or Kraken spot, REST + WebSocket) for ccxt."
 
     def add_arguments(self, parser: ArgumentParser) -> None:
         add_arguments(parser)

@@ -1,0 +1,708 @@
+"""The Kraken simulator's REST protocol, spoken to by unmodified ccxt (async_support.kraken) over
+loopback, plus raw HTTP for the traps ccxt would hide: signatures, nonces, unknown keys,
+validate-only orders, the dead man's switch, ClosedOrders pagination and malformed bodies.
+
+One simulator for the module; ccxt's own throttle off (it spaces Kraken private calls 3 s).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import hmac
+import time
+import urllib.parse
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from decimal import Decimal
+from typing import Any
+
+import aiohttp
+import ccxt.async_support as ccxt_async
+import pytest
+import pytest_asyncio
+
+from exchanges.simulator.config import SimulatorConfig
+from exchanges.simulator.testing import SimulatorHandle, ccxt_kraken_config, run_in_thread
+
+KEY = "kraken-rest-key"
+SECRET = base64.b64encode(b"kraken rest secret, 32 bytes long").decode()
+OTHER_KEY = "kraken-rest-other"
+OTHER_SECRET = base64.b64encode(b"another kraken secret").decode()
+
+
+@pytest.fixture(scope="module")
+def sim() -> Iterator[SimulatorHandle]:
+    config = SimulatorConfig(
+        venue="kraken",
+        seed=11,
+        accounts=[(KEY, SECRET), (OTHER_KEY, OTHER_SECRET)],
+        tick_interval=0.05,
+        # Kraken's counters are tests/test_simulator_kraken_limits*.py's subject
+        enforce_rate_limits=False,
+    )
+    with run_in_thread(config) as handle:
+        yield handle
+
+
+@pytest_asyncio.fixture
+async def ex(sim: SimulatorHandle) -> AsyncIterator[Any]:
+    exchange = ccxt_async.kraken(ccxt_kraken_config(sim, KEY, SECRET))
+    try:
+        await exchange.load_markets()
+        yield exchange
+    finally:
+        await exchange.close()
+
+
+# ---------------------------------------------------------------------- public
+@pytest.mark.asyncio
+async def test_load_markets_gives_the_live_venues_symbols_ids_and_precision(ex: Any) -> None:
+    assert sorted(ex.markets) == [
+        "ADA/USDT",
+        "BTC/USD",
+        "BTC/USDT",
+        "DOGE/USDT",
+        "ETH/USDT",
+        "LTC/USDT",
+        "XRP/USD",
+        "XRP/USDT",
+    ]
+    btc = ex.markets["BTC/USD"]
+    assert (btc["id"], btc["altname"], btc["wsId"]) == ("XXBTZUSD", "XBTUSD", "XBT/USD")
+    assert (btc["base"], btc["quote"]) == ("BTC", "USD")
+    assert (btc["baseId"], btc["quoteId"]) == ("BTC", "USD")
+    assert btc["precision"] == {"amount": 1e-08, "price": 0.1}
+    assert btc["limits"]["amount"]["min"] == 0.0001 and btc["limits"]["cost"]["min"] == 0.5
+    assert (btc["maker"], btc["taker"], btc["active"]) == (0.0016, 0.0026, True)
+    assert ex.markets["DOGE/USDT"]["id"] == "XDGUSDT"
+    assert ex.currencies["BTC"]["id"] == "XXBT" and ex.currencies["DOGE"]["id"] == "XXDG"
+
+
+@pytest.mark.asyncio
+async def test_ticker_is_keyed_by_pair_id_and_parses_with_bid_ask_last(ex: Any) -> None:
+    ticker = await ex.fetch_ticker("BTC/USD")
+    assert ticker["symbol"] == "BTC/USD"
+    assert 0 < ticker["bid"] < ticker["ask"] and ticker["last"] > 0
+    assert ticker["baseVolume"] is not None and ticker["vwap"] is not None
+    raw = await ex.publicGetTicker({"pair": "XBTUSD"})  # an altname names the pair too
+    assert list(raw["result"]) == ["XXBTZUSD"]
+    tickers = await ex.fetch_tickers(["BTC/USD", "ETH/USDT", "DOGE/USDT"])
+    assert sorted(tickers) == ["BTC/USD", "DOGE/USDT", "ETH/USDT"]
+    assert all(t["last"] > 0 for t in tickers.values())
+
+
+@pytest.mark.asyncio
+async def test_order_book_trades_and_ohlcv(ex: Any) -> None:
+    book = await ex.fetch_order_book("ETH/USDT", 10)
+    assert len(book["bids"]) == 10 and len(book["asks"]) == 10
+    assert book["bids"][0][0] < book["asks"][0][0]
+    assert [b[0] for b in book["bids"]] == sorted((b[0] for b in book["bids"]), reverse=True)
+    trades = await ex.fetch_trades("BTC/USD", limit=5)
+    assert 1 <= len(trades) <= 5
+    assert all(t["symbol"] == "BTC/USD" and t["side"] in ("buy", "sell") for t in trades)
+    candles = await ex.fetch_ohlcv("BTC/USD", "5m", limit=4)
+    assert len(candles) == 4
+    assert all(c[0] % 300_000 == 0 and c[2] >= c[3] for c in candles)
+    status = await ex.fetch_status()
+    assert status["status"] == "ok"
+    assert abs(await ex.fetch_time() - time.time() * 1000) < 5_000
+
+
+@pytest.mark.asyncio
+async def test_an_unknown_pair_is_kraken_s_error_and_an_unknown_method_a_404(
+    sim: SimulatorHandle,
+) -> None:
+    async with aiohttp.ClientSession() as s:
+        async with s.get(f"{sim.base_url}/0/public/Ticker?pair=NOPE") as r:
+            assert r.status == 200
+            assert await r.json() == {"error": ["EQuery:Unknown asset pair"], "result": {}}
+        async with s.get(f"{sim.base_url}/0/public/NoSuchThing") as r:
+            assert r.status == 404
+            assert await r.json() == {"error": ["EGeneral:Unknown method"]}
+        async with s.get(f"{sim.base_url}/0/public/OHLC?pair=XXBTZUSD&interval=7") as r:
+            assert (await r.json())["error"] == ["EGeneral:Invalid arguments:interval"]
+
+
+# ---------------------------------------------------------------------- helpers
+def fresh_account(sim: SimulatorHandle, name: str) -> tuple[str, str]:
+    secret = base64.b64encode(f"secret of {name}".encode()).decode()
+    return sim.create_account(name, secret)
+
+
+@pytest_asyncio.fixture
+async def own(sim: SimulatorHandle, request: pytest.FixtureRequest) -> AsyncIterator[Any]:
+    """ccxt on an account of the test's own (so balances and orders start fresh)."""
+    key, secret = fresh_account(sim, request.node.name)
+    exchange = ccxt_async.kraken(ccxt_kraken_config(sim, key, secret))
+    try:
+        await exchange.load_markets()
+        yield exchange
+    finally:
+        await exchange.close()
+
+
+def sign(secret: str, path: str, body: str, nonce: str) -> str:
+    """Kraken's API-Sign, written from Kraken's documentation (not the simulator's code)."""
+    message = path.encode() + hashlib.sha256((nonce + body).encode()).digest()
+    mac = hmac.new(base64.b64decode(secret), message, hashlib.sha512)
+    return base64.b64encode(mac.digest()).decode()
+
+
+async def private(
+    sim: SimulatorHandle,
+    method: str,
+    fields: dict[str, str] | None = None,
+    *,
+    key: str = KEY,
+    secret: str = SECRET,
+    nonce: str | None = None,
+    api_sign: str | None = None,
+) -> tuple[int, Any]:
+    """A signed POST /0/private/<method> by hand; returns (HTTP status, JSON body)."""
+    nonce = nonce if nonce is not None else str(time.time_ns())
+    body = urllib.parse.urlencode({"nonce": nonce, **(fields or {})})
+    path = f"/0/private/{method}"
+    headers = {
+        "API-Key": key,
+        "API-Sign": api_sign if api_sign is not None else sign(secret, path, body, nonce),
+        "Content-Type": "application/x-www-form-urlencoded",
+    }
+    async with aiohttp.ClientSession() as s:
+        async with s.post(sim.base_url + path, data=body, headers=headers) as r:
+            return r.status, await r.json()
+
+
+async def eventually(check: Callable[[], Awaitable[bool]], timeout: float = 5.0) -> bool:
+    """Poll `check` (a REST query: the venue's timers fire on its own loop) until it holds."""
+    for _ in range(int(timeout / 0.05)):
+        if await check():
+            return True
+        await asyncio.sleep(0.05)
+    return await check()
+
+
+async def below_bid(ex: Any, symbol: str, factor: float = 0.9) -> float:
+    ticker = await ex.fetch_ticker(symbol)
+    return float(ex.price_to_precision(symbol, ticker["bid"] * factor))
+
+
+# ---------------------------------------------------------------------- private, with ccxt
+@pytest.mark.asyncio
+async def test_balance_is_in_kraken_asset_ids_and_parses_to_unified_codes(own: Any) -> None:
+    raw = await own.privatePostBalance()
+    assert raw["error"] == [] and raw["result"]["XXBT"] == "1.0000000000"
+    assert raw["result"]["ZUSD"] == "100000.0000"
+    balance = await own.fetch_balance()
+    assert balance["total"]["BTC"] == 1.0 and balance["total"]["USD"] == 100000.0
+    assert balance["used"]["USD"] == 0.0 and balance["free"]["DOGE"] > 0
+
+
+@pytest.mark.asyncio
+async def test_limit_order_created_fetched_amended_canceled_and_listed(own: Any) -> None:
+    price = await below_bid(own, "BTC/USD")
+    cid = {"clientOrderId": "cid-1"}
+    created = await own.create_order("BTC/USD", "limit", "buy", 0.01, price, cid)
+    txid = created["id"]
+    assert len(txid) == 19 and txid[0] == "O" and txid[6] == txid[12] == "-"
+    assert (created["symbol"], created["side"], created["type"]) == ("BTC/USD", "buy", "limit")
+    assert (created["amount"], created["price"]) == (0.01, price)
+
+    order = await own.fetch_order(txid)
+    assert (order["status"], order["clientOrderId"], order["filled"]) == ("open", "cid-1", 0.0)
+    assert order["info"]["descr"]["pair"] == "XBTUSD"
+    assert order["info"]["descr"]["order"] == f"buy 0.01000000 XBTUSD @ limit {price:.1f}"
+    balance = await own.fetch_balance()
+    assert balance["used"]["USD"] == pytest.approx(0.01 * price)
+    assert [o["id"] for o in await own.fetch_open_orders("BTC/USD")] == [txid]
+
+    amended = await own.edit_order(txid, "BTC/USD", "limit", "buy", 0.02, price - 10)
+    assert amended["id"].startswith("T")  # AmendOrder answers an amend_id; ccxt returns it
+    order = await own.fetch_order(txid)  # the same txid, changed in place
+    assert (order["amount"], order["price"], order["status"]) == (0.02, price - 10, "open")
+    balance = await own.fetch_balance()
+    assert balance["used"]["USD"] == pytest.approx(0.02 * (price - 10))
+
+    canceled = await own.cancel_order(txid)
+    assert canceled["info"]["result"] == {"count": 1}
+    assert await own.fetch_open_orders() == []
+    closed = await own.fetch_closed_orders("BTC/USD")
+    assert [(o["id"], o["status"]) for o in closed] == [(txid, "canceled")]
+    assert closed[0]["info"]["reason"] == "User requested"
+    with pytest.raises(ccxt_async.OrderNotFound):
+        await own.cancel_order(txid)
+
+
+@pytest.mark.asyncio
+async def test_market_order_fills_and_shows_in_my_trades_with_its_fee(own: Any) -> None:
+    created = await own.create_order("ETH/USDT", "market", "buy", 0.5)
+    assert created["symbol"] == "ETH/USDT" and created["amount"] == 0.5
+    order = await own.fetch_order(created["id"])
+    assert order["status"] == "closed" and order["filled"] == 0.5 and order["average"] > 0
+    assert order["fee"]["currency"] == "USDT" and float(order["fee"]["cost"]) > 0
+    assert len(order["trades"]) >= 1
+    trades = await own.fetch_my_trades("ETH/USDT")
+    assert {t["order"] for t in trades} == {created["id"]}
+    assert sum(t["amount"] for t in trades) == pytest.approx(0.5)
+    first = trades[0]
+    assert first["id"].startswith("T") and first["takerOrMaker"] == "taker"
+    assert first["fee"]["currency"] == "USDT"
+    assert first["fee"]["cost"] == pytest.approx(first["cost"] * 0.0026, rel=1e-3)
+    balance = await own.fetch_balance()
+    assert balance["total"]["ETH"] > 10
+
+
+@pytest.mark.asyncio
+async def test_kraken_s_refusals_map_to_ccxt_s_classes(own: Any) -> None:
+    price = await below_bid(own, "BTC/USD")
+    with pytest.raises(ccxt_async.InsufficientFunds):
+        await own.create_order("BTC/USD", "limit", "buy", 50, price)
+    with pytest.raises(ccxt_async.InvalidOrder):
+        await own.create_order("BTC/USD", "limit", "buy", 0.00001, price)  # below ordermin
+    # the live text; ccxt 4.5.90 knows only "EQuery:Invalid asset pair" (BadSymbol)
+    with pytest.raises(ccxt_async.ExchangeError, match="EQuery:Unknown asset pair"):
+        await own.privatePostAddOrder(
+            {"pair": "NOPE", "type": "buy", "ordertype": "limit", "volume": "1", "price": "1"}
+        )
+    assert await own.fetch_open_orders() == []
+
+
+@pytest.mark.asyncio
+async def test_trade_volume_reports_the_pair_s_fee_schedule_tier(own: Any) -> None:
+    fee = await own.fetch_trading_fee("BTC/USD")
+    assert (fee["maker"], fee["taker"]) == (0.0016, 0.0026)
+    info = fee["info"]
+    assert info["currency"] == "ZUSD" and info["volume"] == "0.0000"
+    assert info["fees"]["XXBTZUSD"]["nextfee"] == "0.2400"
+    assert info["fees"]["XXBTZUSD"]["nextvolume"] == "50000.0000"
+
+
+# ---------------------------------------------------------------------- the traps, raw
+@pytest.mark.asyncio
+async def test_two_ccxt_instances_on_one_key_get_invalid_nonce(sim: SimulatorHandle) -> None:
+    key, secret = fresh_account(sim, "two-instances")
+    first = ccxt_async.kraken(ccxt_kraken_config(sim, key, secret))
+    # a second worker on the same key whose clock reads 2 s behind the first one's
+    second = ccxt_async.kraken(ccxt_kraken_config(sim, key, secret, {"timeDifference": 2000}))
+    try:
+        await first.fetch_balance()
+        with pytest.raises(ccxt_async.InvalidNonce):
+            await second.fetch_balance()
+        await first.fetch_balance()  # the key's own sequence goes on
+    finally:
+        await first.close()
+        await second.close()
+
+
+@pytest.mark.asyncio
+async def test_a_nonce_is_accepted_once_and_only_increasing(sim: SimulatorHandle) -> None:
+    key, secret = fresh_account(sim, "nonce-order")
+    nonce = str(time.time_ns())
+    assert (await private(sim, "Balance", key=key, secret=secret, nonce=nonce))[1]["error"] == []
+    for again in (nonce, str(int(nonce) - 1), "abc", ""):
+        status, body = await private(sim, "Balance", key=key, secret=secret, nonce=again)
+        assert (status, body) == (200, {"error": ["EAPI:Invalid nonce"], "result": {}})
+    higher = str(int(nonce) + 1)
+    assert (await private(sim, "Balance", key=key, secret=secret, nonce=higher))[1]["error"] == []
+
+
+@pytest.mark.asyncio
+async def test_bad_signature_and_unknown_key_are_kraken_s_errors(sim: SimulatorHandle) -> None:
+    status, body = await private(sim, "Balance", api_sign=base64.b64encode(b"x" * 64).decode())
+    assert (status, body) == (200, {"error": ["EAPI:Invalid signature"], "result": {}})
+    status, body = await private(sim, "Balance", secret=OTHER_SECRET)  # signed with another
+    assert body["error"] == ["EAPI:Invalid signature"]
+    status, body = await private(sim, "Balance", key="no-such-key")
+    assert (status, body) == (200, {"error": ["EAPI:Invalid key"], "result": {}})
+    unknown = ccxt_async.kraken(ccxt_kraken_config(sim, "no-such-key", SECRET))
+    try:
+        with pytest.raises(ccxt_async.AuthenticationError):
+            await unknown.fetch_balance()
+    finally:
+        await unknown.close()
+
+
+@pytest.mark.asyncio
+async def test_malformed_requests_get_kraken_errors_never_a_500(sim: SimulatorHandle) -> None:
+    key, secret = fresh_account(sim, "malformed")
+    path = "/0/private/AddOrder"
+    async with aiohttp.ClientSession() as s:
+        # not JSON although it says so, correctly signed
+        nonce = str(time.time_ns())
+        body = '{"nonce": "' + nonce + '", "pair": '
+        headers = {
+            "API-Key": key,
+            "API-Sign": sign(secret, path, body, nonce),
+            "Content-Type": "application/json",
+        }
+        async with s.post(sim.base_url + path, data=body, headers=headers) as r:
+            assert r.status == 200
+            assert (await r.json())["error"] == ["EGeneral:Invalid arguments:body"]
+        # bytes that are not UTF-8
+        async with s.post(sim.base_url + path, data=b"\xff\xfe\x00", headers={"API-Key": key}) as r:
+            assert r.status == 200 and (await r.json())["error"][0].startswith("EGeneral:")
+    bad_fields = [
+        ({"pair": "XXBTZUSD", "type": "buy", "ordertype": "limit", "volume": "abc"}, "volume"),
+        ({"pair": "XXBTZUSD", "type": "hold", "ordertype": "limit", "volume": "1"}, "type"),
+        ({"pair": "XXBTZUSD", "type": "buy", "ordertype": "iceberg", "volume": "1"}, "ordertype"),
+        ({"pair": "XXBTZUSD", "type": "buy", "ordertype": "limit", "volume": "1"}, "price"),
+        (
+            {
+                "pair": "XXBTZUSD",
+                "type": "buy",
+                "ordertype": "limit",
+                "volume": "1",
+                "price": "1e5",
+            },
+            "price",
+        ),
+        (
+            {
+                "pair": "XXBTZUSD",
+                "type": "buy",
+                "ordertype": "limit",
+                "volume": "1",
+                "price": "1",
+                "oflags": "post,moon",
+            },
+            "oflags",
+        ),
+        (
+            {
+                "pair": "XXBTZUSD",
+                "type": "buy",
+                "ordertype": "limit",
+                "volume": "1",
+                "price": "1",
+                "userref": "9999999999",
+            },
+            "userref",
+        ),
+        (
+            {
+                "pair": "XXBTZUSD",
+                "type": "buy",
+                "ordertype": "limit",
+                "volume": "1",
+                "price": "1",
+                "timeinforce": "GTD",
+            },
+            "expiretm",
+        ),
+    ]
+    for fields, name in bad_fields:
+        status, answer = await private(sim, "AddOrder", fields, key=key, secret=secret)
+        assert (status, answer) == (
+            200,
+            {"error": [f"EGeneral:Invalid arguments:{name}"], "result": {}},
+        ), fields
+    status, answer = await private(sim, "ClosedOrders", {"ofs": "-3"}, key=key, secret=secret)
+    assert answer["error"] == ["EGeneral:Invalid arguments:ofs"]
+    status, answer = await private(
+        sim, "CancelAllOrdersAfter", {"timeout": "x"}, key=key, secret=secret
+    )
+    assert answer["error"] == ["EGeneral:Invalid arguments:timeout"]
+    assert sim.call(lambda e: len(e.accounts[key].orders)) == 0
+
+
+@pytest.mark.asyncio
+async def test_validate_true_checks_and_places_nothing(sim: SimulatorHandle) -> None:
+    key, secret = fresh_account(sim, "validate")
+    fields = {
+        "pair": "XBTUSD",
+        "type": "buy",
+        "ordertype": "limit",
+        "volume": "0.5",
+        "price": "30000.0",
+        "validate": "true",
+    }
+    status, answer = await private(sim, "AddOrder", fields, key=key, secret=secret)
+    assert status == 200
+    assert answer == {
+        "error": [],
+        "result": {"descr": {"order": "buy 0.50000000 XBTUSD @ limit 30000.0"}},
+    }
+    too_big = {**fields, "volume": "100"}
+    _, answer = await private(sim, "AddOrder", too_big, key=key, secret=secret)
+    assert answer["error"] == ["EOrder:Insufficient funds"]
+    _, answer = await private(sim, "OpenOrders", key=key, secret=secret)
+    assert answer["result"] == {"open": {}}
+    assert sim.call(lambda e: len(e.accounts[key].orders)) == 0
+    assert sim.balances(key)["ZUSD"] == (Decimal(100000), Decimal(0))
+
+
+@pytest.mark.asyncio
+async def test_the_dead_man_s_switch_fires_and_can_be_disarmed(sim: SimulatorHandle) -> None:
+    key, secret = fresh_account(sim, "deadman")
+    ex = ccxt_async.kraken(ccxt_kraken_config(sim, key, secret))
+    try:
+        await ex.load_markets()
+        price = await below_bid(ex, "BTC/USD")
+        kept = await ex.create_order("BTC/USD", "limit", "buy", 0.01, price)
+        armed = await ex.cancel_all_orders_after(60_000)
+        assert armed["result"]["triggerTime"] != "0"
+        disarmed = await ex.cancel_all_orders_after(0)
+        assert disarmed["result"]["triggerTime"] == "0"
+        await ex.cancel_all_orders_after(1_000)
+        doomed = await ex.create_order(
+            "ETH/USDT", "limit", "buy", 0.1, await below_bid(ex, "ETH/USDT")
+        )
+        assert {o["id"] for o in await ex.fetch_open_orders()} == {kept["id"], doomed["id"]}
+
+        async def none_open() -> bool:
+            return await ex.fetch_open_orders() == []
+
+        assert await eventually(none_open)
+        for txid in (kept["id"], doomed["id"]):
+            order = await ex.fetch_order(txid)
+            assert order["status"] == "canceled"
+            assert order["info"]["reason"] == "Dead man's switch"
+    finally:
+        await ex.close()
+
+
+@pytest.mark.asyncio
+async def test_closed_orders_page_by_fifty_with_the_total_in_count(sim: SimulatorHandle) -> None:
+    key, secret = fresh_account(sim, "pagination")
+    txids = []
+    for i in range(55):
+        fields = {
+            "pair": "XXBTZUSD",
+            "type": "buy",
+            "ordertype": "limit",
+            "volume": "0.001",
+            "price": f"{20000 + i}.0",
+            "userref": str(i),
+        }
+        _, placed = await private(sim, "AddOrder", fields, key=key, secret=secret)
+        txids.append(placed["result"]["txid"][0])
+    _, canceled = await private(sim, "CancelAll", key=key, secret=secret)
+    assert canceled["result"] == {"count": 55}
+    _, first = await private(sim, "ClosedOrders", key=key, secret=secret)
+    _, second = await private(sim, "ClosedOrders", {"ofs": "50"}, key=key, secret=secret)
+    assert first["result"]["count"] == second["result"]["count"] == 55
+    page1, page2 = list(first["result"]["closed"]), list(second["result"]["closed"])
+    assert len(page1) == 50 and len(page2) == 5
+    assert set(page1) | set(page2) == set(txids) and not set(page1) & set(page2)
+    record = first["result"]["closed"][page1[0]]
+    assert record["status"] == "canceled" and record["descr"]["pair"] == "XBTUSD"
+    assert {
+        "opentm",
+        "closetm",
+        "vol",
+        "vol_exec",
+        "cost",
+        "fee",
+        "price",
+        "misc",
+        "oflags",
+    } <= set(record)
+    _, by_ref = await private(sim, "ClosedOrders", {"userref": "7"}, key=key, secret=secret)
+    assert list(by_ref["result"]["closed"]) == [txids[7]]
+
+
+@pytest.mark.asyncio
+async def test_cancel_by_userref_and_by_cl_ord_id(sim: SimulatorHandle) -> None:
+    key, secret = fresh_account(sim, "cancel-refs")
+    base = {"pair": "XXBTZUSD", "type": "buy", "ordertype": "limit", "volume": "0.001"}
+    for price, extra in (
+        ("20000.0", {"userref": "42"}),
+        ("20001.0", {"userref": "42"}),
+        ("20002.0", {"cl_ord_id": "my-order-1"}),
+    ):
+        _, placed = await private(
+            sim, "AddOrder", {**base, "price": price, **extra}, key=key, secret=secret
+        )
+        assert placed["error"] == []
+    _, by_ref = await private(sim, "CancelOrder", {"txid": "42"}, key=key, secret=secret)
+    assert by_ref["result"] == {"count": 2}
+    _, by_cl = await private(
+        sim, "CancelOrder", {"cl_ord_id": "my-order-1"}, key=key, secret=secret
+    )
+    assert by_cl["result"] == {"count": 1}
+    _, again = await private(
+        sim, "CancelOrder", {"cl_ord_id": "my-order-1"}, key=key, secret=secret
+    )
+    assert again["error"] == ["EOrder:Unknown order"]
+
+
+@pytest.mark.asyncio
+async def test_post_only_that_would_take_is_accepted_then_canceled(own: Any) -> None:
+    ticker = await own.fetch_ticker("BTC/USD")
+    order = await own.create_order(
+        "BTC/USD", "limit", "buy", 0.01, ticker["ask"] + 100, {"postOnly": True}
+    )
+    fetched = await own.fetch_order(order["id"])
+    assert fetched["status"] == "canceled" and fetched["postOnly"] is True
+    assert fetched["info"]["reason"] == "Post only order" and fetched["filled"] == 0.0
+
+
+@pytest.mark.asyncio
+async def test_gtd_orders_expire(own: Any) -> None:
+    price = await below_bid(own, "BTC/USD")
+    order = await own.create_order(
+        "BTC/USD", "limit", "buy", 0.01, price, {"timeInForce": "GTD", "expiretm": "+1"}
+    )
+    assert (await own.fetch_order(order["id"]))["status"] == "open"
+
+    async def ended() -> bool:
+        return bool((await own.fetch_order(order["id"]))["status"] != "open")
+
+    assert await eventually(ended)
+    assert (await own.fetch_order(order["id"]))["status"] == "expired"
+
+
+@pytest.mark.asyncio
+async def test_a_stop_loss_market_order_waits_then_sells_at_its_trigger(
+    sim: SimulatorHandle, own: Any
+) -> None:
+    last = Decimal(str((await own.fetch_ticker("XRP/USD"))["last"]))
+    trigger = (last * Decimal("0.98")).quantize(Decimal("0.00001"))
+    order = await own.create_order(
+        "XRP/USD", "market", "sell", 100, None, {"stopLossPrice": str(trigger)}
+    )
+    fetched = await own.fetch_order(order["id"])
+    assert fetched["status"] == "open" and fetched["info"]["descr"]["ordertype"] == "stop-loss"
+    assert fetched["info"]["descr"]["order"] == f"sell 100.00000000 XRPUSD @ stop loss {trigger}"
+    sim.set_price("XXRPZUSD", trigger - Decimal("0.001"))
+
+    async def ended() -> bool:
+        return bool((await own.fetch_order(order["id"]))["status"] != "open")
+
+    assert await eventually(ended)
+    fetched = await own.fetch_order(order["id"])
+    assert fetched["status"] == "closed" and fetched["filled"] == 100.0
+
+
+@pytest.mark.asyncio
+async def test_maintenance_refuses_trading_but_reports_status_and_balances(
+    sim: SimulatorHandle, own: Any
+) -> None:
+    async with aiohttp.ClientSession() as s:
+        async with s.post(f"{sim.base_url}/_sim/maintenance", json={"on": True}) as r:
+            assert r.status == 200
+        try:
+            assert (await own.fetch_status())["status"] == "maintenance"
+            assert (await own.fetch_balance())["total"]["USD"] == 100000.0
+            with pytest.raises(ccxt_async.ExchangeNotAvailable):
+                await own.create_order("BTC/USD", "limit", "buy", 0.01, 20000.0)
+        finally:
+            async with s.post(f"{sim.base_url}/_sim/maintenance", json={"on": False}) as r:
+                assert r.status == 200
+        async with s.post(
+            f"{sim.base_url}/_sim/kraken/status", json={"status": "cancel_only"}
+        ) as r:
+            assert (await r.json()) == {"status": "cancel_only"}
+        try:
+            with pytest.raises(ccxt_async.OnMaintenance, match="cancel_only"):
+                await own.create_order("BTC/USD", "limit", "buy", 0.01, 20000.0)
+        finally:
+            async with s.post(f"{sim.base_url}/_sim/kraken/status", json={"status": "online"}):
+                pass
+
+
+@pytest.mark.asyncio
+async def test_an_injected_5xx_is_service_unavailable(sim: SimulatorHandle, own: Any) -> None:
+    async with aiohttp.ClientSession() as s:
+        faults = {"error_rate": 1.0, "status": 503, "paths": ["/0/public/Ticker"]}
+        async with s.post(f"{sim.base_url}/_sim/rest/faults", json=faults) as r:
+            assert r.status == 200
+        try:
+            async with s.get(f"{sim.base_url}/0/public/Ticker?pair=XXBTZUSD") as r:
+                assert r.status == 503
+                assert await r.json() == {"error": ["EService:Unavailable"]}
+            with pytest.raises(ccxt_async.ExchangeNotAvailable):
+                await own.fetch_ticker("BTC/USD")
+        finally:
+            async with s.post(f"{sim.base_url}/_sim/faults/clear", json={}):
+                pass
+
+
+@pytest.mark.asyncio
+async def test_the_key_s_counter_answers_a_lockout(sim: SimulatorHandle) -> None:
+    key, secret = fresh_account(sim, "locked")
+    async with aiohttp.ClientSession() as s:
+        body = {"api_key": key, "seconds": 30}
+        async with s.post(f"{sim.base_url}/_sim/kraken/lockout", json=body) as r:
+            assert r.status == 200
+    _, answer = await private(sim, "Balance", key=key, secret=secret)
+    assert answer["error"] == ["EGeneral:Temporary lockout"]
+    async with aiohttp.ClientSession() as s:
+        async with s.post(f"{sim.base_url}/_sim/faults/clear", json={}):
+            pass
+    _, answer = await private(sim, "Balance", key=key, secret=secret)
+    assert answer["error"] == []
+
+
+@pytest.mark.asyncio
+async def test_websockets_token_is_issued_for_the_key(sim: SimulatorHandle) -> None:
+    key, secret = fresh_account(sim, "token")
+    _, answer = await private(sim, "GetWebSocketsToken", key=key, secret=secret)
+    token = answer["result"]["token"]
+    assert answer["result"]["expires"] == 900
+    assert sim.call(lambda e: sim.server.venue.tokens.account_for(token)) == key  # type: ignore[attr-defined]
+
+
+@pytest.mark.asyncio
+async def test_fees_are_charged_in_the_currency_the_order_flags_name(
+    sim: SimulatorHandle, own: Any
+) -> None:
+    key = own.apiKey
+    before = sim.balances(key)
+    order = await own.create_order("LTC/USDT", "market", "buy", 1)  # default fciq: in USDT
+    fetched = await own.fetch_order(order["id"])
+    cost, fee = Decimal(fetched["info"]["cost"]), Decimal(fetched["info"]["fee"])
+    assert fetched["fee"]["currency"] == "USDT" and fee > 0
+    after = sim.balances(key)
+    assert after["XLTC"][0] - before["XLTC"][0] == 1  # the whole volume arrives
+    assert before["USDT"][0] - after["USDT"][0] == pytest.approx(cost + fee, abs=Decimal("1e-5"))
+
+    based = await own.create_order("LTC/USDT", "market", "buy", 1, None, {"oflags": "fcib"})
+    fetched = await own.fetch_order(based["id"])
+    assert fetched["fee"]["currency"] == "LTC"
+    final = sim.balances(key)
+    assert after["XLTC"][0] + 1 - final["XLTC"][0] == Decimal(fetched["info"]["fee"])
+
+
+@pytest.mark.asyncio
+async def test_edit_order_replaces_the_order_with_a_new_txid(sim: SimulatorHandle) -> None:
+    key, secret = fresh_account(sim, "edit")
+    base = {"pair": "XXBTZUSD", "type": "buy", "ordertype": "limit", "volume": "0.01"}
+    _, placed = await private(sim, "AddOrder", {**base, "price": "20000.0"}, key=key, secret=secret)
+    old = placed["result"]["txid"][0]
+    edit = {"txid": old, "pair": "XBTUSD", "volume": "0.02", "price": "21000.0"}
+    _, edited = await private(sim, "EditOrder", edit, key=key, secret=secret)
+    result = edited["result"]
+    assert result["originaltxid"] == old and result["txid"] != old
+    assert result["descr"]["order"] == "buy 0.02000000 XBTUSD @ limit 21000.0"
+    _, queried = await private(
+        sim, "QueryOrders", {"txid": f"{old},{result['txid']}"}, key=key, secret=secret
+    )
+    assert queried["result"][old]["status"] == "canceled"
+    assert queried["result"][result["txid"]]["status"] == "open"
+    assert queried["result"][result["txid"]]["vol"] == "0.02000000"
+    _, unknown = await private(
+        sim, "QueryOrders", {"txid": "OAAAAA-BBBBB-CCCCCC"}, key=key, secret=secret
+    )
+    assert unknown["error"] == ["EOrder:Invalid order"]
+
+
+def test_the_ccxt_map_has_every_key_of_ccxts_own_on_the_simulator(sim: SimulatorHandle) -> None:
+    import ccxt.pro as ccxtpro
+
+    def flat(node: dict[str, Any], prefix: str = "") -> dict[str, str]:
+        out: dict[str, str] = {}
+        for key, value in node.items():
+            path = f"{prefix}.{key}" if prefix else key
+            out.update(flat(value, path) if isinstance(value, dict) else {path: value})
+        return out
+
+    ours = flat(sim.ccxt("kraken")["urls"]["api"])
+    theirs = flat(ccxtpro.kraken().urls["api"])
+    assert set(ours) == set(theirs)
+    for key, url in theirs.items():
+        base = sim.ws_url if url.startswith("wss://") else sim.base_url
+        assert ours[key].startswith(base), key
+    # the two URLs ccxt.pro connects: WebSocket v2, served by the simulator
+    assert ours["ws.publicV2"] == f"{sim.ws_url}/ws/v2"
+    assert ours["ws.privateV2"] == f"{sim.ws_url}/ws-auth/v2"
