@@ -706,3 +706,57 @@ def test_the_ccxt_map_has_every_key_of_ccxts_own_on_the_simulator(sim: Simulator
     # the two URLs ccxt.pro connects: WebSocket v2, served by the simulator
     assert ours["ws.publicV2"] == f"{sim.ws_url}/ws/v2"
     assert ours["ws.privateV2"] == f"{sim.ws_url}/ws-auth/v2"
+
+
+@pytest.mark.asyncio
+async def test_conditional_limit_orders_ioc_and_quote_volume(
+    sim: SimulatorHandle, own: Any
+) -> None:
+    last = Decimal(str((await own.fetch_ticker("LTC/USDT"))["last"]))
+    tick = Decimal("0.00001")
+    # stop-loss-limit sell below the market: waits, funds held; the drop sets it off
+    trigger, limit = (
+        (last * Decimal("0.97")).quantize(tick),
+        (last * Decimal("0.95")).quantize(tick),
+    )
+    stop = await own.create_order(
+        "LTC/USDT", "limit", "sell", 2, float(limit), {"stopLossPrice": str(trigger)}
+    )
+    fetched = await own.fetch_order(stop["id"])
+    assert fetched["status"] == "open" and fetched["stopLossPrice"] == float(trigger)
+    assert fetched["info"]["descr"]["order"] == (
+        f"sell 2.00000000 LTCUSDT @ stop loss {trigger} -> limit {limit}"
+    )
+    assert (await own.fetch_balance())["used"]["LTC"] == 2
+    sim.set_price("LTCUSDT", trigger - tick * 100)
+
+    async def stop_done() -> bool:
+        return bool((await own.fetch_order(stop["id"]))["status"] == "closed")
+
+    assert await eventually(stop_done)
+
+    # take-profit-limit buy whose trigger the last price has already reached: works at once
+    last = Decimal(str((await own.fetch_ticker("LTC/USDT"))["last"]))
+    below = (last * Decimal("0.9")).quantize(tick)
+    tp = await own.create_order(
+        "LTC/USDT", "limit", "buy", 1, float(below), {"takeProfitPrice": str(last * 2)}
+    )
+    fetched = await own.fetch_order(tp["id"])
+    assert fetched["status"] == "open" and fetched["info"]["descr"]["ordertype"] == (
+        "take-profit-limit"
+    )
+    assert fetched["info"]["limitprice"] == f"{below}"  # triggered: its limit is working
+
+    # IOC limit that cannot trade: canceled, nothing filled
+    ioc = await own.create_order(
+        "LTC/USDT", "limit", "buy", 1, float(below), {"timeInForce": "IOC"}
+    )
+    fetched = await own.fetch_order(ioc["id"])
+    assert (fetched["status"], fetched["filled"]) == ("canceled", 0.0)
+
+    # market buy by quote volume (viqc): spends at most 100 USDT
+    viqc = await own.create_order("ETH/USDT", "market", "buy", 100, None, {"oflags": "viqc"})
+    fetched = await own.fetch_order(viqc["id"])
+    assert fetched["status"] == "closed"
+    assert 99 < float(fetched["info"]["cost"]) <= 100
+    assert "viqc" in fetched["info"]["oflags"]
