@@ -760,3 +760,27 @@ async def test_conditional_limit_orders_ioc_and_quote_volume(
     assert fetched["status"] == "closed"
     assert 99 < float(fetched["info"]["cost"]) <= 100
     assert "viqc" in fetched["info"]["oflags"]
+
+
+@pytest.mark.asyncio
+async def test_amending_a_partly_filled_order_keeps_its_fills(
+    sim: SimulatorHandle, own: Any
+) -> None:
+    key = own.apiKey
+    price = await below_bid(own, "BTC/USD")
+    order = await own.create_order("BTC/USD", "limit", "buy", 0.02, price)
+    engine_id = sim.call(
+        lambda e: next(
+            o.order_id for o in e.accounts[key].orders.values() if o.client_order_id == order["id"]
+        )
+    )
+    sim.fill_order(key, "XXBTZUSD", engine_id, qty="0.01")
+    with pytest.raises(ccxt_async.ExchangeError, match="Invalid arguments:order_qty"):
+        await own.edit_order(order["id"], "BTC/USD", "limit", "buy", 0.005)
+    await own.edit_order(order["id"], "BTC/USD", "limit", "buy", 0.03)
+    fetched = await own.fetch_order(order["id"])
+    assert (fetched["status"], fetched["amount"], fetched["filled"]) == ("open", 0.03, 0.01)
+    assert (await own.fetch_balance())["used"]["USD"] == pytest.approx(0.02 * price)
+    trades = await own.fetch_my_trades("BTC/USD")
+    assert [t["takerOrMaker"] for t in trades] == ["maker"]
+    assert trades[0]["fee"]["cost"] == pytest.approx(0.01 * price * 0.0016, rel=1e-3)
