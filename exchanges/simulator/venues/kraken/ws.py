@@ -106,6 +106,8 @@ class KrakenStreams(ConnectionHub):
 
     def _opened(self, conn: Connection) -> None:
         self._start_heartbeats()
+        # the others hear of a change first, so this one is not told twice
+        self._check_status(skip=conn)
         self._send(conn, self._status_message())
 
     def _closed(self, conn: Connection) -> None:
@@ -374,15 +376,16 @@ class KrakenStreams(ConnectionHub):
             ],
         }
 
-    def _check_status(self) -> None:
-        """Tell every connection when the status changed since it was last sent."""
+    def _check_status(self, skip: Connection | None = None) -> None:
+        """Tell every connection (but `skip`) when the status changed since it was last sent."""
         status = self.system_status()
         if status == self._status_sent:
             return
         self._status_sent = status
         message = dumps(self._status_message())
         for conn in sorted(self.conns, key=lambda c: c.id):
-            self._send(conn, message)
+            if conn is not skip:
+                self._send(conn, message)
 
     def _start_heartbeats(self) -> None:
         if self._ticker is None or self._ticker.done():
