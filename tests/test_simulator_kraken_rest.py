@@ -575,7 +575,7 @@ async def test_a_stop_loss_market_order_waits_then_sells_at_its_trigger(
 
 
 @pytest.mark.asyncio
-async def test_maintenance_refuses_trading_but_reports_status_and_balances(
+async def test_maintenance_and_cancel_only_refuse_placing_but_not_reading_or_canceling(
     sim: SimulatorHandle, own: Any
 ) -> None:
     async with aiohttp.ClientSession() as s:
@@ -589,16 +589,20 @@ async def test_maintenance_refuses_trading_but_reports_status_and_balances(
         finally:
             async with s.post(f"{sim.base_url}/_sim/maintenance", json={"on": False}) as r:
                 assert r.status == 200
-        async with s.post(
-            f"{sim.base_url}/_sim/kraken/status", json={"status": "cancel_only"}
-        ) as r:
+        resting = await own.create_order("BTC/USD", "limit", "buy", 0.01, 20000.0)
+        body = {"status": "cancel_only"}
+        async with s.post(f"{sim.base_url}/_sim/kraken/status", json=body) as r:
             assert (await r.json()) == {"status": "cancel_only"}
-        try:
-            with pytest.raises(ccxt_async.OnMaintenance, match="cancel_only"):
-                await own.create_order("BTC/USD", "limit", "buy", 0.01, 20000.0)
-        finally:
-            async with s.post(f"{sim.base_url}/_sim/kraken/status", json={"status": "online"}):
-                pass
+        assert (await own.fetch_status())["info"]["result"]["status"] == "cancel_only"
+        with pytest.raises(ccxt_async.OnMaintenance, match="cancel_only"):
+            await own.create_order("BTC/USD", "limit", "buy", 0.01, 20000.0)
+        assert (await own.cancel_order(resting["id"]))["info"]["result"] == {"count": 1}
+        async with s.get(f"{sim.base_url}/_sim/faults") as r:
+            faults = await r.json()
+            assert "venue_status" in faults["active"] and faults["venue_status"] == "cancel_only"
+        async with s.post(f"{sim.base_url}/_sim/faults/clear", json={}) as r:
+            assert "venue_status" in (await r.json())["cleared"]
+        assert (await own.fetch_status())["status"] == "ok"
 
 
 @pytest.mark.asyncio

@@ -190,13 +190,22 @@ class KrakenVenue(Venue):
         await super().shutdown()
 
     def venue_faults(self) -> dict[str, Any]:
-        return {"lockouts": self.limits.active_lockouts()}
+        return {
+            "lockouts": self.limits.active_lockouts(),
+            "venue_status": self.state.status(),
+            "deadman": self.desk.deadman_armed(),
+        }
 
     def active_venue_faults(self) -> list[str]:
-        return ["lockouts"] if self.limits.active_lockouts() else []
+        active = ["lockouts"] if self.limits.active_lockouts() else []
+        if self.state.status() in ("cancel_only", "post_only"):
+            active.append("venue_status")
+        return active
 
     def clear_venue_faults(self) -> None:
         self.limits.lift_lockouts()
+        if self.state.status() in ("cancel_only", "post_only"):
+            self.state.set("online")
 
 
 #: private methods that change orders (refused during maintenance)
