@@ -34,6 +34,7 @@ from typing import Any, Protocol
 
 from aiohttp import web
 
+from exchanges.simulator.accounts import Order
 from exchanges.simulator.config import SimulatorConfig
 from exchanges.simulator.engine import Engine
 from exchanges.simulator.events import TickBatch
@@ -349,8 +350,12 @@ class KrakenStreams(ConnectionHub):
         }
         return self.faults.take_depth_gaps(m for m in batch.book_diffs if m in watched)
 
-    def amended(self, order: Any) -> None:
-        """Tell the order's executions watchers it was amended in place (AmendOrder)."""
+    def amended(self, order: Order) -> None:
+        """Tell the order's executions watchers it was amended in place (AmendOrder). Queued
+        behind the private updates still being rendered, so the records keep their order."""
+        asyncio.get_running_loop().call_soon(self._send_amended, order)
+
+    def _send_amended(self, order: Order) -> None:
         api_key, message = self.private.amended(order, self.engine.clock.now_ms())
         for conn in sorted(self.conns, key=lambda c: c.id):
             if conn.api_key == api_key and ("executions", None) in conn.subs:
