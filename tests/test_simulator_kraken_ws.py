@@ -445,6 +445,17 @@ async def test_ohlc_snapshot_and_running_candle(venue: Venue) -> None:
     candle = (await c.next(on("ohlc", "update")))["data"][0]
     assert candle["close"] == price and candle["high"] >= price
     assert candle["interval"] == 5 and candle["symbol"] == "BTC/USD"
+    # another interval of the same pair is a subscription of its own
+    await c.send(
+        {
+            "method": "subscribe",
+            "params": {"channel": "ohlc", "symbol": ["BTC/USD"], "interval": 1},
+            "req_id": 4,
+        }
+    )
+    assert (await c.next(acked(4)))["success"] is True
+    minute = (await c.next(on("ohlc", "snapshot")))["data"][-1]
+    assert minute["interval"] == 1
 
 
 @pytest.mark.asyncio
@@ -651,3 +662,31 @@ async def test_a_depth_gap_leaves_the_client_with_a_book_whose_checksum_fails(
     book.apply(update)
     assert update["checksum"] != crc_of_book(book.asks, book.bids, venue.decimals[BTC])
     assert venue.sim.stats()["faults_injected"]["depth_gaps"] >= 1
+
+
+@pytest.mark.asyncio
+async def test_bad_numbers_spoil_the_next_ticker_and_book_messages(venue: Venue) -> None:
+    venue.sim.pause()
+    c = await venue.connect()
+    await c.send({"method": "subscribe", "params": {"channel": "ticker", "symbol": ["BTC/USD"]}})
+    await c.next(on("ticker", "snapshot"))
+    await c.send({"method": "subscribe", "params": {"channel": "book", "symbol": ["BTC/USD"]}})
+    await c.next(on("book", "snapshot"))
+    await venue.control(
+        "/_sim/faults/bad_numbers",
+        {"channel": "ticker", "fields": ["bid", "last"], "values": ["NaN"], "symbols": [BTC]},
+    )
+    await venue.control(
+        "/_sim/faults/bad_numbers", {"channel": "depth", "fields": ["bid_qty"], "values": ["abc"]}
+    )
+    venue.call(trade(None, "0.01", buyer_is_maker=False))  # a print: a ticker update
+    spoiled = (await c.next(on("ticker", "update")))["data"][0]
+    assert spoiled["bid"] == "NaN" and spoiled["last"] == "NaN"
+    assert isinstance(spoiled["ask"], Decimal)  # the rest of the message is untouched
+    venue.call(take_best("bids"))  # a book update: the deleted best bid, its replacement
+    book = (await c.next(on("book", "update")))["data"][0]
+    assert book["bids"][0]["qty"] == "abc" and isinstance(book["bids"][1]["qty"], Decimal)
+    venue.call(trade(None, "0.01", buyer_is_maker=False))
+    clean = (await c.next(on("ticker", "update")))["data"][0]  # count 1: only the next one
+    assert isinstance(clean["bid"], Decimal) and isinstance(clean["last"], Decimal)
+    assert venue.sim.stats()["faults_injected"]["bad_number_messages"] >= 2

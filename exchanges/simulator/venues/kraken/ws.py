@@ -21,7 +21,8 @@ Faults (faults/, the /_sim controls, through the venue's hooks): close_all / mut
 muted_count as Binance's streams; selections name subscriptions "book:BTC/USD", "ticker:...",
 "trade:...", "ohlc:...", "instrument", "executions", "balances". A delay holds every frame (pongs
 included) in its connection's queue; a depth gap withholds a book update from every
-subscriber (the client's book is then really wrong: its next checksum does not match).
+subscriber (the client's book is then really wrong: its next checksum does not match); bad
+numbers put non-numbers in ticker, book and trade messages (ws_badnumbers.py).
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ from exchanges.simulator.config import SimulatorConfig
 from exchanges.simulator.engine import Engine
 from exchanges.simulator.events import TickBatch
 from exchanges.simulator.faults import Faults
+from exchanges.simulator.venues.kraken.ws_badnumbers import spoil_message
 from exchanges.simulator.venues.kraken.ws_conn import Connection, ConnectionHub
 from exchanges.simulator.venues.kraken.ws_private import PRIVATE_CHANNELS, OrderIds, PrivateRenderer
 from exchanges.simulator.venues.kraken.ws_public import (
@@ -317,7 +319,9 @@ class KrakenStreams(ConnectionHub):
                 if message is None or (sub.channel == "book" and sub.market in withheld):
                     continue
                 text = texts.get(id(message))
-                if text is None:
+                if text is None:  # first time out: shared messages are spoiled once
+                    if self.faults.bad_numbers:
+                        spoil_message(self.faults.bad_numbers, sub.market, message)
                     text = texts[id(message)] = dumps(message)
                 self._send(conn, text)
         if (batch.executions or batch.account_updates) and any(c.api_key for c in self.conns):
