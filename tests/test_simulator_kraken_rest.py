@@ -1,6 +1,8 @@
 """The Kraken simulator's REST protocol, spoken to by unmodified ccxt (async_support.kraken) over
-loopback, plus raw HTTP for the traps ccxt would hide: signatures, nonces, unknown keys,
-validate-only orders, the dead man's switch, ClosedOrders pagination and malformed bodies.
+loopback: load_markets, tickers, book, trades, OHLCV, balance, limit / market / conditional
+orders fetched, amended, canceled and listed, my trades, fees; the answers held against ccxt's
+recorded live answers. The traps ccxt would hide, by raw HTTP: test_simulator_kraken_rest_traps
+(which uses the helpers below).
 
 One simulator for the module; ccxt's own throttle off (it spaces Kraken private calls 3 s).
 """
@@ -58,6 +60,8 @@ async def ex(sim: SimulatorHandle) -> AsyncIterator[Any]:
 
 
 # ---------------------------------------------------------------------- public
+
+
 @pytest.mark.asyncio
 async def test_load_markets_gives_the_live_venues_symbols_ids_and_precision(ex: Any) -> None:
     assert sorted(ex.markets) == [
@@ -127,6 +131,8 @@ async def test_an_unknown_pair_is_kraken_s_error_and_an_unknown_method_a_404(
 
 
 # ---------------------------------------------------------------------- helpers
+
+
 def fresh_account(sim: SimulatorHandle, name: str) -> tuple[str, str]:
     secret = base64.b64encode(f"secret of {name}".encode()).decode()
     return sim.create_account(name, secret)
@@ -190,6 +196,8 @@ async def below_bid(ex: Any, symbol: str, factor: float = 0.9) -> float:
 
 
 # ---------------------------------------------------------------------- private, with ccxt
+
+
 @pytest.mark.asyncio
 async def test_balance_is_in_kraken_asset_ids_and_parses_to_unified_codes(own: Any) -> None:
     raw = await own.privatePostBalance()
@@ -279,376 +287,6 @@ async def test_trade_volume_reports_the_pair_s_fee_schedule_tier(own: Any) -> No
     assert info["fees"]["XXBTZUSD"]["nextvolume"] == "50000.0000"
 
 
-# ---------------------------------------------------------------------- the traps, raw
-@pytest.mark.asyncio
-async def test_two_ccxt_instances_on_one_key_get_invalid_nonce(sim: SimulatorHandle) -> None:
-    key, secret = fresh_account(sim, "two-instances")
-    first = ccxt_async.kraken(ccxt_kraken_config(sim, key, secret))
-    # a second worker on the same key whose clock reads 2 s behind the first one's
-    second = ccxt_async.kraken(ccxt_kraken_config(sim, key, secret, {"timeDifference": 2000}))
-    try:
-        await first.fetch_balance()
-        with pytest.raises(ccxt_async.InvalidNonce):
-            await second.fetch_balance()
-        await first.fetch_balance()  # the key's own sequence goes on
-    finally:
-        await first.close()
-        await second.close()
-
-
-@pytest.mark.asyncio
-async def test_a_nonce_is_accepted_once_and_only_increasing(sim: SimulatorHandle) -> None:
-    key, secret = fresh_account(sim, "nonce-order")
-    nonce = str(time.time_ns())
-    assert (await private(sim, "Balance", key=key, secret=secret, nonce=nonce))[1]["error"] == []
-    for again in (nonce, str(int(nonce) - 1), "abc", ""):
-        status, body = await private(sim, "Balance", key=key, secret=secret, nonce=again)
-        assert (status, body) == (200, {"error": ["EAPI:Invalid nonce"], "result": {}})
-    higher = str(int(nonce) + 1)
-    assert (await private(sim, "Balance", key=key, secret=secret, nonce=higher))[1]["error"] == []
-
-
-@pytest.mark.asyncio
-async def test_bad_signature_and_unknown_key_are_kraken_s_errors(sim: SimulatorHandle) -> None:
-    status, body = await private(sim, "Balance", api_sign=base64.b64encode(b"x" * 64).decode())
-    assert (status, body) == (200, {"error": ["EAPI:Invalid signature"], "result": {}})
-    status, body = await private(sim, "Balance", secret=OTHER_SECRET)  # signed with another
-    assert body["error"] == ["EAPI:Invalid signature"]
-    status, body = await private(sim, "Balance", key="no-such-key")
-    assert (status, body) == (200, {"error": ["EAPI:Invalid key"], "result": {}})
-    unknown = ccxt_async.kraken(ccxt_kraken_config(sim, "no-such-key", SECRET))
-    try:
-        with pytest.raises(ccxt_async.AuthenticationError):
-            await unknown.fetch_balance()
-    finally:
-        await unknown.close()
-
-
-@pytest.mark.asyncio
-async def test_malformed_requests_get_kraken_errors_never_a_500(sim: SimulatorHandle) -> None:
-    key, secret = fresh_account(sim, "malformed")
-    path = "/0/private/AddOrder"
-    async with aiohttp.ClientSession() as s:
-        # not JSON although it says so, correctly signed
-        nonce = str(time.time_ns())
-        body = '{"nonce": "' + nonce + '", "pair": '
-        headers = {
-            "API-Key": key,
-            "API-Sign": sign(secret, path, body, nonce),
-            "Content-Type": "application/json",
-        }
-        async with s.post(sim.base_url + path, data=body, headers=headers) as r:
-            assert r.status == 200
-            assert (await r.json())["error"] == ["EGeneral:Invalid arguments:body"]
-        # bytes that are not UTF-8
-        async with s.post(sim.base_url + path, data=b"\xff\xfe\x00", headers={"API-Key": key}) as r:
-            assert r.status == 200 and (await r.json())["error"][0].startswith("EGeneral:")
-    bad_fields = [
-        ({"pair": "XXBTZUSD", "type": "buy", "ordertype": "limit", "volume": "abc"}, "volume"),
-        ({"pair": "XXBTZUSD", "type": "hold", "ordertype": "limit", "volume": "1"}, "type"),
-        ({"pair": "XXBTZUSD", "type": "buy", "ordertype": "iceberg", "volume": "1"}, "ordertype"),
-        ({"pair": "XXBTZUSD", "type": "buy", "ordertype": "limit", "volume": "1"}, "price"),
-        (
-            {
-                "pair": "XXBTZUSD",
-                "type": "buy",
-                "ordertype": "limit",
-                "volume": "1",
-                "price": "1e5",
-            },
-            "price",
-        ),
-        (
-            {
-                "pair": "XXBTZUSD",
-                "type": "buy",
-                "ordertype": "limit",
-                "volume": "1",
-                "price": "1",
-                "oflags": "post,moon",
-            },
-            "oflags",
-        ),
-        (
-            {
-                "pair": "XXBTZUSD",
-                "type": "buy",
-                "ordertype": "limit",
-                "volume": "1",
-                "price": "1",
-                "userref": "9999999999",
-            },
-            "userref",
-        ),
-        (
-            {
-                "pair": "XXBTZUSD",
-                "type": "buy",
-                "ordertype": "limit",
-                "volume": "1",
-                "price": "1",
-                "timeinforce": "GTD",
-            },
-            "expiretm",
-        ),
-    ]
-    for fields, name in bad_fields:
-        status, answer = await private(sim, "AddOrder", fields, key=key, secret=secret)
-        assert (status, answer) == (
-            200,
-            {"error": [f"EGeneral:Invalid arguments:{name}"], "result": {}},
-        ), fields
-    status, answer = await private(sim, "ClosedOrders", {"ofs": "-3"}, key=key, secret=secret)
-    assert answer["error"] == ["EGeneral:Invalid arguments:ofs"]
-    status, answer = await private(
-        sim, "CancelAllOrdersAfter", {"timeout": "x"}, key=key, secret=secret
-    )
-    assert answer["error"] == ["EGeneral:Invalid arguments:timeout"]
-    assert sim.call(lambda e: len(e.accounts[key].orders)) == 0
-
-
-@pytest.mark.asyncio
-async def test_validate_true_checks_and_places_nothing(sim: SimulatorHandle) -> None:
-    key, secret = fresh_account(sim, "validate")
-    fields = {
-        "pair": "XBTUSD",
-        "type": "buy",
-        "ordertype": "limit",
-        "volume": "0.5",
-        "price": "30000.0",
-        "validate": "true",
-    }
-    status, answer = await private(sim, "AddOrder", fields, key=key, secret=secret)
-    assert status == 200
-    assert answer == {
-        "error": [],
-        "result": {"descr": {"order": "buy 0.50000000 XBTUSD @ limit 30000.0"}},
-    }
-    too_big = {**fields, "volume": "100"}
-    _, answer = await private(sim, "AddOrder", too_big, key=key, secret=secret)
-    assert answer["error"] == ["EOrder:Insufficient funds"]
-    _, answer = await private(sim, "OpenOrders", key=key, secret=secret)
-    assert answer["result"] == {"open": {}}
-    assert sim.call(lambda e: len(e.accounts[key].orders)) == 0
-    assert sim.balances(key)["ZUSD"] == (Decimal(100000), Decimal(0))
-
-
-@pytest.mark.asyncio
-async def test_the_dead_man_s_switch_fires_and_can_be_disarmed(sim: SimulatorHandle) -> None:
-    key, secret = fresh_account(sim, "deadman")
-    ex = ccxt_async.kraken(ccxt_kraken_config(sim, key, secret))
-    try:
-        await ex.load_markets()
-        price = await below_bid(ex, "BTC/USD")
-        kept = await ex.create_order("BTC/USD", "limit", "buy", 0.01, price)
-        armed = await ex.cancel_all_orders_after(60_000)
-        assert armed["result"]["triggerTime"] != "0"
-        disarmed = await ex.cancel_all_orders_after(0)
-        assert disarmed["result"]["triggerTime"] == "0"
-        await ex.cancel_all_orders_after(1_000)
-        doomed = await ex.create_order(
-            "ETH/USDT", "limit", "buy", 0.1, await below_bid(ex, "ETH/USDT")
-        )
-        assert {o["id"] for o in await ex.fetch_open_orders()} == {kept["id"], doomed["id"]}
-
-        async def none_open() -> bool:
-            return await ex.fetch_open_orders() == []
-
-        assert await eventually(none_open)
-        for txid in (kept["id"], doomed["id"]):
-            order = await ex.fetch_order(txid)
-            assert order["status"] == "canceled"
-            assert order["info"]["reason"] == "Dead man's switch"
-    finally:
-        await ex.close()
-
-
-@pytest.mark.asyncio
-async def test_closed_orders_page_by_fifty_with_the_total_in_count(sim: SimulatorHandle) -> None:
-    key, secret = fresh_account(sim, "pagination")
-    txids = []
-    for i in range(55):
-        fields = {
-            "pair": "XXBTZUSD",
-            "type": "buy",
-            "ordertype": "limit",
-            "volume": "0.001",
-            "price": f"{20000 + i}.0",
-            "userref": str(i),
-        }
-        _, placed = await private(sim, "AddOrder", fields, key=key, secret=secret)
-        txids.append(placed["result"]["txid"][0])
-    _, canceled = await private(sim, "CancelAll", key=key, secret=secret)
-    assert canceled["result"] == {"count": 55}
-    _, first = await private(sim, "ClosedOrders", key=key, secret=secret)
-    _, second = await private(sim, "ClosedOrders", {"ofs": "50"}, key=key, secret=secret)
-    assert first["result"]["count"] == second["result"]["count"] == 55
-    page1, page2 = list(first["result"]["closed"]), list(second["result"]["closed"])
-    assert len(page1) == 50 and len(page2) == 5
-    assert set(page1) | set(page2) == set(txids) and not set(page1) & set(page2)
-    record = first["result"]["closed"][page1[0]]
-    assert record["status"] == "canceled" and record["descr"]["pair"] == "XBTUSD"
-    assert {
-        "opentm",
-        "closetm",
-        "vol",
-        "vol_exec",
-        "cost",
-        "fee",
-        "price",
-        "misc",
-        "oflags",
-    } <= set(record)
-    _, by_ref = await private(sim, "ClosedOrders", {"userref": "7"}, key=key, secret=secret)
-    assert list(by_ref["result"]["closed"]) == [txids[7]]
-
-
-@pytest.mark.asyncio
-async def test_cancel_by_userref_and_by_cl_ord_id(sim: SimulatorHandle) -> None:
-    key, secret = fresh_account(sim, "cancel-refs")
-    base = {"pair": "XXBTZUSD", "type": "buy", "ordertype": "limit", "volume": "0.001"}
-    for price, extra in (
-        ("20000.0", {"userref": "42"}),
-        ("20001.0", {"userref": "42"}),
-        ("20002.0", {"cl_ord_id": "my-order-1"}),
-    ):
-        _, placed = await private(
-            sim, "AddOrder", {**base, "price": price, **extra}, key=key, secret=secret
-        )
-        assert placed["error"] == []
-    _, by_ref = await private(sim, "CancelOrder", {"txid": "42"}, key=key, secret=secret)
-    assert by_ref["result"] == {"count": 2}
-    _, by_cl = await private(
-        sim, "CancelOrder", {"cl_ord_id": "my-order-1"}, key=key, secret=secret
-    )
-    assert by_cl["result"] == {"count": 1}
-    _, again = await private(
-        sim, "CancelOrder", {"cl_ord_id": "my-order-1"}, key=key, secret=secret
-    )
-    assert again["error"] == ["EOrder:Unknown order"]
-
-
-@pytest.mark.asyncio
-async def test_post_only_that_would_take_is_accepted_then_canceled(own: Any) -> None:
-    ticker = await own.fetch_ticker("BTC/USD")
-    order = await own.create_order(
-        "BTC/USD", "limit", "buy", 0.01, ticker["ask"] + 100, {"postOnly": True}
-    )
-    fetched = await own.fetch_order(order["id"])
-    assert fetched["status"] == "canceled" and fetched["postOnly"] is True
-    assert fetched["info"]["reason"] == "Post only order" and fetched["filled"] == 0.0
-
-
-@pytest.mark.asyncio
-async def test_gtd_orders_expire(own: Any) -> None:
-    price = await below_bid(own, "BTC/USD")
-    order = await own.create_order(
-        "BTC/USD", "limit", "buy", 0.01, price, {"timeInForce": "GTD", "expiretm": "+1"}
-    )
-    assert (await own.fetch_order(order["id"]))["status"] == "open"
-
-    async def ended() -> bool:
-        return bool((await own.fetch_order(order["id"]))["status"] != "open")
-
-    assert await eventually(ended)
-    assert (await own.fetch_order(order["id"]))["status"] == "expired"
-
-
-@pytest.mark.asyncio
-async def test_a_stop_loss_market_order_waits_then_sells_at_its_trigger(
-    sim: SimulatorHandle, own: Any
-) -> None:
-    last = Decimal(str((await own.fetch_ticker("XRP/USD"))["last"]))
-    trigger = (last * Decimal("0.98")).quantize(Decimal("0.00001"))
-    order = await own.create_order(
-        "XRP/USD", "market", "sell", 100, None, {"stopLossPrice": str(trigger)}
-    )
-    fetched = await own.fetch_order(order["id"])
-    assert fetched["status"] == "open" and fetched["info"]["descr"]["ordertype"] == "stop-loss"
-    assert fetched["info"]["descr"]["order"] == f"sell 100.00000000 XRPUSD @ stop loss {trigger}"
-    sim.set_price("XXRPZUSD", trigger - Decimal("0.001"))
-
-    async def ended() -> bool:
-        return bool((await own.fetch_order(order["id"]))["status"] != "open")
-
-    assert await eventually(ended)
-    fetched = await own.fetch_order(order["id"])
-    assert fetched["status"] == "closed" and fetched["filled"] == 100.0
-
-
-@pytest.mark.asyncio
-async def test_maintenance_and_cancel_only_refuse_placing_but_not_reading_or_canceling(
-    sim: SimulatorHandle, own: Any
-) -> None:
-    async with aiohttp.ClientSession() as s:
-        async with s.post(f"{sim.base_url}/_sim/maintenance", json={"on": True}) as r:
-            assert r.status == 200
-        try:
-            assert (await own.fetch_status())["status"] == "maintenance"
-            assert (await own.fetch_balance())["total"]["USD"] == 100000.0
-            with pytest.raises(ccxt_async.ExchangeNotAvailable):
-                await own.create_order("BTC/USD", "limit", "buy", 0.01, 20000.0)
-        finally:
-            async with s.post(f"{sim.base_url}/_sim/maintenance", json={"on": False}) as r:
-                assert r.status == 200
-        resting = await own.create_order("BTC/USD", "limit", "buy", 0.01, 20000.0)
-        body = {"status": "cancel_only"}
-        async with s.post(f"{sim.base_url}/_sim/kraken/status", json=body) as r:
-            assert (await r.json()) == {"status": "cancel_only"}
-        assert (await own.fetch_status())["info"]["result"]["status"] == "cancel_only"
-        with pytest.raises(ccxt_async.OnMaintenance, match="cancel_only"):
-            await own.create_order("BTC/USD", "limit", "buy", 0.01, 20000.0)
-        assert (await own.cancel_order(resting["id"]))["info"]["result"] == {"count": 1}
-        async with s.get(f"{sim.base_url}/_sim/faults") as r:
-            faults = await r.json()
-            assert "venue_status" in faults["active"] and faults["venue_status"] == "cancel_only"
-        async with s.post(f"{sim.base_url}/_sim/faults/clear", json={}) as r:
-            assert "venue_status" in (await r.json())["cleared"]
-        assert (await own.fetch_status())["status"] == "ok"
-
-
-@pytest.mark.asyncio
-async def test_an_injected_5xx_is_service_unavailable(sim: SimulatorHandle, own: Any) -> None:
-    async with aiohttp.ClientSession() as s:
-        faults = {"error_rate": 1.0, "status": 503, "paths": ["/0/public/Ticker"]}
-        async with s.post(f"{sim.base_url}/_sim/rest/faults", json=faults) as r:
-            assert r.status == 200
-        try:
-            async with s.get(f"{sim.base_url}/0/public/Ticker?pair=XXBTZUSD") as r:
-                assert r.status == 503
-                assert await r.json() == {"error": ["EService:Unavailable"]}
-            with pytest.raises(ccxt_async.ExchangeNotAvailable):
-                await own.fetch_ticker("BTC/USD")
-        finally:
-            async with s.post(f"{sim.base_url}/_sim/faults/clear", json={}):
-                pass
-
-
-@pytest.mark.asyncio
-async def test_the_key_s_counter_answers_a_lockout(sim: SimulatorHandle) -> None:
-    key, secret = fresh_account(sim, "locked")
-    async with aiohttp.ClientSession() as s:
-        body = {"api_key": key, "seconds": 30}
-        async with s.post(f"{sim.base_url}/_sim/kraken/lockout", json=body) as r:
-            assert r.status == 200
-    _, answer = await private(sim, "Balance", key=key, secret=secret)
-    assert answer["error"] == ["EGeneral:Temporary lockout"]
-    async with aiohttp.ClientSession() as s:
-        async with s.post(f"{sim.base_url}/_sim/faults/clear", json={}):
-            pass
-    _, answer = await private(sim, "Balance", key=key, secret=secret)
-    assert answer["error"] == []
-
-
-@pytest.mark.asyncio
-async def test_websockets_token_is_issued_for_the_key(sim: SimulatorHandle) -> None:
-    key, secret = fresh_account(sim, "token")
-    _, answer = await private(sim, "GetWebSocketsToken", key=key, secret=secret)
-    token = answer["result"]["token"]
-    assert answer["result"]["expires"] == 900
-    assert sim.call(lambda e: sim.server.venue.tokens.account_for(token)) == key  # type: ignore[attr-defined]
-
-
 @pytest.mark.asyncio
 async def test_fees_are_charged_in_the_currency_the_order_flags_name(
     sim: SimulatorHandle, own: Any
@@ -668,29 +306,6 @@ async def test_fees_are_charged_in_the_currency_the_order_flags_name(
     assert fetched["fee"]["currency"] == "LTC"
     final = sim.balances(key)
     assert after["XLTC"][0] + 1 - final["XLTC"][0] == Decimal(fetched["info"]["fee"])
-
-
-@pytest.mark.asyncio
-async def test_edit_order_replaces_the_order_with_a_new_txid(sim: SimulatorHandle) -> None:
-    key, secret = fresh_account(sim, "edit")
-    base = {"pair": "XXBTZUSD", "type": "buy", "ordertype": "limit", "volume": "0.01"}
-    _, placed = await private(sim, "AddOrder", {**base, "price": "20000.0"}, key=key, secret=secret)
-    old = placed["result"]["txid"][0]
-    edit = {"txid": old, "pair": "XBTUSD", "volume": "0.02", "price": "21000.0"}
-    _, edited = await private(sim, "EditOrder", edit, key=key, secret=secret)
-    result = edited["result"]
-    assert result["originaltxid"] == old and result["txid"] != old
-    assert result["descr"]["order"] == "buy 0.02000000 XBTUSD @ limit 21000.0"
-    _, queried = await private(
-        sim, "QueryOrders", {"txid": f"{old},{result['txid']}"}, key=key, secret=secret
-    )
-    assert queried["result"][old]["status"] == "canceled"
-    assert queried["result"][result["txid"]]["status"] == "open"
-    assert queried["result"][result["txid"]]["vol"] == "0.02000000"
-    _, unknown = await private(
-        sim, "QueryOrders", {"txid": "OAAAAA-BBBBB-CCCCCC"}, key=key, secret=secret
-    )
-    assert unknown["error"] == ["EOrder:Invalid order"]
 
 
 def test_the_ccxt_map_has_every_key_of_ccxts_own_on_the_simulator(sim: SimulatorHandle) -> None:
