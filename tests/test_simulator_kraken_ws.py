@@ -258,6 +258,9 @@ async def test_status_follows_the_venue_status_and_maintenance(venue: Venue) -> 
     assert status["type"] == "update"
     assert status["data"][0]["system"] == "cancel_only"
     assert status["data"][0]["api_version"] == "v2"
+    other = await venue.connect(system="cancel_only")
+    ids = {m["data"][0]["connection_id"] for m in (c.seen[0], other.seen[0])}
+    assert len(ids) == 2  # one per connection
     await venue.control("/_sim/kraken/status", {"status": "online"})
     assert (await c.next(on("status")))["data"][0]["system"] == "online"
     await venue.control("/_sim/maintenance", {"on": True})
@@ -690,3 +693,26 @@ async def test_bad_numbers_spoil_the_next_ticker_and_book_messages(venue: Venue)
     clean = (await c.next(on("ticker", "update")))["data"][0]  # count 1: only the next one
     assert isinstance(clean["bid"], Decimal) and isinstance(clean["last"], Decimal)
     assert venue.sim.stats()["faults_injected"]["bad_number_messages"] >= 2
+
+
+@pytest.mark.asyncio
+async def test_a_deeper_book_still_checksums_its_top_ten(venue: Venue) -> None:
+    c = await venue.connect()
+    await c.send(
+        {
+            "method": "subscribe",
+            "params": {"channel": "book", "symbol": ["BTC/USD"], "depth": 25},
+            "req_id": 8,
+        }
+    )
+    assert (await c.next(acked(8)))["result"]["depth"] == 25
+    book = LocalBook(25)
+    data = (await c.next(on("book", "snapshot")))["data"][0]
+    assert len(data["bids"]) == 25 and len(data["asks"]) == 25
+    book.apply(data)
+    assert data["checksum"] == crc_of_book(book.asks, book.bids, venue.decimals[BTC])
+    for _ in range(10):
+        update = (await c.next(on("book", "update")))["data"][0]
+        book.apply(update)
+        assert len(book.bids) == 25 and len(book.asks) == 25
+        assert update["checksum"] == crc_of_book(book.asks, book.bids, venue.decimals[BTC])

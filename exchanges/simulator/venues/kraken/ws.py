@@ -58,6 +58,7 @@ log = logging.getLogger(__name__)
 HEARTBEAT_S = 1.0
 API_VERSION = "v2"
 SERVICE_VERSION = "2.0.10"
+_CONNECTION_ID_BASE = 13_834_774_380_200_000_000
 #: a queued frame: text, or (monotonic time to send it, text or pong payload) under a delay
 _Frame = str | tuple[float, str | bytes]
 
@@ -111,7 +112,7 @@ class KrakenStreams(ConnectionHub):
         self._start_heartbeats()
         # the others hear of a change first, so this one is not told twice
         self._check_status(skip=conn)
-        self._send(conn, self._status_message())
+        self._send(conn, self._status_message(conn))
 
     def _closed(self, conn: Connection) -> None:
         for sub in list(conn.subs.values()):
@@ -371,7 +372,7 @@ class KrakenStreams(ConnectionHub):
             return self.state.status()
         return "maintenance" if self.faults.maintenance else "online"
 
-    def _status_message(self) -> dict[str, Any]:
+    def _status_message(self, conn: Connection) -> dict[str, Any]:
         return {
             "channel": "status",
             "type": "update",
@@ -380,7 +381,8 @@ class KrakenStreams(ConnectionHub):
                     "version": SERVICE_VERSION,
                     "system": self.system_status(),
                     "api_version": API_VERSION,
-                    "connection_id": 13_834_774_380_200_032_777,
+                    # unique per connection, for debugging (a 64-bit number, as Kraken's)
+                    "connection_id": _CONNECTION_ID_BASE + conn.id,
                 }
             ],
         }
@@ -391,10 +393,9 @@ class KrakenStreams(ConnectionHub):
         if status == self._status_sent:
             return
         self._status_sent = status
-        message = dumps(self._status_message())
         for conn in sorted(self.conns, key=lambda c: c.id):
             if conn is not skip:
-                self._send(conn, message)
+                self._send(conn, self._status_message(conn))
 
     def _start_heartbeats(self) -> None:
         if self._ticker is None or self._ticker.done():
