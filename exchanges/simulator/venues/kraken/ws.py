@@ -59,8 +59,6 @@ HEARTBEAT_S = 1.0
 API_VERSION = "v2"
 SERVICE_VERSION = "2.0.10"
 _CONNECTION_ID_BASE = 13_834_774_380_200_000_000
-#: a queued frame: text, or (monotonic time to send it, text or pong payload) under a delay
-_Frame = str | tuple[float, str | bytes]
 
 
 class Tokens(Protocol):
