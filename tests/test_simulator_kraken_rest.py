@@ -452,3 +452,28 @@ async def test_answers_have_the_fields_of_the_live_venue_s_recorded_answers(
     live_open = recorded("fetchOrder", 0)["OR6EGN-KQSEG-AMI6CL"]
     assert set(live_open) <= set(mine[resting["id"]])
     assert mine[resting["id"]]["oflags"] == live_open["oflags"] == "post,fciq"
+
+
+@pytest.mark.asyncio
+async def test_batches_of_orders_are_placed_and_canceled(own: Any) -> None:
+    price = await below_bid(own, "ETH/USDT")
+    orders = [
+        {"symbol": "ETH/USDT", "type": "limit", "side": "buy", "amount": 0.1, "price": price},
+        {"symbol": "ETH/USDT", "type": "limit", "side": "buy", "amount": 0.2, "price": price - 1},
+    ]
+    created = await own.create_orders(orders)
+    assert [o["amount"] for o in created] == [0.1, 0.2]
+    assert {o["id"] for o in await own.fetch_open_orders("ETH/USDT")} == {o["id"] for o in created}
+    canceled = await own.cancel_orders([o["id"] for o in created])
+    assert canceled[0]["info"]["result"] == {"count": 2}
+    assert await own.fetch_open_orders() == []
+    # one order the rules refuse rejects the whole batch; nothing is placed
+    too_small = {**orders[1], "amount": 0.0001}
+    with pytest.raises(ccxt_async.InvalidOrder):
+        await own.create_orders([orders[0], too_small])
+    assert await own.fetch_open_orders() == []
+    # one the funds refuse is refused alone: the answer carries its error, the other stands
+    too_big = {**orders[1], "amount": 1000}
+    with pytest.raises(ccxt_async.InsufficientFunds):
+        await own.create_orders([orders[0], too_big])
+    assert [o["amount"] for o in await own.fetch_open_orders()] == [0.1]

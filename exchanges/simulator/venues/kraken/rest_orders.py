@@ -115,7 +115,7 @@ class OrderDesk:
         if refusal is not None:
             raise KrakenError(refusal)
 
-    def _open_of(self, api_key: str) -> list[KrakenOrder]:
+    def open_of(self, api_key: str) -> list[KrakenOrder]:
         return self.orders.open_of(api_key)
 
     # -- AddOrder --------------------------------------------------------------------------
@@ -129,9 +129,8 @@ class OrderDesk:
             raise KrakenError(refusal.msg)
         k = self.record(api_key, spec, req)
         descr = {"order": wire.order_text(k, wire.Format(spec))}
-        self._check_state(req)
         if req.cl_ord_id is not None and any(
-            o.cl_ord_id == req.cl_ord_id for o in self._open_of(api_key)
+            o.cl_ord_id == req.cl_ord_id for o in self.open_of(api_key)
         ):
             raise errors.invalid_argument("cl_ord_id")
         would_take = self.check(api_key, spec, req)
@@ -179,35 +178,48 @@ class OrderDesk:
     def check(self, api_key: str, spec: MarketSpec, req: AddOrder) -> bool:
         """Kraken's rules, then the engine's checks; True for a post-only order that would
         take (accepted, then canceled)."""
+        would_take = self.check_rules(spec, req)
+        if not would_take:
+            self.check_funds(api_key, spec, req)
+        return would_take
+
+    def check_rules(self, spec: MarketSpec, req: AddOrder) -> bool:
+        """Kraken's order rules (rules.py) and the venue state; True for a post-only order
+        that would take."""
+        self._check_state(req)
+        if req.viqc:
+            return False  # a quote volume: the engine checks what it buys
         engine = self.engine
         top = engine.top_of_book(spec.symbol)
-        last = engine.last_price(spec.symbol)
-        if not req.viqc:
-            try:
-                rules.check_order(
-                    spec,
-                    req.side,
-                    req.engine_type,
-                    req.volume,
-                    req.limit_price,
-                    req.trigger_price if req.engine_type.is_stop else None,
-                    req.trigger_price if req.ordertype in CONDITIONAL_MARKET else None,
-                    top.bid_price,
-                    top.ask_price,
-                    last,
-                )
-            except OrderRejected as rej:
-                if rej.reason is RejectReason.WOULD_TAKE:
-                    return True
-                raise errors.from_rejection(rej) from None
-        if req.ordertype in CONDITIONAL_MARKET:
-            self._check_funds(api_key, spec, req, req.trigger_price or last)
-            return False
         try:
-            engine.trading.check_order(api_key, self._engine_request(spec, req, "check"))
+            rules.check_order(
+                spec,
+                req.side,
+                req.engine_type,
+                req.volume,
+                req.limit_price,
+                req.trigger_price if req.engine_type.is_stop else None,
+                req.trigger_price if req.ordertype in CONDITIONAL_MARKET else None,
+                top.bid_price,
+                top.ask_price,
+                engine.last_price(spec.symbol),
+            )
         except OrderRejected as rej:
+            if rej.reason is RejectReason.WOULD_TAKE:
+                return True
             raise errors.from_rejection(rej) from None
         return False
+
+    def check_funds(self, api_key: str, spec: MarketSpec, req: AddOrder) -> None:
+        """The engine's own checks of the order (funds: `EOrder:Insufficient funds`)."""
+        if req.ordertype in CONDITIONAL_MARKET:
+            at = req.trigger_price or self.engine.last_price(spec.symbol)
+            self._check_funds(api_key, spec, req, at)
+            return
+        try:
+            self.engine.trading.check_order(api_key, self._engine_request(spec, req, "check"))
+        except OrderRejected as rej:
+            raise errors.from_rejection(rej) from None
 
     def _check_funds(self, api_key: str, spec: MarketSpec, req: AddOrder, at: Decimal) -> None:
         account = self.engine.trading.account(api_key)
@@ -346,7 +358,7 @@ class OrderDesk:
         if not cl_ord_id and not ref.lstrip("-").isdigit():
             k = self.orders.get(ref)
             return [k] if k is not None and k.api_key == api_key and self.is_open(k) else []
-        open_orders = self._open_of(api_key)
+        open_orders = self.open_of(api_key)
         if cl_ord_id:
             return [k for k in open_orders if k.cl_ord_id == cl_ord_id]
         return [k for k in open_orders if k.userref == int(ref)]
@@ -363,7 +375,7 @@ class OrderDesk:
         return {"count": self.cancel_everything(call.api_key, REASON_USER)}
 
     def cancel_everything(self, api_key: str, reason: str) -> int:
-        return sum(self.cancel(k, "canceled", reason) for k in self._open_of(api_key))
+        return sum(self.cancel(k, "canceled", reason) for k in self.open_of(api_key))
 
     async def cancel_all_after(self, call: Call) -> Any:
         raw = call.params.get("timeout", "")
