@@ -477,3 +477,21 @@ async def test_batches_of_orders_are_placed_and_canceled(own: Any) -> None:
     with pytest.raises(ccxt_async.InsufficientFunds):
         await own.create_orders([orders[0], too_big])
     assert [o["amount"] for o in await own.fetch_open_orders()] == [0.1]
+
+
+@pytest.mark.asyncio
+async def test_trades_since_the_last_cursor_gives_only_newer_trades(ex: Any) -> None:
+    first = (await ex.publicGetTrades({"pair": "XXBTZUSD"}))["result"]
+    cursor = first["last"]
+    seen = {row[6] for row in first["XXBTZUSD"]}
+
+    async def newer() -> bool:
+        page = (await ex.publicGetTrades({"pair": "XXBTZUSD", "since": cursor}))["result"]
+        return bool(page["XXBTZUSD"])
+
+    assert await eventually(newer)
+    page = (await ex.publicGetTrades({"pair": "XXBTZUSD", "since": cursor}))["result"]
+    assert page["XXBTZUSD"] and not {row[6] for row in page["XXBTZUSD"]} & seen
+    assert int(page["last"]) > int(cursor)
+    times = [row[2] for row in page["XXBTZUSD"]]
+    assert times == sorted(times)
