@@ -451,3 +451,15 @@ async def test_edit_order_replaces_the_order_with_a_new_txid(sim: SimulatorHandl
         sim, "QueryOrders", {"txid": "OAAAAA-BBBBB-CCCCCC"}, key=key, secret=secret
     )
     assert unknown["error"] == ["EOrder:Invalid order"]
+
+
+@pytest.mark.asyncio
+async def test_a_body_over_the_size_limit_is_refused_in_kraken_s_envelope(
+    sim: SimulatorHandle,
+) -> None:
+    async with aiohttp.ClientSession() as s:
+        body = "nonce=1&pad=" + "x" * (9 * 1024 * 1024)
+        headers = {"API-Key": KEY, "Content-Type": "application/x-www-form-urlencoded"}
+        async with s.post(f"{sim.base_url}/0/private/Balance", data=body, headers=headers) as r:
+            assert r.status == 413
+            assert await r.json() == {"error": ["EGeneral:Invalid arguments"], "result": {}}

@@ -172,6 +172,9 @@ class Endpoint:
         except KrakenError as exc:
             self.engine.stats.count_error(exc.text)
             return _json(exc.body(), exc.status)
+        except web.HTTPException as exc:  # e.g. a body over the server's size limit
+            self.engine.stats.count_error(errors.INVALID_ARGUMENTS)
+            return _json({"error": [errors.INVALID_ARGUMENTS], "result": {}}, exc.status)
         except Exception:
             log.exception("kraken %s failed", self.method)
             self.engine.stats.count_error(errors.INTERNAL_ERROR)
