@@ -463,3 +463,140 @@ async def test_a_body_over_the_size_limit_is_refused_in_kraken_s_envelope(
         async with s.post(f"{sim.base_url}/0/private/Balance", data=body, headers=headers) as r:
             assert r.status == 413
             assert await r.json() == {"error": ["EGeneral:Invalid arguments"], "result": {}}
+
+
+PRIVATE_METHODS = (
+    "Balance",
+    "BalanceEx",
+    "TradeBalance",
+    "TradeVolume",
+    "OpenOrders",
+    "ClosedOrders",
+    "QueryOrders",
+    "TradesHistory",
+    "QueryTrades",
+    "GetWebSocketsToken",
+    "AddOrder",
+    "AddOrderBatch",
+    "AmendOrder",
+    "EditOrder",
+    "CancelOrder",
+    "CancelOrderBatch",
+    "CancelAll",
+    "CancelAllOrdersAfter",
+)
+PUBLIC_METHODS = (
+    "Time",
+    "SystemStatus",
+    "Assets",
+    "AssetPairs",
+    "Ticker",
+    "Depth",
+    "Trades",
+    "OHLC",
+    "Spread",
+)
+FIELDS = (
+    "pair",
+    "txid",
+    "type",
+    "ordertype",
+    "volume",
+    "price",
+    "price2",
+    "oflags",
+    "ofs",
+    "start",
+    "end",
+    "userref",
+    "cl_ord_id",
+    "trades",
+    "timeout",
+    "orders",
+    "order_qty",
+    "limit_price",
+    "trigger_price",
+    "expiretm",
+    "timeinforce",
+    "validate",
+    "asset",
+    "count",
+    "since",
+    "interval",
+    "info",
+    "closetime",
+)
+GARBAGE = ("", "abc", "-1", "1e999", "nan", "\u2603", "9" * 40, '[{"x": [1, {}]}]', "0")
+
+
+@pytest.mark.asyncio
+async def test_garbage_in_every_field_of_every_method_is_never_a_500(
+    sim: SimulatorHandle,
+) -> None:
+    key, secret = fresh_account(sim, "garbage")
+    for method in PRIVATE_METHODS:
+        for value in GARBAGE:
+            status, body = await private(
+                sim, method, dict.fromkeys(FIELDS, value), key=key, secret=secret
+            )
+            assert status == 200 and isinstance(body["error"], list), (method, value, body)
+    async with aiohttp.ClientSession() as s:
+        for method in PUBLIC_METHODS:
+            for value in GARBAGE:
+                query = dict.fromkeys(FIELDS, value)
+                async with s.get(f"{sim.base_url}/0/public/{method}", params=query) as r:
+                    assert r.status == 200, (method, value)
+                    assert isinstance((await r.json())["error"], list)
+    assert "EGeneral:Internal error" not in sim.stats()["errors_by_code"]
+
+
+@pytest.mark.asyncio
+async def test_one_garbage_field_in_an_otherwise_valid_request_is_never_a_500(
+    sim: SimulatorHandle,
+) -> None:
+    key, secret = fresh_account(sim, "garbage-one")
+    order = {
+        "pair": "XBTUSD",
+        "type": "buy",
+        "ordertype": "limit",
+        "volume": "0.01",
+        "price": "20000.0",
+    }
+    _, placed = await private(sim, "AddOrder", order, key=key, secret=secret)
+    txid = placed["result"]["txid"][0]
+    before = sim.stats()["requests"]
+    sent = 0
+    valid: dict[str, dict[str, str]] = {
+        "AddOrder": {**order, "oflags": "post", "timeinforce": "GTC", "userref": "1"},
+        "AmendOrder": {"txid": txid, "order_qty": "0.02", "limit_price": "20001.0"},
+        "EditOrder": {"txid": txid, "pair": "XBTUSD", "volume": "0.02", "price": "20002.0"},
+        "ClosedOrders": {"ofs": "0", "start": "0", "end": "9999999999", "closetime": "both"},
+        "TradesHistory": {"ofs": "0", "start": "0", "type": "all"},
+        "QueryOrders": {"txid": txid, "trades": "true"},
+        "TradeVolume": {"pair": "XBTUSD"},
+        "CancelAllOrdersAfter": {"timeout": "0"},
+    }
+    for method, fields in valid.items():
+        for name in fields:
+            for value in GARBAGE:
+                status, body = await private(
+                    sim, method, {**fields, name: value}, key=key, secret=secret
+                )
+                sent += 1
+                assert status == 200 and isinstance(body["error"], list), (method, name, value)
+    async with aiohttp.ClientSession() as s:
+        for method, fields in {
+            "OHLC": {"pair": "XBTUSD", "interval": "5", "since": "0"},
+            "Trades": {"pair": "XBTUSD", "since": "0", "count": "10"},
+            "Depth": {"pair": "XBTUSD", "count": "10"},
+            "AssetPairs": {"pair": "XBTUSD", "info": "fees"},
+        }.items():
+            for name in fields:
+                for value in GARBAGE:
+                    query = {**fields, name: value}
+                    async with s.get(f"{sim.base_url}/0/public/{method}", params=query) as r:
+                        sent += 1
+                        assert r.status == 200, (method, name, value)
+    stats = sim.stats()
+    assert stats["requests"] - before == sent > 250
+    assert "EGeneral:Internal error" not in stats["errors_by_code"]
