@@ -9,8 +9,9 @@ Accepted orders answer `{"descr": {"order": "buy 1.25000000 XBTUSD @ limit 27500
 "txid": ["OU22CG-KLAF2-FWUDD7"]}`. A post-only order that would take is accepted and canceled
 at once with reason "Post only order", as Kraken does. A -limit conditional order whose trigger
 the last price has already reached works at once as its limit order (Kraken triggers it);
-conditional market orders wait outside the engine (orders.py) and are sent as market orders by
-`Triggers` once the last price reaches them.
+conditional market orders wait outside the engine (orders.py) and are sent as market orders
+once the last price reaches them (checked on every engine batch of their pair). GTD orders
+expire at `expiretm` (status "expired").
 
 Cancels take a txid, a userref (every open order with it) or a cl_ord_id; each is charged with
 its order's age. The dead man's switch: CancelAllOrdersAfter(timeout > 0) (re)arms a timer per
