@@ -600,3 +600,11 @@ async def test_one_garbage_field_in_an_otherwise_valid_request_is_never_a_500(
     stats = sim.stats()
     assert stats["requests"] - before == sent > 250
     assert "EGeneral:Internal error" not in stats["errors_by_code"]
+
+
+@pytest.mark.asyncio
+async def test_a_signature_header_that_is_not_ascii_is_a_bad_signature(
+    sim: SimulatorHandle,
+) -> None:
+    status, body = await private(sim, "Balance", api_sign="sïgnature")
+    assert (status, body) == (200, {"error": ["EAPI:Invalid signature"], "result": {}})

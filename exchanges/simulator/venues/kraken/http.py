@@ -195,7 +195,8 @@ class Endpoint:
             expected = signature(account.secret, request.path, nonce, raw_body)
         except ValueError:
             raise KrakenError(errors.INVALID_KEY) from None
-        if not given or not hmac.compare_digest(expected, given):
+        # compare_digest refuses non-ASCII text: such a header is just a wrong signature
+        if not given.isascii() or not hmac.compare_digest(expected, given):
             raise KrakenError(errors.INVALID_SIGNATURE)
         self.nonces.check(api_key, nonce)
         return account
