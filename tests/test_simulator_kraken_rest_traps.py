@@ -172,6 +172,18 @@ async def test_malformed_requests_get_kraken_errors_never_a_500(sim: SimulatorHa
             },
             "expiretm",
         ),
+        (
+            {
+                "pair": "XXBTZUSD",
+                "type": "buy",
+                "ordertype": "limit",
+                "volume": "1",
+                "price": "1",
+                "timeinforce": "GTD",
+                "expiretm": "+inf",
+            },
+            "expiretm",
+        ),
     ]
     for fields, name in bad_fields:
         status, answer = await private(sim, "AddOrder", fields, key=key, secret=secret)
