@@ -20,6 +20,7 @@ import ccxt.async_support as ccxt_async
 import pytest
 import pytest_asyncio
 
+from exchanges.simulator.accounts import OrderStatus
 from exchanges.simulator.config import SimulatorConfig
 from exchanges.simulator.testing import SimulatorHandle, ccxt_kraken_config, run_in_thread
 from tests.test_simulator_kraken_rest import (
@@ -333,7 +334,7 @@ async def test_post_only_that_would_take_is_accepted_then_canceled(own: Any) -> 
 
 
 @pytest.mark.asyncio
-async def test_gtd_orders_expire(own: Any) -> None:
+async def test_gtd_orders_expire(sim: SimulatorHandle, own: Any) -> None:
     price = await below_bid(own, "BTC/USD")
     order = await own.create_order(
         "BTC/USD", "limit", "buy", 0.01, price, {"timeInForce": "GTD", "expiretm": "+1"}
@@ -345,6 +346,15 @@ async def test_gtd_orders_expire(own: Any) -> None:
 
     assert await eventually(ended)
     assert (await own.fetch_order(order["id"]))["status"] == "expired"
+    # the engine's order expired too (its events, which the executions stream reports, say so)
+    key, txid = own.apiKey, order["id"]
+    status = sim.call(
+        lambda e: next(
+            o.status for o in e.accounts[key].orders.values() if o.client_order_id == txid
+        )
+    )
+    assert status is OrderStatus.EXPIRED
+    assert (await own.fetch_balance())["used"]["USD"] == 0
 
 
 @pytest.mark.asyncio

@@ -27,7 +27,15 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, Protocol
 
-from exchanges.simulator.accounts import Order, OrderRejected, OrderType, RejectReason, Side
+from exchanges.simulator.accounts import (
+    ExecType,
+    Order,
+    OrderRejected,
+    OrderStatus,
+    OrderType,
+    RejectReason,
+    Side,
+)
 from exchanges.simulator.engine import Engine
 from exchanges.simulator.events import TickBatch
 from exchanges.simulator.faults import Faults
@@ -341,7 +349,14 @@ class OrderDesk:
         else:
             if not order.status.is_open:
                 return 0
-            self.engine.trading.cancel_order(k.api_key, k.pair, order_id=order.order_id)
+            if status == "expired":
+                # the engine's EXPIRED, so its order events (the executions stream) say so too
+                trading = self.engine.trading
+                account = trading.account(k.api_key)
+                trading.matcher.close(account, order, OrderStatus.EXPIRED, ExecType.EXPIRED)
+                self.engine.flush()
+            else:
+                self.engine.trading.cancel_order(k.api_key, k.pair, order_id=order.order_id)
             if status != "canceled":
                 k.status = status
         k.reason, k.closetm = reason, self.now_s()
