@@ -630,3 +630,20 @@ async def test_a_signature_header_that_is_not_ascii_is_a_bad_signature(
 ) -> None:
     status, body = await private(sim, "Balance", api_sign="sïgnature")
     assert (status, body) == (200, {"error": ["EAPI:Invalid signature"], "result": {}})
+
+
+@pytest.mark.asyncio
+async def test_order_reject_and_timeout_faults_speak_kraken(sim: SimulatorHandle, own: Any) -> None:
+    price = await below_bid(own, "BTC/USD")
+    sim.order_reject_next()  # the control's default text is Binance's
+    with pytest.raises(ccxt_async.InsufficientFunds):
+        await own.create_order("BTC/USD", "limit", "buy", 0.01, price)
+    sim.order_reject_next(msg="EOrder:Orders limit exceeded")
+    with pytest.raises(ccxt_async.ExchangeError, match="Orders limit exceeded"):
+        await own.create_order("BTC/USD", "limit", "buy", 0.01, price)
+    assert await own.fetch_open_orders() == []
+    sim.order_timeout_next(delay_s=0.3)
+    started = time.monotonic()
+    placed = await own.create_order("BTC/USD", "limit", "buy", 0.01, price)
+    assert time.monotonic() - started >= 0.3
+    assert [o["id"] for o in await own.fetch_open_orders()] == [placed["id"]]

@@ -135,7 +135,10 @@ class OrderDesk:
         req = parse_add_order(call.params, self.now_s())
         refusal = self.faults.take_order_reject()
         if refusal is not None:
-            raise KrakenError(refusal.msg)
+            # POST /_sim/orders/reject_next: its msg when it is a Kraken error text, else (the
+            # control's default is Binance's) Kraken's insufficient funds; HTTP 200 as Kraken
+            kraken_text = refusal.msg.startswith("E") and ":" in refusal.msg
+            raise KrakenError(refusal.msg if kraken_text else errors.INSUFFICIENT_FUNDS)
         k = self.record(api_key, spec, req)
         descr = {"order": wire.order_text(k, wire.Format(spec))}
         if req.cl_ord_id is not None and any(
