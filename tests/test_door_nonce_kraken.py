@@ -1,0 +1,113 @@
+"""One Kraken key, many processes, the real simulator: through the door no order or cancel is
+refused for its nonce; bare ccxt instances on the same key are (exchanges.client.nonce).
+
+Three OS processes place and cancel on one key at once, the ways xcon's processes do: two
+through the door's client pool from several threads (Celery workers, the web process), one
+with two door clients on one event loop (a stream holder beside a REST client). The
+simulator checks every private call's nonce as Kraken does (strictly increasing per key,
+nonce window 0) and counts each "EAPI:Invalid nonce" it answers.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.conf import settings
+
+from exchanges.simulator.config import SimulatorConfig
+from exchanges.simulator.testing import SimulatorHandle, ccxt_kraken_config, run_in_thread
+
+ROOT = Path(__file__).resolve().parent.parent
+DOOR_KEY = "kraken-nonce-door"
+BARE_KEY = "kraken-nonce-bare"
+SECRET = base64.b64encode(b"kraken nonce secret, 32 bytes lo").decode()
+SECONDS = 12.0
+INVALID_NONCE = "EAPI:Invalid nonce"
+
+pytestmark = pytest.mark.multiprocess
+
+
+@pytest.fixture(scope="module")
+def sim() -> Iterator[SimulatorHandle]:
+    config = SimulatorConfig(
+        venue="kraken",
+        seed=5,
+        accounts=[(DOOR_KEY, SECRET), (BARE_KEY, SECRET)],
+        tick_interval=0.2,
+        # Kraken's counters would pace this test to a few orders a minute: it is about nonces
+        enforce_rate_limits=False,
+    )
+    with run_in_thread(config) as handle:
+        yield handle
+
+
+def run_workers(modes: list[tuple[str, int]], target: dict[str, Any]) -> list[dict[str, Any]]:
+    start = time.time() + 8.0  # every process up (Django, ccxt, markets) before the clock
+    procs = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "tests.helpers.kraken_nonce_worker",
+                mode,
+                str(tasks),
+                str(start),
+                str(SECONDS),
+                json.dumps(target),
+            ],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env={**os.environ, "REDIS_URL": settings.REDIS_URL},
+        )
+        for mode, tasks in modes
+    ]
+    results = []
+    for proc in procs:
+        out, err = proc.communicate(timeout=SECONDS + 90)
+        assert proc.returncode == 0, err[-3000:]
+        results.append(json.loads(out.strip().splitlines()[-1]))
+    return results
+
+
+def invalid_nonces(sim: SimulatorHandle) -> int:
+    return int(sim.stats()["errors_by_code"].get(INVALID_NONCE, 0))
+
+
+def test_three_processes_through_the_door_on_one_key_never_send_an_invalid_nonce(
+    sim: SimulatorHandle,
+) -> None:
+    before = invalid_nonces(sim)
+    target = {"base": sim.base_url, "key": DOOR_KEY, "secret": SECRET}
+    results = run_workers([("pooled", 4), ("pooled", 4), ("async", 4)], target)
+    refused = invalid_nonces(sim) - before
+    placed = sum(r["placed"] for r in results)
+    canceled = sum(r["canceled"] for r in results)
+    assert refused == 0, results
+    # the door would have re-synced after a refusal: none met, none hidden by a retry
+    assert [r["resyncs"] for r in results] == [0, 0, 0], results
+    assert [r["errors"] for r in results] == [{}, {}, {}], results
+    # every process really traded all along (each cycle: two signed calls, two turns)
+    assert all(r["placed"] >= 20 for r in results), results
+    assert canceled == placed
+    assert sum(r["turns"] for r in results) >= 2 * placed
+
+
+def test_bare_ccxt_instances_on_one_key_do_send_invalid_nonces(sim: SimulatorHandle) -> None:
+    before = invalid_nonces(sim)
+    target = {"ccxt": ccxt_kraken_config(sim, BARE_KEY, SECRET)}
+    results = run_workers([("bare", 4), ("bare", 4), ("bare", 4)], target)
+    refused = invalid_nonces(sim) - before
+    assert refused > 0, results
+    assert sum(r["invalid_nonce"] for r in results) == refused
+    assert sum(r["placed"] for r in results) > 0
