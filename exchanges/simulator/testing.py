@@ -327,3 +327,26 @@ def ccxt_binance_config(
     if secret is not None:
         config["secret"] = secret
     return config
+
+
+def ccxt_kraken_config(
+    handle: SimulatorHandle,
+    api_key: str | None = None,
+    secret: str | None = None,
+    options: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Constructor config for ccxt.async_support.kraken / ccxt.pro.kraken against `handle`:
+    the simulator's own GET /_sim/ccxt config (every URL on the simulator) with ccxt's rate
+    limiting off (it spaces Kraken private calls 3 s apart). Credentials only when given (the
+    secret base64, as Kraken's are). `options` are merged over the defaults."""
+    answer = handle.ccxt("kraken")
+    config: dict[str, Any] = {
+        "enableRateLimit": False,
+        "options": {**answer["options"], **(options or {})},
+        "urls": {"api": answer["urls"]["api"]},
+    }
+    if api_key is not None:
+        config["apiKey"] = api_key
+    if secret is not None:
+        config["secret"] = secret
+    return config

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from exchanges.simulator.venues.base import Venue
 from exchanges.simulator.venues.binance import BinanceVenue
+from exchanges.simulator.venues.kraken import KrakenVenue
 
 VENUES: dict[str, type[Venue]] = {
     "binance": BinanceVenue,
+    "kraken": KrakenVenue,
 }
 
 __all__ = ["VENUES", "Venue"]
