@@ -39,7 +39,8 @@ DOOR_KEY = "kraken-nonce-door"
 BARE_KEY = "kraken-nonce-bare"
 ONE_KEY = "kraken-nonce-one-process"
 SECRET = base64.b64encode(b"kraken nonce secret, 32 bytes lo").decode()
-SECONDS = 12.0
+#: how long the processes trade (the issue's Done-when says 60 s: XCON_NONCE_TEST_SECONDS=60)
+SECONDS = float(os.environ.get("XCON_NONCE_TEST_SECONDS", "12"))
 INVALID_NONCE = "EAPI:Invalid nonce"
 
 
@@ -162,6 +163,7 @@ def test_three_processes_through_the_door_on_one_key_never_send_an_invalid_nonce
     target = {"base": sim.base_url, "key": DOOR_KEY, "secret": SECRET}
     results = run_workers([("pooled", 4), ("pooled", 4), ("async", 4)], target)
     refused = invalid_nonces(sim) - before
+    print(f"door, {SECONDS:.0f} s: {refused} invalid nonces; {results}")
     placed = sum(r["placed"] for r in results)
     canceled = sum(r["canceled"] for r in results)
     assert refused == 0, results
@@ -180,6 +182,7 @@ def test_bare_ccxt_instances_on_one_key_do_send_invalid_nonces(sim: SimulatorHan
     target = {"ccxt": ccxt_kraken_config(sim, BARE_KEY, SECRET)}
     results = run_workers([("bare", 4), ("bare", 4), ("bare", 4)], target)
     refused = invalid_nonces(sim) - before
+    print(f"bare ccxt, {SECONDS:.0f} s: {refused} invalid nonces; {results}")
     assert refused > 0, results
     assert sum(r["invalid_nonce"] for r in results) == refused
     assert sum(r["placed"] for r in results) > 0
