@@ -1,0 +1,532 @@
+"""The Coinbase simulator's Advanced Trade WebSocket in raw frames: subscriptions and their
+answers, the public channels (the book rebuilt here from l2_data and compared with the engine's),
+sequence_num per connection, heartbeats, status, the user channel with a JWT signed here with
+the account's CDP key (and an expired one), error frames, the limits, and the injected sequence
+gap and error frame.
+
+Each test serves the venue's WebSocket hub on its own event loop over loopback (the engine is
+moved by the test itself, never by a price loop, so what a test checks is what it caused).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import itertools
+import json
+import secrets
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+import aiohttp
+import pytest
+import pytest_asyncio
+from aiohttp import web
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
+
+from exchanges.simulator import SimulatorConfig
+from exchanges.simulator.accounts import OrderType, Side
+from exchanges.simulator.engine import Engine
+from exchanges.simulator.faults import ConnSelection, Faults
+from exchanges.simulator.validation import OrderRequest
+from exchanges.simulator.venues.coinbase.auth import CoinbaseAuth
+from exchanges.simulator.venues.coinbase.keys import generate_key
+from exchanges.simulator.venues.coinbase.markets import spec_from_record
+from exchanges.simulator.venues.coinbase.ws import CoinbaseStreams
+
+pytestmark = pytest.mark.asyncio
+
+KEY_NAME = (
+    "organizations/3f0c0f7e-0000-4000-8000-000000000001"
+    "/apiKeys/6b1d0000-0000-4000-8000-0000000000a1"
+)
+
+
+def _product(product_id: str, price_inc: str, alias: str = "") -> dict[str, Any]:
+    base, quote = product_id.split("-")
+    return {
+        "product_id": product_id,
+        "base_currency_id": base,
+        "quote_currency_id": quote,
+        "price_increment": price_inc,
+        "quote_increment": price_inc,
+        "base_increment": "0.00000001",
+        "base_min_size": "0.00000001",
+        "base_max_size": "3400",
+        "quote_min_size": "1",
+        "quote_max_size": "150000000",
+        "status": "online",
+        "product_type": "SPOT",
+        "display_name": product_id,
+        "alias": alias,
+        "alias_to": [],
+        "trading_disabled": False,
+        "cancel_only": False,
+        "limit_only": False,
+        "post_only": False,
+    }
+
+
+PRODUCTS = [
+    _product("BTC-USD", "0.01"),
+    _product("BTC-USDC", "0.01", alias="BTC-USD"),
+    _product("ETH-USDT", "0.01"),
+]
+
+
+# ---------------------------------------------------------------------- JWTs, signed here
+def _b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def ws_jwt(key_name: str, pem: str, now: float | None = None) -> str:
+    """An ES256 JWT as ccxt.pro signs it for a WebSocket subscription (no uri claim)."""
+    now = time.time() if now is None else now
+    header = {"alg": "ES256", "kid": key_name, "nonce": secrets.token_hex(16), "typ": "JWT"}
+    payload = {
+        "sub": key_name,
+        "iss": "coinbase-cloud",
+        "aud": ["retail_rest_api_proxy"],
+        "nbf": int(now),
+        "exp": int(now) + 120,
+    }
+    signing_input = (
+        f"{_b64url(json.dumps(header).encode())}.{_b64url(json.dumps(payload).encode())}"
+    )
+    key = serialization.load_pem_private_key(pem.encode(), password=None)
+    assert isinstance(key, ec.EllipticCurvePrivateKey)
+    r, s = decode_dss_signature(key.sign(signing_input.encode(), ec.ECDSA(hashes.SHA256())))
+    return f"{signing_input}.{_b64url(r.to_bytes(32, 'big') + s.to_bytes(32, 'big'))}"
+
+
+# ---------------------------------------------------------------------- the server and clients
+@dataclass
+class Venue:
+    engine: Engine
+    streams: CoinbaseStreams
+    url: str
+    session: aiohttp.ClientSession
+    pem: str
+
+    async def connect(self) -> Client:
+        return Client(await self.session.ws_connect(self.url + "/ws"))
+
+    async def control(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        async with self.session.post(self.url + path, json=body) as resp:
+            assert resp.status == 200, await resp.text()
+            answer: dict[str, Any] = await resp.json()
+            return answer
+
+    def trade(self, product: str, price: str, qty: str = "0.01", sell: bool = False) -> None:
+        self.engine.record_trade(product, Decimal(price), Decimal(qty), buyer_is_maker=sell)
+        self.engine.flush()
+
+
+class Client:
+    """A raw connection that keeps every message it received (numbers as they came)."""
+
+    def __init__(self, ws: aiohttp.ClientWebSocketResponse) -> None:
+        self.ws = ws
+        self.seen: list[dict[str, Any]] = []
+
+    async def send(self, body: dict[str, Any]) -> None:
+        await self.ws.send_str(json.dumps(body))
+
+    async def subscribe(self, channel: str, products: list[str], **extra: Any) -> dict[str, Any]:
+        await self.send({"type": "subscribe", "product_ids": products, "channel": channel, **extra})
+        return await self.next(on("subscriptions"))
+
+    async def next(
+        self, pred: Callable[[dict[str, Any]], bool] = lambda m: True, timeout: float = 3.0
+    ) -> dict[str, Any]:
+        async with asyncio.timeout(timeout):
+            while True:
+                msg = await self.ws.receive()
+                assert msg.type is aiohttp.WSMsgType.TEXT, msg
+                body: dict[str, Any] = json.loads(msg.data)
+                self.seen.append(body)
+                if pred(body):
+                    return body
+
+    async def quiet(self, seconds: float) -> list[dict[str, Any]]:
+        got: list[dict[str, Any]] = []
+        try:
+            async with asyncio.timeout(seconds):
+                while True:
+                    got.append(await self.next(timeout=seconds + 1))
+        except TimeoutError:
+            return got
+
+
+def on(channel: str, kind: str | None = None) -> Callable[[dict[str, Any]], bool]:
+    return lambda m: (
+        m.get("channel") == channel and (kind is None or m["events"][0].get("type") == kind)
+    )
+
+
+def is_error(m: dict[str, Any]) -> bool:
+    return m.get("type") == "error"
+
+
+@pytest_asyncio.fixture
+async def venue() -> AsyncIterator[Venue]:
+    config = SimulatorConfig(venue="coinbase", seed=3)
+    engine = Engine([spec_from_record(p) for p in PRODUCTS], config.engine_config())
+    pem = generate_key("ec")
+    engine.create_account(
+        KEY_NAME, pem, {"USD": Decimal(100000), "BTC": Decimal(2), "USDT": Decimal(50000)}
+    )
+    streams = CoinbaseStreams(
+        engine, config, Faults(seed=3), CoinbaseAuth(engine.accounts, engine.clock)
+    )
+    app = web.Application()
+    streams.routes(app)
+    runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=1.0)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    async with aiohttp.ClientSession() as session:
+        yield Venue(engine, streams, f"http://127.0.0.1:{port}", session, pem)
+        await streams.close_all(1001, "test over")
+    await runner.cleanup()
+
+
+def decimal_strings(record: dict[str, Any], *fields: str) -> None:
+    for name in fields:
+        value = record[name]
+        assert isinstance(value, str), (name, value)
+        assert "e" not in value.lower(), (name, value)
+        Decimal(value)
+
+
+# ---------------------------------------------------------------------- public channels
+async def test_ticker_subscription_answers_subscriptions_then_a_snapshot_then_trades(
+    venue: Venue,
+) -> None:
+    client = await venue.connect()
+    subs = await client.subscribe("ticker", ["BTC-USD"])
+    assert subs["events"] == [{"subscriptions": {"ticker": ["BTC-USD"]}}]
+    assert subs["client_id"] == "" and subs["sequence_num"] == 0
+    snap = await client.next(on("ticker", "snapshot"))
+    record = snap["events"][0]["tickers"][0]
+    assert record["type"] == "ticker" and record["product_id"] == "BTC-USD"
+    decimal_strings(
+        record, "price", "volume_24_h", "low_24_h", "high_24_h", "low_52_w", "high_52_w",
+        "price_percent_chg_24_h", "best_bid", "best_bid_quantity", "best_ask", "best_ask_quantity",
+    )  # fmt: skip
+    top = venue.engine.top_of_book("BTC-USD")
+    assert Decimal(record["best_bid"]) == top.bid_price
+    assert Decimal(record["best_ask"]) == top.ask_price
+
+    price = str(top.ask_price)
+    venue.trade("BTC-USD", price, "0.25")
+    update = await client.next(on("ticker", "update"))
+    assert update["events"][0]["tickers"][0]["price"] == price
+    assert [m["sequence_num"] for m in client.seen] == [0, 1, 2]
+
+
+async def test_a_usdc_alias_carries_the_usd_products_data(venue: Venue) -> None:
+    client = await venue.connect()
+    await client.subscribe("ticker", ["BTC-USDC"])
+    snap = await client.next(on("ticker", "snapshot"))
+    assert snap["events"][0]["tickers"][0]["product_id"] == "BTC-USD"
+
+
+async def test_level2_is_a_snapshot_on_l2_data_then_level_updates_that_keep_the_book(
+    venue: Venue,
+) -> None:
+    client = await venue.connect()
+    await client.subscribe("level2", ["ETH-USDT"])
+    snap = await client.next(on("l2_data", "snapshot"))
+    event = snap["events"][0]
+    assert event["product_id"] == "ETH-USDT"
+    book: dict[str, dict[Decimal, Decimal]] = {"bid": {}, "offer": {}}
+
+    def apply(updates: list[dict[str, Any]]) -> None:
+        for u in updates:
+            assert set(u) == {"side", "event_time", "price_level", "new_quantity"}
+            decimal_strings(u, "price_level", "new_quantity")
+            side = book[u["side"]]
+            qty = Decimal(u["new_quantity"])
+            if qty:
+                side[Decimal(u["price_level"])] = qty
+            else:
+                side.pop(Decimal(u["price_level"]), None)
+
+    apply(event["updates"])
+    assert book["bid"] and book["offer"]
+    for _ in range(5):
+        venue.engine.step()
+    for _ in range(5):
+        update = await client.next(on("l2_data", "update"))
+        apply(update["events"][0]["updates"])
+    # the engine's book now is what the client built from the snapshot and the updates
+    ours = venue.engine.book("ETH-USDT")
+    assert book["bid"] == dict(ours.bids)
+    assert book["offer"] == dict(ours.asks)
+
+
+async def test_market_trades_snapshot_and_updates_come_newest_first(venue: Venue) -> None:
+    venue.trade("ETH-USDT", "3000.00")
+    venue.trade("ETH-USDT", "3001.00", sell=True)
+    client = await venue.connect()
+    await client.subscribe("market_trades", ["ETH-USDT"])
+    snap = await client.next(on("market_trades", "snapshot"))
+    trades = snap["events"][0]["trades"]
+    assert [t["price"] for t in trades[:2]] == ["3001.00", "3000.00"]
+    assert trades[0]["side"] == "SELL" and trades[1]["side"] == "BUY"
+    decimal_strings(trades[0], "price", "size")
+    assert isinstance(trades[0]["trade_id"], str)
+
+    venue.engine.record_trade("ETH-USDT", Decimal("3002.00"), Decimal("0.5"), False)
+    venue.engine.record_trade("ETH-USDT", Decimal("3003.00"), Decimal("0.5"), False)
+    venue.engine.flush()
+    update = await client.next(on("market_trades", "update"))
+    assert [t["price"] for t in update["events"][0]["trades"]] == ["3003.00", "3002.00"]
+
+
+async def test_ticker_batch_snapshot_has_no_best_bid_and_candles_are_five_minutes(
+    venue: Venue,
+) -> None:
+    client = await venue.connect()
+    await client.subscribe("ticker_batch", ["BTC-USD", "ETH-USDT"])
+    snap = await client.next(on("ticker_batch", "snapshot"))
+    tickers = snap["events"][0]["tickers"]
+    assert [t["product_id"] for t in tickers] == ["BTC-USD", "ETH-USDT"]
+    assert "best_bid" not in tickers[0]
+
+    await client.subscribe("candles", ["ETH-USDT"])
+    candles = (await client.next(on("candles", "snapshot")))["events"][0]["candles"]
+    assert len(candles) == 1 and candles[0]["product_id"] == "ETH-USDT"
+    assert int(candles[0]["start"]) % 300 == 0
+    decimal_strings(candles[0], "open", "high", "low", "close", "volume")
+    venue.trade("ETH-USDT", "3100.00")
+    update = await client.next(on("candles", "update"), timeout=3)
+    assert update["events"][0]["candles"][0]["close"] == "3100.00"
+
+
+async def test_status_lists_the_products_and_their_states(venue: Venue) -> None:
+    client = await venue.connect()
+    await client.subscribe("status", ["BTC-USD", "ETH-USDT"])
+    snap = await client.next(on("status", "snapshot"))
+    products = {p["id"]: p for p in snap["events"][0]["products"]}
+    assert set(products) == {"BTC-USD", "ETH-USDT"}
+    btc = products["BTC-USD"]
+    assert btc["status"] == "online" and btc["base_currency"] == "BTC"
+    assert btc["quote_currency"] == "USD" and btc["product_type"] == "SPOT"
+    decimal_strings(btc, "base_increment", "quote_increment", "min_market_funds")
+
+
+async def test_heartbeats_arrive_every_second_with_a_counter(venue: Venue) -> None:
+    client = await venue.connect()
+    subs = await client.subscribe("heartbeats", [])
+    assert subs["events"] == [{"subscriptions": {"heartbeats": []}}]
+    first = await client.next(on("heartbeats"), timeout=2.5)
+    second = await client.next(on("heartbeats"), timeout=2.5)
+    counters = [m["events"][0]["heartbeat_counter"] for m in (first, second)]
+    assert counters == [1, 2]
+    assert "+0000 UTC m=+" in first["events"][0]["current_time"]
+    gap_ms = _ms(second["timestamp"]) - _ms(first["timestamp"])
+    assert 800 <= gap_ms <= 1300
+
+
+def _ms(stamp: str) -> int:
+    from datetime import datetime
+
+    return int(datetime.fromisoformat(stamp[:26] + "+00:00").timestamp() * 1000)
+
+
+async def test_sequence_num_counts_every_message_of_a_connection_on_its_own(venue: Venue) -> None:
+    a, b = await venue.connect(), await venue.connect()
+    await a.subscribe("ticker", ["ETH-USDT"])
+    await a.subscribe("level2", ["ETH-USDT"])
+    await b.subscribe("level2", ["ETH-USDT"])
+    for _ in range(4):
+        venue.trade("ETH-USDT", "3000.00")
+        venue.engine.step()
+    await a.quiet(0.3)
+    await b.quiet(0.1)
+    for client in (a, b):
+        seqs = [m["sequence_num"] for m in client.seen]
+        assert seqs == list(range(len(seqs))), seqs
+    assert len(a.seen) > len(b.seen) > 2
+
+
+async def test_unsubscribing_everything_answers_an_empty_subscriptions_map(venue: Venue) -> None:
+    client = await venue.connect()
+    await client.subscribe("ticker", ["BTC-USD", "ETH-USDT"])
+    await client.send({"type": "unsubscribe", "product_ids": ["BTC-USD"], "channel": "ticker"})
+    left = await client.next(on("subscriptions"))
+    assert left["events"] == [{"subscriptions": {"ticker": ["ETH-USDT"]}}]
+    await client.send({"type": "unsubscribe", "product_ids": ["ETH-USDT"], "channel": "ticker"})
+    empty = await client.next(on("subscriptions"))
+    assert empty["events"] == [{"subscriptions": {}}]
+    venue.trade("ETH-USDT", "3000.00")
+    assert not [m for m in await client.quiet(0.3) if m["channel"] == "ticker"]
+
+
+# ---------------------------------------------------------------------- refusals
+@pytest.mark.parametrize(
+    ("frame", "message"),
+    [
+        (
+            {"type": "subscribe", "product_ids": ["BTC-XYZ"], "channel": "ticker"},
+            "Failed to subscribe: BTC-XYZ is not a valid product",
+        ),
+        (
+            {"type": "subscribe", "product_ids": ["BTC-USD"], "channel": "level3"},
+            "Failed to subscribe: channel 'level3' is not supported",
+        ),
+        (
+            {"type": "subscribe", "channel": "level2"},
+            "Failed to subscribe: product_ids required for channel level2",
+        ),
+        ({"type": "subscribe", "product_ids": [], "channel": "user"}, "authentication failure"),
+        ({"type": "hello"}, "failure to parse message"),
+    ],
+)
+async def test_a_bad_subscription_gets_an_error_frame_and_changes_nothing(
+    venue: Venue, frame: dict[str, Any], message: str
+) -> None:
+    client = await venue.connect()
+    await client.send(frame)
+    error = await client.next()
+    assert error == {"type": "error", "message": message}
+    assert not venue.engine.stats.subscriptions_by_stream
+    await client.ws.send_str("not json")
+    assert (await client.next()) == {"type": "error", "message": "failure to parse message"}
+
+
+async def test_connections_past_eight_a_second_from_one_ip_are_refused(venue: Venue) -> None:
+    opened = [await venue.connect() for _ in range(8)]
+    with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+        await venue.connect()
+    assert refused.value.status == 429
+    for client in opened:
+        await client.ws.close()
+    await asyncio.sleep(1.05)
+    await (await venue.connect()).ws.close()  # the window moved on
+
+
+async def test_unauthenticated_messages_past_eight_a_second_get_an_error(venue: Venue) -> None:
+    client = await venue.connect()
+    for _ in range(8):
+        await client.send({"type": "subscribe", "product_ids": ["BTC-USD"], "channel": "status"})
+    for _ in range(8):
+        await client.next(on("subscriptions"))
+    await client.send({"type": "subscribe", "product_ids": ["ETH-USDT"], "channel": "status"})
+    assert (await client.next(is_error)) == {"type": "error", "message": "rate limit exceeded"}
+    assert venue.streams.refused["messages"] == 1
+
+
+# ---------------------------------------------------------------------- the user channel
+async def test_user_channel_with_a_jwt_sends_orders_snapshot_then_their_updates(
+    venue: Venue,
+) -> None:
+    trading = venue.engine.trading
+    price = venue.engine.top_of_book("BTC-USD").bid_price - 100
+    resting = trading.place_order(
+        KEY_NAME, OrderRequest("BTC-USD", Side.BUY, OrderType.LIMIT, Decimal("0.01"), price)
+    )
+    client = await venue.connect()
+    subs = await client.subscribe("user", [], jwt=ws_jwt(KEY_NAME, venue.pem))
+    assert subs["events"] == [{"subscriptions": {"user": []}}]
+    snap = await client.next(on("user", "snapshot"))
+    (order,) = snap["events"][0]["orders"]
+    assert order["client_order_id"] == resting.client_order_id
+    assert order["status"] == "OPEN" and order["order_side"] == "BUY"
+    assert order["order_type"] == "Limit" and order["product_id"] == "BTC-USD"
+    assert order["cumulative_quantity"] == "0" and order["leaves_quantity"] == "0.01"
+    decimal_strings(order, "avg_price", "total_fees", "limit_price", "filled_value")
+
+    trading.fill_order(KEY_NAME, "BTC-USD", resting.order_id, qty=Decimal("0.004"))
+    part = (await client.next(on("user", "update")))["events"][0]["orders"][-1]
+    assert part["status"] == "OPEN"
+    assert (part["cumulative_quantity"], part["leaves_quantity"]) == ("0.004", "0.006")
+    assert Decimal(part["avg_price"]) == price
+    assert part["number_of_fills"] == "1" and Decimal(part["total_fees"]) > 0
+    trading.cancel_order(KEY_NAME, "BTC-USD", resting.order_id)
+    done = (await client.next(on("user", "update")))["events"][0]["orders"][-1]
+    assert done["status"] == "CANCELLED" and done["leaves_quantity"] == "0"
+    assert done["order_id"] == order["order_id"]
+
+
+async def test_user_channel_refuses_an_expired_jwt(venue: Venue) -> None:
+    client = await venue.connect()
+    stale = ws_jwt(KEY_NAME, venue.pem, now=time.time() - 180)
+    await client.send({"type": "subscribe", "product_ids": [], "channel": "user", "jwt": stale})
+    assert (await client.next()) == {"type": "error", "message": "authentication failure"}
+    other = ws_jwt(KEY_NAME, generate_key("ec"))  # the right name, another key's signature
+    await client.send({"type": "subscribe", "product_ids": [], "channel": "user", "jwt": other})
+    assert (await client.next()) == {"type": "error", "message": "authentication failure"}
+    assert "user" not in venue.engine.stats.subscriptions_by_stream
+
+
+# ---------------------------------------------------------------------- faults
+async def test_an_injected_gap_skips_sequence_numbers_on_the_selected_channel(
+    venue: Venue,
+) -> None:
+    client = await venue.connect()
+    await client.subscribe("ticker", ["ETH-USDT"])
+    await client.subscribe("level2", ["ETH-USDT"])
+    await client.next(on("l2_data", "snapshot"))
+    mark = len(client.seen)
+    answer = await venue.control(
+        "/_sim/coinbase/ws/gap", {"count": 3, "channel": "l2_data", "streams": ["level2"]}
+    )
+    assert answer == {"connections": 1, "count": 3, "channel": "l2_data"}
+    for _ in range(3):
+        venue.trade("ETH-USDT", "3000.00")  # ticker updates beside the book's
+        venue.engine.step()
+    await client.quiet(0.3)
+    got = client.seen[mark - 1 :]
+    steps = [
+        (b["sequence_num"] - a["sequence_num"], b["channel"]) for a, b in itertools.pairwise(got)
+    ]
+    jumps = [(step, channel) for step, channel in steps if step != 1]
+    assert jumps == [(4, "l2_data")], steps  # three numbers skipped, once, before a book update
+    first_l2 = next(i for i, (_, channel) in enumerate(steps) if channel == "l2_data")
+    assert steps[first_l2] == (4, "l2_data")
+    assert {channel for _, channel in steps} == {"ticker", "l2_data"}
+
+
+async def test_an_injected_error_frame_reaches_the_selected_connections(venue: Venue) -> None:
+    a, b = await venue.connect(), await venue.connect()
+    await a.subscribe("heartbeats", [])
+    await b.subscribe("status", ["BTC-USD"])
+    answer = await venue.control(
+        "/_sim/coinbase/ws/error", {"message": "too many L2 streams", "streams": ["heartbeats"]}
+    )
+    assert answer == {"connections": 1}
+    assert (await a.next(is_error)) == {"type": "error", "message": "too many L2 streams"}
+    assert not [m for m in await b.quiet(0.3) if is_error(m)]
+    assert venue.streams.injected["error_frames"] == 1
+
+
+async def test_a_muted_connection_uses_up_sequence_numbers_and_a_depth_gap_too(
+    venue: Venue,
+) -> None:
+    client = await venue.connect()
+    await client.subscribe("level2", ["ETH-USDT"])
+    await client.next(on("l2_data", "snapshot"))
+    last = client.seen[-1]["sequence_num"]
+    venue.streams.mute(ConnSelection(streams=frozenset({"level2:ETH-USDT"})))
+    venue.engine.step()
+    venue.engine.step()
+    venue.streams.unmute()
+    venue.engine.step()
+    heard = await client.next(on("l2_data", "update"))
+    assert heard["sequence_num"] == last + 3
+
+    venue.streams.faults.add_depth_gap("ETH-USDT", 1)
+    venue.engine.step()
+    venue.engine.step()
+    after = await client.next(on("l2_data", "update"))
+    assert after["sequence_num"] == heard["sequence_num"] + 2
+    assert venue.streams.faults.injected["depth_gaps"] == 1
