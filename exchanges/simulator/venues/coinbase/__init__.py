@@ -76,10 +76,14 @@ class CoinbaseVenue(Venue):
         self.desk = OrderDesk(engine, self.faults, self.orders, self.private)
         streams_class = _streams_class()
         self.streams: Any = (
-            streams_class(engine, config, self.faults, self.auth)
+            streams_class(engine, config, self.faults, self.auth, orders=self.orders)
             if streams_class is not None
             else None
         )
+        # an edit changes an order in place, without an engine event: the user channel is told
+        edited = getattr(self.streams, "order_edited", None)
+        if callable(edited):
+            self.desk.on_edited.append(edited)
 
     def _adopt_balances(self, engine: Engine, config: SimulatorConfig) -> None:
         """Coinbase accounts start with 100000 of each dollar (USD, USDC, USDT) and EUR, 1 BTC,
@@ -163,7 +167,8 @@ class CoinbaseVenue(Venue):
         app.router.add_route("*", "/v2/{tail:.*}", not_found)
         CoinbaseControl(self.engine, self.catalog, self.limits).routes(app)
         if self.streams is not None:
-            app.router.add_get("/ws", self.streams.handle, allow_head=False)
+            # ws.py routes /ws and its own WebSocket fault controls
+            self.streams.routes(app)
 
     def describe(self) -> dict[str, Any]:
         return {
