@@ -4,8 +4,10 @@ sequence_num per connection, heartbeats, status, the user channel with a JWT sig
 the account's CDP key (and an expired one), error frames, the limits, and the injected sequence
 gap and error frame.
 
-Each test serves the venue's WebSocket hub on its own event loop over loopback (the engine is
-moved by the test itself, never by a price loop, so what a test checks is what it caused).
+One simulator (`--venue coinbase`) for the module, its price loop paused: the tests move the
+engine themselves, so what a test checks is what it caused; each user-channel test has its own
+account. Coinbase's per-IP WebSocket limits are lifted for the module (every test connects from
+127.0.0.1) except in the tests of those limits.
 """
 
 from __future__ import annotations
@@ -16,67 +18,29 @@ import itertools
 import json
 import secrets
 import time
-from collections.abc import AsyncIterator, Callable
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
 
 import aiohttp
 import pytest
 import pytest_asyncio
-from aiohttp import web
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 
-from exchanges.simulator import SimulatorConfig
-from exchanges.simulator.accounts import OrderType, Side
+from exchanges.simulator import SimulatorConfig, run_in_thread
+from exchanges.simulator.accounts import Order, OrderType, Side
 from exchanges.simulator.engine import Engine
-from exchanges.simulator.faults import ConnSelection, Faults
+from exchanges.simulator.testing import SimulatorHandle
 from exchanges.simulator.validation import OrderRequest
-from exchanges.simulator.venues.coinbase.auth import CoinbaseAuth
 from exchanges.simulator.venues.coinbase.keys import generate_key
-from exchanges.simulator.venues.coinbase.markets import spec_from_record
-from exchanges.simulator.venues.coinbase.ws import CoinbaseStreams
 
 pytestmark = pytest.mark.asyncio
 
-KEY_NAME = (
-    "organizations/3f0c0f7e-0000-4000-8000-000000000001"
-    "/apiKeys/6b1d0000-0000-4000-8000-0000000000a1"
-)
-
-
-def _product(product_id: str, price_inc: str, alias: str = "") -> dict[str, Any]:
-    base, quote = product_id.split("-")
-    return {
-        "product_id": product_id,
-        "base_currency_id": base,
-        "quote_currency_id": quote,
-        "price_increment": price_inc,
-        "quote_increment": price_inc,
-        "base_increment": "0.00000001",
-        "base_min_size": "0.00000001",
-        "base_max_size": "3400",
-        "quote_min_size": "1",
-        "quote_max_size": "150000000",
-        "status": "online",
-        "product_type": "SPOT",
-        "display_name": product_id,
-        "alias": alias,
-        "alias_to": [],
-        "trading_disabled": False,
-        "cancel_only": False,
-        "limit_only": False,
-        "post_only": False,
-    }
-
-
-PRODUCTS = [
-    _product("BTC-USD", "0.01"),
-    _product("BTC-USDC", "0.01", alias="BTC-USD"),
-    _product("ETH-USDT", "0.01"),
-]
+T = TypeVar("T")
 
 
 # ---------------------------------------------------------------------- JWTs, signed here
@@ -105,16 +69,26 @@ def ws_jwt(key_name: str, pem: str, now: float | None = None) -> str:
 
 
 # ---------------------------------------------------------------------- the server and clients
+@pytest.fixture(scope="module")
+def sim() -> Iterator[SimulatorHandle]:
+    with run_in_thread(SimulatorConfig(venue="coinbase", seed=3, tick_interval=0.05)) as handle:
+        yield handle
+
+
 @dataclass
 class Venue:
-    engine: Engine
-    streams: CoinbaseStreams
-    url: str
+    sim: SimulatorHandle
     session: aiohttp.ClientSession
-    pem: str
+
+    @property
+    def url(self) -> str:
+        return self.sim.base_url
+
+    def call(self, fn: Callable[[Engine], T]) -> T:
+        return self.sim.call(fn)
 
     async def connect(self) -> Client:
-        return Client(await self.session.ws_connect(self.url + "/ws"))
+        return Client(await self.session.ws_connect(self.sim.ws_url + "/ws"))
 
     async def control(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
         async with self.session.post(self.url + path, json=body) as resp:
@@ -122,9 +96,27 @@ class Venue:
             answer: dict[str, Any] = await resp.json()
             return answer
 
+    async def report(self) -> dict[str, Any]:
+        async with self.session.get(self.url + "/_sim/coinbase/ws") as resp:
+            answer: dict[str, Any] = await resp.json()
+            return answer
+
+    def account(self) -> tuple[str, str]:
+        """A fresh account with a CDP key: (key name, PEM private key)."""
+        name = f"organizations/{uuid.uuid4()}/apiKeys/{uuid.uuid4()}"
+        pem = generate_key("ec")
+        self.sim.create_account(name, pem, {"USD": "100000", "BTC": "2"})
+        return name, pem
+
     def trade(self, product: str, price: str, qty: str = "0.01", sell: bool = False) -> None:
-        self.engine.record_trade(product, Decimal(price), Decimal(qty), buyer_is_maker=sell)
-        self.engine.flush()
+        def apply(e: Engine) -> None:
+            e.record_trade(product, Decimal(price), Decimal(qty), buyer_is_maker=sell)
+            e.flush()
+
+        self.call(apply)
+
+    def step(self, n: int = 1) -> None:
+        self.call(lambda e: e.step(n))
 
 
 class Client:
@@ -174,27 +166,14 @@ def is_error(m: dict[str, Any]) -> bool:
 
 
 @pytest_asyncio.fixture
-async def venue() -> AsyncIterator[Venue]:
-    config = SimulatorConfig(venue="coinbase", seed=3)
-    engine = Engine([spec_from_record(p) for p in PRODUCTS], config.engine_config())
-    pem = generate_key("ec")
-    engine.create_account(
-        KEY_NAME, pem, {"USD": Decimal(100000), "BTC": Decimal(2), "USDT": Decimal(50000)}
-    )
-    streams = CoinbaseStreams(
-        engine, config, Faults(seed=3), CoinbaseAuth(engine.accounts, engine.clock)
-    )
-    app = web.Application()
-    streams.routes(app)
-    runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=1.0)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = runner.addresses[0][1]
+async def venue(sim: SimulatorHandle) -> AsyncIterator[Venue]:
+    sim.pause()
     async with aiohttp.ClientSession() as session:
-        yield Venue(engine, streams, f"http://127.0.0.1:{port}", session, pem)
-        await streams.close_all(1001, "test over")
-    await runner.cleanup()
+        v = Venue(sim, session)
+        await v.control("/_sim/coinbase/ws/limits", {"connections_per_s": 0, "messages_per_s": 0})
+        yield v
+        await v.control("/_sim/faults/clear", {})
+        await v.control("/_sim/ws/disconnect", {})
 
 
 def decimal_strings(record: dict[str, Any], *fields: str) -> None:
@@ -220,7 +199,7 @@ async def test_ticker_subscription_answers_subscriptions_then_a_snapshot_then_tr
         record, "price", "volume_24_h", "low_24_h", "high_24_h", "low_52_w", "high_52_w",
         "price_percent_chg_24_h", "best_bid", "best_bid_quantity", "best_ask", "best_ask_quantity",
     )  # fmt: skip
-    top = venue.engine.top_of_book("BTC-USD")
+    top = venue.call(lambda e: e.top_of_book("BTC-USD"))
     assert Decimal(record["best_bid"]) == top.bid_price
     assert Decimal(record["best_ask"]) == top.ask_price
 
@@ -261,13 +240,12 @@ async def test_level2_is_a_snapshot_on_l2_data_then_level_updates_that_keep_the_
 
     apply(event["updates"])
     assert book["bid"] and book["offer"]
-    for _ in range(5):
-        venue.engine.step()
+    venue.step(5)
     for _ in range(5):
         update = await client.next(on("l2_data", "update"))
         apply(update["events"][0]["updates"])
     # the engine's book now is what the client built from the snapshot and the updates
-    ours = venue.engine.book("ETH-USDT")
+    ours = venue.call(lambda e: e.book("ETH-USDT"))
     assert book["bid"] == dict(ours.bids)
     assert book["offer"] == dict(ours.asks)
 
@@ -284,9 +262,12 @@ async def test_market_trades_snapshot_and_updates_come_newest_first(venue: Venue
     decimal_strings(trades[0], "price", "size")
     assert isinstance(trades[0]["trade_id"], str)
 
-    venue.engine.record_trade("ETH-USDT", Decimal("3002.00"), Decimal("0.5"), False)
-    venue.engine.record_trade("ETH-USDT", Decimal("3003.00"), Decimal("0.5"), False)
-    venue.engine.flush()
+    def two_trades(e: Engine) -> None:
+        e.record_trade("ETH-USDT", Decimal("3002.00"), Decimal("0.5"), False)
+        e.record_trade("ETH-USDT", Decimal("3003.00"), Decimal("0.5"), False)
+        e.flush()
+
+    venue.call(two_trades)
     update = await client.next(on("market_trades", "update"))
     assert [t["price"] for t in update["events"][0]["trades"]] == ["3003.00", "3002.00"]
 
@@ -349,7 +330,7 @@ async def test_sequence_num_counts_every_message_of_a_connection_on_its_own(venu
     await b.subscribe("level2", ["ETH-USDT"])
     for _ in range(4):
         venue.trade("ETH-USDT", "3000.00")
-        venue.engine.step()
+        venue.step()
     await a.quiet(0.3)
     await b.quiet(0.1)
     for client in (a, b):
@@ -398,12 +379,14 @@ async def test_a_bad_subscription_gets_an_error_frame_and_changes_nothing(
     await client.send(frame)
     error = await client.next()
     assert error == {"type": "error", "message": message}
-    assert not venue.engine.stats.subscriptions_by_stream
+    subs = await client.subscribe("heartbeats", [])  # nothing of the refused one was applied
+    assert subs["events"] == [{"subscriptions": {"heartbeats": []}}]
     await client.ws.send_str("not json")
     assert (await client.next()) == {"type": "error", "message": "failure to parse message"}
 
 
 async def test_connections_past_eight_a_second_from_one_ip_are_refused(venue: Venue) -> None:
+    await venue.control("/_sim/coinbase/ws/limits", {"connections_per_s": 8})
     opened = [await venue.connect() for _ in range(8)]
     with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
         await venue.connect()
@@ -412,30 +395,36 @@ async def test_connections_past_eight_a_second_from_one_ip_are_refused(venue: Ve
         await client.ws.close()
     await asyncio.sleep(1.05)
     await (await venue.connect()).ws.close()  # the window moved on
+    assert (await venue.report())["refused"]["connections"] >= 1
 
 
 async def test_unauthenticated_messages_past_eight_a_second_get_an_error(venue: Venue) -> None:
     client = await venue.connect()
+    before = (await venue.report())["refused"]["messages"]
+    await venue.control("/_sim/coinbase/ws/limits", {"messages_per_s": 8})
     for _ in range(8):
         await client.send({"type": "subscribe", "product_ids": ["BTC-USD"], "channel": "status"})
     for _ in range(8):
         await client.next(on("subscriptions"))
     await client.send({"type": "subscribe", "product_ids": ["ETH-USDT"], "channel": "status"})
     assert (await client.next(is_error)) == {"type": "error", "message": "rate limit exceeded"}
-    assert venue.streams.refused["messages"] == 1
+    assert (await venue.report())["refused"]["messages"] == before + 1
 
 
 # ---------------------------------------------------------------------- the user channel
+def _place(key: str, price: Decimal) -> Callable[[Engine], Order]:
+    request = OrderRequest("BTC-USD", Side.BUY, OrderType.LIMIT, Decimal("0.01"), price)
+    return lambda e: e.trading.place_order(key, request)
+
+
 async def test_user_channel_with_a_jwt_sends_orders_snapshot_then_their_updates(
     venue: Venue,
 ) -> None:
-    trading = venue.engine.trading
-    price = venue.engine.top_of_book("BTC-USD").bid_price - 100
-    resting = trading.place_order(
-        KEY_NAME, OrderRequest("BTC-USD", Side.BUY, OrderType.LIMIT, Decimal("0.01"), price)
-    )
+    key, pem = venue.account()
+    price = venue.call(lambda e: e.top_of_book("BTC-USD").bid_price) - 100
+    resting = venue.call(_place(key, price))
     client = await venue.connect()
-    subs = await client.subscribe("user", [], jwt=ws_jwt(KEY_NAME, venue.pem))
+    subs = await client.subscribe("user", [], jwt=ws_jwt(key, pem))
     assert subs["events"] == [{"subscriptions": {"user": []}}]
     snap = await client.next(on("user", "snapshot"))
     (order,) = snap["events"][0]["orders"]
@@ -445,27 +434,43 @@ async def test_user_channel_with_a_jwt_sends_orders_snapshot_then_their_updates(
     assert order["cumulative_quantity"] == "0" and order["leaves_quantity"] == "0.01"
     decimal_strings(order, "avg_price", "total_fees", "limit_price", "filled_value")
 
-    trading.fill_order(KEY_NAME, "BTC-USD", resting.order_id, qty=Decimal("0.004"))
+    venue.call(
+        lambda e: e.trading.fill_order(key, "BTC-USD", resting.order_id, qty=Decimal("0.004"))
+    )
     part = (await client.next(on("user", "update")))["events"][0]["orders"][-1]
     assert part["status"] == "OPEN"
     assert (part["cumulative_quantity"], part["leaves_quantity"]) == ("0.004", "0.006")
     assert Decimal(part["avg_price"]) == price
     assert part["number_of_fills"] == "1" and Decimal(part["total_fees"]) > 0
-    trading.cancel_order(KEY_NAME, "BTC-USD", resting.order_id)
+    venue.call(lambda e: e.trading.cancel_order(key, "BTC-USD", resting.order_id))
     done = (await client.next(on("user", "update")))["events"][0]["orders"][-1]
     assert done["status"] == "CANCELLED" and done["leaves_quantity"] == "0"
     assert done["order_id"] == order["order_id"]
 
 
-async def test_user_channel_refuses_an_expired_jwt(venue: Venue) -> None:
+async def test_the_same_jwt_subscribes_again_until_it_expires(venue: Venue) -> None:
+    key, pem = venue.account()
+    token = ws_jwt(key, pem)  # ccxt.pro sends one token with every subscribe for 120 s
+    first, second = await venue.connect(), await venue.connect()
+    await first.subscribe("user", [], jwt=token)
+    await first.next(on("user", "snapshot"))
+    await second.subscribe("user", ["BTC-USD"], jwt=token)
+    assert (await second.next(on("user", "snapshot")))["events"][0]["orders"] == []
+
+
+async def test_user_channel_refuses_an_expired_jwt_and_another_keys_signature(
+    venue: Venue,
+) -> None:
+    key, pem = venue.account()
     client = await venue.connect()
-    stale = ws_jwt(KEY_NAME, venue.pem, now=time.time() - 180)
+    stale = ws_jwt(key, pem, now=time.time() - 180)
     await client.send({"type": "subscribe", "product_ids": [], "channel": "user", "jwt": stale})
     assert (await client.next()) == {"type": "error", "message": "authentication failure"}
-    other = ws_jwt(KEY_NAME, generate_key("ec"))  # the right name, another key's signature
+    other = ws_jwt(key, generate_key("ec"))  # the right name, another key's signature
     await client.send({"type": "subscribe", "product_ids": [], "channel": "user", "jwt": other})
     assert (await client.next()) == {"type": "error", "message": "authentication failure"}
-    assert "user" not in venue.engine.stats.subscriptions_by_stream
+    subs = await client.subscribe("heartbeats", [])
+    assert subs["events"] == [{"subscriptions": {"heartbeats": []}}]
 
 
 # ---------------------------------------------------------------------- faults
@@ -483,7 +488,7 @@ async def test_an_injected_gap_skips_sequence_numbers_on_the_selected_channel(
     assert answer == {"connections": 1, "count": 3, "channel": "l2_data"}
     for _ in range(3):
         venue.trade("ETH-USDT", "3000.00")  # ticker updates beside the book's
-        venue.engine.step()
+        venue.step()
     await client.quiet(0.3)
     got = client.seen[mark - 1 :]
     steps = [
@@ -506,7 +511,7 @@ async def test_an_injected_error_frame_reaches_the_selected_connections(venue: V
     assert answer == {"connections": 1}
     assert (await a.next(is_error)) == {"type": "error", "message": "too many L2 streams"}
     assert not [m for m in await b.quiet(0.3) if is_error(m)]
-    assert venue.streams.injected["error_frames"] == 1
+    assert (await venue.report())["injected"]["error_frames"] >= 1
 
 
 async def test_a_muted_connection_uses_up_sequence_numbers_and_a_depth_gap_too(
@@ -516,17 +521,16 @@ async def test_a_muted_connection_uses_up_sequence_numbers_and_a_depth_gap_too(
     await client.subscribe("level2", ["ETH-USDT"])
     await client.next(on("l2_data", "snapshot"))
     last = client.seen[-1]["sequence_num"]
-    venue.streams.mute(ConnSelection(streams=frozenset({"level2:ETH-USDT"})))
-    venue.engine.step()
-    venue.engine.step()
-    venue.streams.unmute()
-    venue.engine.step()
+    muted = await venue.control("/_sim/ws/mute", {"streams": ["level2:ETH-USDT"]})
+    assert muted["connections"] == 1
+    venue.step(2)
+    await venue.control("/_sim/ws/mute", {"muted": False})
+    venue.step()
     heard = await client.next(on("l2_data", "update"))
     assert heard["sequence_num"] == last + 3
 
-    venue.streams.faults.add_depth_gap("ETH-USDT", 1)
-    venue.engine.step()
-    venue.engine.step()
+    await venue.control("/_sim/depth/gap", {"symbol": "ETH-USDT", "count": 1})
+    venue.step(2)
     after = await client.next(on("l2_data", "update"))
     assert after["sequence_num"] == heard["sequence_num"] + 2
-    assert venue.streams.faults.injected["depth_gaps"] == 1
+    assert venue.sim.stats()["faults_injected"]["depth_gaps"] >= 1

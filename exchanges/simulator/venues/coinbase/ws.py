@@ -36,6 +36,7 @@ subscriptions "level2:BTC-USD", "ticker:ETH-USDT", "user", "heartbeats", or a ch
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import logging
 from collections.abc import Callable
@@ -43,6 +44,7 @@ from typing import Any, Protocol
 
 from aiohttp import web
 
+from exchanges.simulator.accounts import Order
 from exchanges.simulator.config import SimulatorConfig
 from exchanges.simulator.engine import Engine
 from exchanges.simulator.events import TickBatch
@@ -71,6 +73,16 @@ _PRODUCTLESS = ("heartbeats", "user")
 HEARTBEAT_S = 1.0
 CANDLES_EVERY_S = 1.0
 AUTH_FAILURE = "authentication failure"
+
+
+def _exp(token: str) -> float:
+    """The exp claim of a JWT that has been verified (0 if it cannot be read)."""
+    try:
+        part = token.split(".")[1]
+        payload = json.loads(base64.urlsafe_b64decode(part + "=" * (-len(part) % 4)))
+        return float(payload["exp"])
+    except (IndexError, ValueError, KeyError, TypeError):
+        return 0.0
 
 
 class WsAuth(Protocol):
@@ -104,6 +116,8 @@ class CoinbaseStreams(ConnectionHub):
         self._traded_batch: set[str] = set()
         self._traded_candles: set[str] = set()
         self._started = 0.0
+        #: verified JWTs: token -> (api key, exp)
+        self._tokens: dict[str, tuple[str, float]] = {}
         engine.add_listener(self.on_batch)
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
@@ -138,7 +152,7 @@ class CoinbaseStreams(ConnectionHub):
         except ValueError:
             frame = None
         jwt = frame.get("jwt") if isinstance(frame, dict) else None
-        api_key = self.auth.verify_ws_jwt(jwt) if isinstance(jwt, str) and jwt else None
+        api_key = self._verify(jwt) if isinstance(jwt, str) and jwt else None
         if api_key is None and not self.allow_message(conn):
             self.error(conn, "rate limit exceeded")
             return
@@ -161,6 +175,21 @@ class CoinbaseStreams(ConnectionHub):
         if added is not None:
             for message in self._snapshots(conn, channel, added):
                 self.send_data(conn, message)
+
+    def _verify(self, token: str) -> str | None:
+        """The API key of a JWT. ccxt.pro signs one token and sends it with every subscribe of
+        the next 120 s (options['wsToken']), so a token verified once is accepted again until
+        its exp; the venue's check alone would refuse the repeat as a reused nonce."""
+        now = self.engine.clock.now_ms() / 1000
+        known = self._tokens.get(token)
+        if known is not None and known[1] > now:
+            return known[0]
+        api_key = self.auth.verify_ws_jwt(token)
+        if api_key is not None:
+            if len(self._tokens) > 1000:
+                self._tokens = {t: v for t, v in self._tokens.items() if v[1] > now}
+            self._tokens[token] = (api_key, _exp(token))
+        return api_key
 
     def _parse(self, frame: dict[str, Any], api_key: str | None) -> tuple[str, list[str]]:
         channel = frame.get("channel")
@@ -304,18 +333,24 @@ class CoinbaseStreams(ConnectionHub):
         return self.faults.take_depth_gaps(m for m in batch.book_diffs if m in watched)
 
     def _user_batch(self, batch: TickBatch) -> None:
-        updates = self.user.updates(batch)
+        for api_key, records in self.user.updates(batch).items():
+            self._send_user(api_key, records)
+
+    def order_edited(self, order: Order) -> None:
+        """Tell the order's user-channel watchers it was edited in place (orders/edit), after
+        the updates of the batches still being rendered, so the records keep their order."""
+        asyncio.get_running_loop().call_soon(
+            lambda: self._send_user(order.api_key, [self.user.current(order)])
+        )
+
+    def _send_user(self, api_key: str, records: list[dict[str, Any]]) -> None:
         for conn in sorted(self.conns, key=lambda c: c.id):
-            if conn.api_key is None or "user" not in conn.subs:
+            if conn.api_key != api_key or "user" not in conn.subs:
                 continue
             only = conn.subs["user"]
-            records = [
-                r for r in updates.get(conn.api_key, ()) if not only or r["product_id"] in only
-            ]
-            if records:
-                self.send_data(
-                    conn, self._envelope("user", [{"type": "update", "orders": records}])
-                )
+            mine = [r for r in records if not only or r["product_id"] in only]
+            if mine:
+                self.send_data(conn, self._envelope("user", [{"type": "update", "orders": mine}]))
 
     # ------------------------------------------------------------------ timers
     async def _timers(self) -> None:

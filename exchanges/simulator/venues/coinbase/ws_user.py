@@ -76,6 +76,12 @@ class UserRenderer:
         chunks = [orders[i : i + SNAPSHOT_CHUNK] for i in range(0, len(orders), SNAPSHOT_CHUNK)]
         return [{"type": "snapshot", "orders": chunk} for chunk in chunks or [[]]]
 
+    def current(self, order: Order) -> dict[str, Any]:
+        """The order's record as it stands now (an edit changes it without an engine event)."""
+        return self._record(
+            order, order.status, order.executed_qty, order.cumulative_quote, order.working
+        )
+
     def updates(self, batch: TickBatch) -> dict[str, list[dict[str, Any]]]:
         """api key -> this batch's order records, in the order they happened."""
         out: dict[str, list[dict[str, Any]]] = {}
