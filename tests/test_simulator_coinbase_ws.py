@@ -534,3 +534,25 @@ async def test_a_muted_connection_uses_up_sequence_numbers_and_a_depth_gap_too(
     after = await client.next(on("l2_data", "update"))
     assert after["sequence_num"] == heard["sequence_num"] + 2
     assert venue.sim.stats()["faults_injected"]["depth_gaps"] >= 1
+
+
+async def test_a_drop_closes_only_the_selected_connections_and_a_delay_holds_frames(
+    venue: Venue,
+) -> None:
+    book, beats = await venue.connect(), await venue.connect()
+    await book.subscribe("level2", ["ETH-USDT"])
+    await beats.subscribe("heartbeats", [])
+    closed = await venue.control("/_sim/ws/disconnect", {"streams": ["level2:ETH-USDT"]})
+    assert closed == {"closed": 1}
+    async with asyncio.timeout(3):
+        while (msg := await book.ws.receive()).type is not aiohttp.WSMsgType.CLOSE:
+            pass
+    assert (msg.data, msg.extra) == (1001, "disconnect")
+    await beats.next(on("heartbeats"), timeout=2.5)  # the other one is still served
+
+    await venue.control("/_sim/ws/delay", {"ms": 400})
+    loop = asyncio.get_running_loop()
+    await beats.send({"type": "subscribe", "product_ids": ["ETH-USDT"], "channel": "ticker"})
+    sent = loop.time()
+    await beats.next(on("subscriptions"))
+    assert loop.time() - sent >= 0.35

@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from decimal import Decimal
 from typing import Any
 
@@ -70,6 +70,14 @@ async def test_watch_ticker_has_the_live_shape(sim: SimulatorHandle) -> None:
             assert ticker["timestamp"] is not None
 
 
+async def test_a_usdc_alias_is_watched_through_the_usd_products_data(sim: SimulatorHandle) -> None:
+    async with pro(sim) as ex:
+        ticker = await asyncio.wait_for(ex.watch_ticker("BTC/USDC"), 10)
+        assert ticker["info"]["product_id"] == "BTC-USD"  # Coinbase answers with the USD book
+        assert 0 < ticker["bid"] < ticker["ask"]
+        await asyncio.wait_for(ex.un_watch_ticker("BTC/USDC"), 5)  # the empty subscriptions map
+
+
 async def test_watch_tickers_rides_ticker_batch(sim: SimulatorHandle) -> None:
     async with pro(sim) as ex:
         seen: dict[str, Any] = {}
@@ -120,6 +128,17 @@ async def test_watch_ohlcv_and_watch_balance_are_not_in_ccxts_coinbase(
             await ex.watch_balance()
 
 
+async def order_until(ex: Any, order_id: str, pred: Callable[[Any], bool]) -> Any:
+    """The order as watch_orders has it once `pred` holds (an update that arrived while no
+    watch was pending is only in ccxt's cache, so the cache is read first)."""
+    async with asyncio.timeout(5):
+        while True:
+            known = [o for o in ex.orders or () if o["id"] == order_id]
+            if known and pred(known[-1]):
+                return known[-1]
+            await ex.watch_orders()
+
+
 async def test_watch_orders_follows_an_order_placed_over_rest(sim: SimulatorHandle) -> None:
     keys = account(sim)
     async with pro(sim, keys) as ex:
@@ -127,21 +146,32 @@ async def test_watch_orders_follows_an_order_placed_over_rest(sim: SimulatorHand
         await asyncio.sleep(0.3)  # subscribed: the (empty) snapshot has arrived
         price = float(sim.call(lambda e: e.top_of_book("BTC-USD").bid_price)) - 500
         placed = await ex.create_order("BTC/USD", "limit", "buy", 0.01, price)
-        orders = await asyncio.wait_for(first, 5)
-        if not orders:
-            orders = await asyncio.wait_for(ex.watch_orders(), 5)
-        order = next(o for o in orders if o["id"] == placed["id"])
+        await asyncio.wait_for(first, 5)
+        order = await order_until(ex, placed["id"], lambda o: True)
         assert order["symbol"] == "BTC/USD" and order["side"] == "buy"
         assert order["status"] == "open" and order["type"] == "Limit"
         assert order["filled"] == 0 and order["remaining"] == 0.01
         assert order["clientOrderId"] == placed["clientOrderId"]
 
+        async with aiohttp.ClientSession() as http:
+            body = {
+                "api_key": keys[0],
+                "symbol": "BTC-USD",
+                "client_order_id": placed["clientOrderId"],
+                "qty": "0.004",
+            }
+            async with http.post(sim.base_url + "/_sim/orders/fill", json=body) as resp:
+                assert resp.status == 200, await resp.text()
+        order = await order_until(ex, placed["id"], lambda o: o["filled"] == 0.004)
+        assert order["status"] == "open" and order["remaining"] == 0.006
+        assert order["average"] == pytest.approx(price)
+        # ccxt leaves the user channel's fee amount a string (total_fees as sent)
+        assert Decimal(order["fee"]["amount"]) > 0
+        assert order["fee"]["currency"] == "USD"
+
         await ex.cancel_order(placed["id"], "BTC/USD")
-        async with asyncio.timeout(5):
-            while order["status"] != "canceled":
-                orders = await ex.watch_orders()
-                order = next(o for o in orders if o["id"] == placed["id"])
-        assert order["remaining"] == 0
+        order = await order_until(ex, placed["id"], lambda o: o["status"] == "canceled")
+        assert order["remaining"] == 0 and order["filled"] == 0.004
 
 
 async def test_an_error_frame_stops_ccxts_connection_and_its_caller_only_times_out(
