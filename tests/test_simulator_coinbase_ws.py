@@ -304,6 +304,29 @@ async def test_status_lists_the_products_and_their_states(venue: Venue) -> None:
     decimal_strings(btc, "base_increment", "quote_increment", "min_market_funds")
 
 
+async def test_status_sends_an_update_when_a_product_changes_state(venue: Venue) -> None:
+    client = await venue.connect()
+    await client.subscribe("status", ["ADA-USDT", "XRP-USDT"])
+    await client.next(on("status", "snapshot"))
+    try:
+        await venue.control(
+            "/_sim/coinbase/products/state", {"product_id": "ADA-USDT", "state": "cancel_only"}
+        )
+        update = await client.next(on("status", "update"), timeout=2.5)
+        (product,) = update["events"][0]["products"]
+        assert (product["id"], product["status"]) == ("ADA-USDT", "online")
+        assert product["status_message"] == "cancel_only"
+        await venue.control(
+            "/_sim/coinbase/products/state", {"product_id": "ADA-USDT", "state": "offline"}
+        )
+        update = await client.next(on("status", "update"), timeout=2.5)
+        assert update["events"][0]["products"][0]["status"] == "offline"
+    finally:
+        await venue.control(
+            "/_sim/coinbase/products/state", {"product_id": "ADA-USDT", "state": "online"}
+        )
+
+
 async def test_heartbeats_arrive_every_second_with_a_counter(venue: Venue) -> None:
     client = await venue.connect()
     subs = await client.subscribe("heartbeats", [])

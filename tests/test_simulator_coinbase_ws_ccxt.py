@@ -169,6 +169,11 @@ async def test_watch_orders_follows_an_order_placed_over_rest(sim: SimulatorHand
         assert Decimal(order["fee"]["amount"]) > 0
         assert order["fee"]["currency"] == "USD"
 
+        lower = price - 100
+        await ex.edit_order(placed["id"], "BTC/USD", "limit", "buy", 0.01, lower)
+        order = await order_until(ex, placed["id"], lambda o: o["price"] == lower)
+        assert order["status"] == "open" and order["filled"] == 0.004
+
         await ex.cancel_order(placed["id"], "BTC/USD")
         order = await order_until(ex, placed["id"], lambda o: o["status"] == "canceled")
         assert order["remaining"] == 0 and order["filled"] == 0.004

@@ -109,7 +109,7 @@ class CoinbaseStreams(ConnectionHub):
         super().__init__(engine, config, faults)
         self.auth = auth
         self.products = Products(engine.markets.values())
-        self.public = PublicRenderer(engine, self.products)
+        self.public = PublicRenderer(engine)
         self.user = UserRenderer(engine, orders)
         self._ticker: asyncio.Task[None] | None = None
         #: public products that traded since the last ticker_batch / candles round

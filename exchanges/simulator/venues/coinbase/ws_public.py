@@ -16,7 +16,10 @@ coinbase.py parses):
   an update of it at most once a second while the product trades.
 - `status`: the products' records (`{product_type, id, base_currency, quote_currency,
   base_increment, quote_increment, display_name, status, status_message, min_market_funds}`),
-  a snapshot on subscribe, then an update whenever one changes.
+  a snapshot on subscribe, then an update whenever one changes (checked once a second).
+  `status` is the record's (online, offline, delisted); a trading mode the record sets
+  (trading_disabled, cancel_only, limit_only, post_only) is named in status_message, whose
+  live texts Coinbase does not document.
 
 The 24 h figures are the simulator's since start; the 52-week low/high come from its daily
 candle history, widened by the live low/high. Every decimal is a string (ws_wire.dumps).
@@ -29,7 +32,7 @@ from typing import Any
 
 from exchanges.simulator.engine import Engine
 from exchanges.simulator.events import BookDiff, PriceLevel, PublicTrade
-from exchanges.simulator.venues.coinbase.ws_wire import Products, rfc3339
+from exchanges.simulator.venues.coinbase.ws_wire import rfc3339
 
 PUBLIC_CHANNELS = ("ticker", "ticker_batch", "level2", "market_trades", "candles", "status")
 #: the channel name a subscription's messages carry
@@ -39,14 +42,15 @@ CANDLE_MS = 300_000
 TRADE_SNAPSHOT = 50
 _DAY_MS = 86_400_000
 _PCT = Decimal("1e-14")
+#: trading modes of a product record, reported in a status record's status_message
+_MODE_FLAGS = ("trading_disabled", "cancel_only", "limit_only", "post_only")
 
 
 class PublicRenderer:
     """Builds the public channels' events from the engine (one instance per hub)."""
 
-    def __init__(self, engine: Engine, products: Products) -> None:
+    def __init__(self, engine: Engine) -> None:
         self.engine = engine
-        self.products = products
         #: product -> (low, high) of its daily candle history, computed once
         self._year: dict[str, tuple[Decimal, Decimal]] = {}
 
@@ -134,17 +138,11 @@ class PublicRenderer:
 
     # ------------------------------------------------------------------ status
     def status_record(self, product_id: str) -> dict[str, Any]:
-        spec = self.products.specs[product_id]
+        """The product's status record, read from the engine's market now (the venue's
+        product-state control replaces it)."""
+        spec = self.engine.markets[product_id]
         raw = spec.raw
-        status = str(raw.get("status", "online"))
-        if raw.get("trading_disabled") is True or raw.get("is_disabled") is True:
-            status = "offline"
-        elif raw.get("cancel_only") is True:
-            status = "cancel_only"
-        elif raw.get("post_only") is True:
-            status = "post_only"
-        elif raw.get("limit_only") is True:
-            status = "limit_only"
+        modes = [flag for flag in _MODE_FLAGS if raw.get(flag) is True]
         return {
             "product_type": str(raw.get("product_type", "SPOT")),
             "id": product_id,
@@ -153,8 +151,8 @@ class PublicRenderer:
             "base_increment": spec.step_size,
             "quote_increment": Decimal(str(raw.get("quote_increment", spec.tick_size))),
             "display_name": str(raw.get("display_name") or product_id),
-            "status": status,
-            "status_message": "",
+            "status": str(raw.get("status", "online")),
+            "status_message": ", ".join(modes),
             "min_market_funds": spec.min_notional,
         }
 
