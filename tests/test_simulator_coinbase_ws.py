@@ -579,3 +579,23 @@ async def test_a_drop_closes_only_the_selected_connections_and_a_delay_holds_fra
     sent = loop.time()
     await beats.next(on("subscriptions"))
     assert loop.time() - sent >= 0.35
+
+
+async def test_user_subscriptions_add_products_and_none_means_every_product(
+    venue: Venue,
+) -> None:
+    key, pem = venue.account()
+    price = venue.call(lambda e: e.top_of_book("BTC-USD").bid_price) - 100
+    venue.call(_place(key, price))
+    client = await venue.connect()
+    token = ws_jwt(key, pem)
+    await client.subscribe("user", ["ETH-USDT"], jwt=token)
+    assert (await client.next(on("user", "snapshot")))["events"][0]["orders"] == []
+    subs = await client.subscribe("user", ["BTC-USD"], jwt=token)
+    assert subs["events"] == [{"subscriptions": {"user": ["BTC-USD", "ETH-USDT"]}}]
+    (order,) = (await client.next(on("user", "snapshot")))["events"][0]["orders"]
+    assert order["product_id"] == "BTC-USD"
+    subs = await client.subscribe("user", [], jwt=token)
+    assert subs["events"] == [{"subscriptions": {"user": []}}]
+    subs = await client.subscribe("user", ["ETH-USDT"], jwt=token)  # does not narrow "all"
+    assert subs["events"] == [{"subscriptions": {"user": []}}]

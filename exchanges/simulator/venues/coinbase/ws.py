@@ -223,6 +223,11 @@ class CoinbaseStreams(ConnectionHub):
             self.engine.stats.subscribed(channel)
             self._retain(channel, products)
             return products
+        if channel == "user" and (not held or not products):
+            # no product_ids = every product: a later list does not narrow it, and a later
+            # request without one widens a list to every product (no new snapshot either way)
+            held.clear()
+            return None
         new = [p for p in products if p not in held]
         held.update(new)
         self._retain(channel, new)
@@ -264,7 +269,7 @@ class CoinbaseStreams(ConnectionHub):
         now = self.engine.clock.now_ms()
         if channel == "user":
             assert conn.api_key is not None
-            only = frozenset(conn.subs["user"]) or None
+            only = frozenset(added) or None  # the products just added; none: all
             return [
                 self._envelope("user", [event]) for event in self.user.snapshot(conn.api_key, only)
             ]
