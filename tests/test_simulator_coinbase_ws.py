@@ -170,7 +170,10 @@ async def venue(sim: SimulatorHandle) -> AsyncIterator[Venue]:
     sim.pause()
     async with aiohttp.ClientSession() as session:
         v = Venue(sim, session)
-        await v.control("/_sim/coinbase/ws/limits", {"connections_per_s": 0, "messages_per_s": 0})
+        await v.control(
+            "/_sim/coinbase/ws/limits",
+            {"connections_per_s": 0, "messages_per_s": 0, "idle_close_s": 90},
+        )
         yield v
         await v.control("/_sim/faults/clear", {})
         await v.control("/_sim/ws/disconnect", {})
@@ -599,3 +602,22 @@ async def test_user_subscriptions_add_products_and_none_means_every_product(
     assert subs["events"] == [{"subscriptions": {"user": []}}]
     subs = await client.subscribe("user", ["ETH-USDT"], jwt=token)  # does not narrow "all"
     assert subs["events"] == [{"subscriptions": {"user": []}}]
+
+
+async def test_a_quiet_connection_is_dropped_unless_it_subscribed_to_heartbeats(
+    venue: Venue,
+) -> None:
+    quiet, beating = await venue.connect(), await venue.connect()
+    await quiet.subscribe("ticker", ["DOGE-USDT"])  # the price loop is paused: no trades
+    await beating.subscribe("ticker", ["DOGE-USDT"])
+    await beating.subscribe("heartbeats", [])
+    await quiet.next(on("ticker", "snapshot"))
+    await venue.control("/_sim/coinbase/ws/limits", {"idle_close_s": 1.5})
+    async with asyncio.timeout(4):
+        while (msg := await quiet.ws.receive()).type is aiohttp.WSMsgType.TEXT:
+            pass
+    assert msg.type in (aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.ERROR)  # no close frame
+    assert quiet.ws.close_code == 1006
+    await beating.quiet(0.5)
+    assert not beating.ws.closed
+    assert (await venue.report())["refused"]["idle_dropped"] >= 1

@@ -24,7 +24,9 @@ a watch only times out: our door must turn them into stream errors.
 
 Every data message carries the connection's `sequence_num` (ws_wire.py, ws_conn.py); ccxt never
 checks it, so gaps are only seen by our own code. `heartbeats`: once a second
-`{"current_time", "heartbeat_counter"}` (the counter per connection, from 1).
+`{"current_time", "heartbeat_counter"}` (the counter per connection, from 1); they also keep a
+quiet connection open: one sent no data message for 90 s is dropped (ws_conn.py), as Coinbase
+drops connections on quiet products (ccxt.pro never subscribes to heartbeats).
 
 Faults: the generic ones through the venue's hooks (close_all / mute / unmute / muted_count;
 the delay; a depth gap withholds an l2_data update from every subscriber, and the
@@ -370,6 +372,7 @@ class CoinbaseStreams(ConnectionHub):
             now = loop.time()
             try:
                 self._heartbeats(now)
+                self.drop_idle(now)
                 if now >= next_candles:
                     next_candles = now + CANDLES_EVERY_S
                     self._round("candles", self._traded_candles)

@@ -12,6 +12,10 @@ whatever it subscribes to:
   429 past it) and `messages_per_s` unauthenticated messages a second (8: a frame without a
   JWT; past it the frame is not acted on and answered with an error frame). 0 = not enforced.
   What Coinbase answers past the message limit is not documented; the error frame is ours;
+- idle connections: Coinbase's channels "close within 60-90 seconds if no updates are sent"
+  (its docs; the heartbeats channel keeps them open, and clients report 1006 closes on quiet
+  markets): a connection sent no data message for `idle_close_s` (90) is dropped without a
+  close frame. 0 = never;
 - the fault hooks the venue hands to the /_sim controls (close, mute, unmute, count muted; a
   delay holds every frame, pongs included, in its connection's queue).
 The protocol on top (subscriptions, channels, heartbeats) is ws.py's `CoinbaseStreams`.
@@ -39,6 +43,7 @@ log = logging.getLogger(__name__)
 
 CONNECTIONS_PER_S = 8
 MESSAGES_PER_S = 8
+IDLE_CLOSE_S = 90.0
 #: a queued frame: text, or (monotonic time to send it, text or pong payload) under a delay
 _Frame = str | tuple[float, str | bytes]
 
@@ -72,6 +77,10 @@ class Connection:
     heartbeats: int = 0
     #: loop time of the last heartbeat sent
     last_beat: float = 0.0
+    #: loop time of the last data message sent (or of the opening)
+    last_data: float = 0.0
+    #: the TCP transport, to drop the connection without a close frame
+    transport: asyncio.BaseTransport | None = None
     #: status channel: product -> the record last sent
     status_sent: dict[str, dict[str, Any]] = field(default_factory=dict)
 
@@ -116,10 +125,11 @@ class ConnectionHub:
         enforce = config.enforce_rate_limits
         self.connections_per_s = CONNECTIONS_PER_S if enforce else 0
         self.messages_per_s = MESSAGES_PER_S if enforce else 0
+        self.idle_close_s = IDLE_CLOSE_S
         self._connects = RateWindow()
         self._messages = RateWindow()
         #: what the limits refused: {"connections": n, "messages": n}
-        self.refused = {"connections": 0, "messages": 0}
+        self.refused = {"connections": 0, "messages": 0, "idle_dropped": 0}
         #: the Coinbase-only faults delivered: gaps opened, error frames sent
         self.injected = {"sequence_gaps": 0, "error_frames": 0}
 
@@ -149,6 +159,8 @@ class ConnectionHub:
         ws = web.WebSocketResponse(autoping=False, timeout=5.0, max_msg_size=1 << 20)
         await ws.prepare(request)
         conn = Connection(next(self._ids), ws, ip, asyncio.Queue(self.config.ws_send_queue))
+        conn.transport = request.transport
+        conn.last_data = asyncio.get_running_loop().time()
         if self.faults.ws_muted_all:
             conn.muted = True
             self.faults.count("ws_stalled")
@@ -226,6 +238,7 @@ class ConnectionHub:
                 self.injected["sequence_gaps"] += 1
                 break
         conn.sequence = seq + 1
+        conn.last_data = asyncio.get_running_loop().time()
         self.send_text(conn, message.text(seq))
 
     def send_text(self, conn: Connection, message: dict[str, Any] | str) -> None:
@@ -259,6 +272,19 @@ class ConnectionHub:
         return n
 
     # ------------------------------------------------------------------ closes and faults
+    def drop_idle(self, now: float) -> None:
+        """Drop (no close frame: the client sees 1006) every connection that was sent no data
+        message for `idle_close_s` (0: never)."""
+        limit = self.idle_close_s
+        if limit <= 0:
+            return
+        for conn in sorted(self.conns, key=lambda c: c.id):
+            if now - conn.last_data >= limit and conn.close_task is None:
+                self.refused["idle_dropped"] += 1
+                self.engine.stats.ws_closed_by_server["idle"] += 1
+                if conn.transport is not None:
+                    conn.transport.close()
+
     def _start_close(self, conn: Connection, code: int, reason: str) -> asyncio.Task[None] | None:
         if conn.close_task is not None or conn.ws.closed:
             return conn.close_task

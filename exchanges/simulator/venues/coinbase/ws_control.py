@@ -17,9 +17,11 @@ are refused with 400.
                                    {"type": "error", "message": ...} to each selected connection
                                    now (what Coinbase sends for a refused subscription; ccxt.pro
                                    raises it inside its handler) -> {"connections": n}
-    POST /_sim/coinbase/ws/limits  {"connections_per_s"?: 8, "messages_per_s"?: 8}: Coinbase's
-                                   per-IP WebSocket limits (ws_conn.py); 0 turns one off ->
-                                   the limits and what they refused
+    POST /_sim/coinbase/ws/limits  {"connections_per_s"?: 8, "messages_per_s"?: 8,
+                                   "idle_close_s"?: 90}: Coinbase's per-IP WebSocket limits and
+                                   the drop of a connection sent nothing for idle_close_s
+                                   (ws_conn.py); 0 turns one off -> the limits and what they
+                                   refused ("connections", "messages", "idle_dropped")
     GET  /_sim/coinbase/ws         {"connections": [{"id", "subscriptions", "sequence_num",
                                    "muted", "api_key"}], "limits", "refused", "injected"}
 """
@@ -31,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 from exchanges.simulator.faults import ConnSelection
-from exchanges.simulator.faults.fields import integer, only
+from exchanges.simulator.faults.fields import integer, number, only
 from exchanges.simulator.httpjson import bad_request, json_body
 
 if TYPE_CHECKING:
@@ -97,12 +99,15 @@ class WsControl:
         body = await json_body(request)
         s = self.streams
         try:
-            only(body, ("connections_per_s", "messages_per_s"))
+            only(body, ("connections_per_s", "messages_per_s", "idle_close_s"))
             conn_limit = integer(body, "connections_per_s", s.connections_per_s, lo=0, hi=100_000)
             msg_limit = integer(body, "messages_per_s", s.messages_per_s, lo=0, hi=100_000)
+            idle = number(body, "idle_close_s", s.idle_close_s)
+            if not 0 <= idle <= 86_400:
+                raise ValueError("idle_close_s must be between 0 and 86400")
         except ValueError as exc:
             raise bad_request(str(exc)) from None
-        s.connections_per_s, s.messages_per_s = conn_limit, msg_limit
+        s.connections_per_s, s.messages_per_s, s.idle_close_s = conn_limit, msg_limit, idle
         return web.json_response({**self._limits(), "refused": dict(s.refused)})
 
     async def report(self, request: web.Request) -> web.Response:
@@ -128,4 +133,8 @@ class WsControl:
 
     def _limits(self) -> dict[str, Any]:
         s = self.streams
-        return {"connections_per_s": s.connections_per_s, "messages_per_s": s.messages_per_s}
+        return {
+            "connections_per_s": s.connections_per_s,
+            "messages_per_s": s.messages_per_s,
+            "idle_close_s": s.idle_close_s,
+        }
