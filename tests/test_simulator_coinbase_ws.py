@@ -378,6 +378,19 @@ async def test_unsubscribing_everything_answers_an_empty_subscriptions_map(venue
     assert not [m for m in await client.quiet(0.3) if m["channel"] == "ticker"]
 
 
+async def test_closed_connections_leave_no_subscriptions_behind(venue: Venue) -> None:
+    await venue.control("/_sim/ws/disconnect", {})
+    client = await venue.connect()
+    await client.subscribe("level2", ["ETH-USDT"])
+    await client.subscribe("heartbeats", [])
+    counts = venue.sim.stats()["subscriptions_by_stream"]
+    assert (counts.get("level2"), counts.get("heartbeats")) == (1, 1)
+    await client.ws.close()
+    async with asyncio.timeout(2):  # the server forgets it once its handler has finished
+        while venue.sim.stats()["subscriptions_by_stream"]:  # noqa: ASYNC110 (another thread)
+            await asyncio.sleep(0.05)
+
+
 # ---------------------------------------------------------------------- refusals
 @pytest.mark.parametrize(
     ("frame", "message"),

@@ -137,6 +137,7 @@ class CoinbaseStreams(ConnectionHub):
     def _closed(self, conn: Connection) -> None:
         for channel, products in conn.subs.items():
             self._release(channel, products)
+            self.engine.stats.unsubscribed(channel)
         conn.subs.clear()
 
     def error(self, conn: Connection, message: str) -> None:
