@@ -157,7 +157,7 @@ class PrivateRest:
                 "starting_after": after or None,
                 "previous_ending_before": None,
                 "next_starting_after": next_after,
-                "limit": limit,
+                "limit": str(limit),
                 "order": "desc",
                 "previous_uri": None,
                 "next_uri": (
@@ -205,9 +205,9 @@ class PrivateRest:
         }
 
     # -- orders ----------------------------------------------------------------------------
-    def order_json(self, order: Order) -> dict[str, Any]:
+    def order_json(self, order: Order, cursor: str | None = None) -> dict[str, Any]:
         spec = self.engine.markets[order.symbol]
-        return wire_orders.order_json(order, self.orders.meta(order), spec, self.orders)
+        return wire_orders.order_json(order, self.orders.meta(order), spec, self.orders, cursor)
 
     async def historical_order(self, call: Call) -> Any:
         account = call.require_account()
@@ -246,7 +246,7 @@ class PrivateRest:
         ]
         rows, cursor, has_next = page(found, call.arg("cursor"), limit)
         return {
-            "orders": [self.order_json(o) for o in rows],
+            "orders": [self.order_json(o, cursor) for o in rows],
             "sequence": "0",
             "has_next": has_next,
             "cursor": cursor,

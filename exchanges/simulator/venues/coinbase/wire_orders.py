@@ -37,9 +37,13 @@ def coinbase_status(order: Order, meta: OrderMeta | None) -> str:
 
 
 def order_json(
-    order: Order, meta: OrderMeta | None, spec: MarketSpec, orders: CoinbaseOrders
+    order: Order,
+    meta: OrderMeta | None,
+    spec: MarketSpec,
+    orders: CoinbaseOrders,
+    cursor: str | None = None,
 ) -> dict[str, Any]:
-    """One order of List Orders / Get Order (`order` key)."""
+    """One order of List Orders (with the page's `cursor`) / Get Order (`order` key)."""
     fmt = Format(spec)
     filled, value = order.executed_qty, order.cumulative_quote
     fees = sum((orders.fee_of(f) for f in order.fills), ZERO)
@@ -105,6 +109,7 @@ def order_json(
         "attached_order_id": "",
         "attached_order_configuration": None,
         "post_only": post_only,
+        **({"cursor": cursor} if cursor is not None else {}),
     }
 
 
@@ -171,8 +176,7 @@ def v2_account_json(
         "code": currency,
         "name": currency,
         "color": "#0052FF",
-        "sort_index": 100,
-        "exponent": 2 if fiat else 8,
+        "exponent": "2" if fiat else "8",
         "type": "fiat" if fiat else "crypto",
     }
     if asset_id is not None:
