@@ -645,3 +645,40 @@ def test_account_key_files_and_generated_keys(tmp_path: Path) -> None:
     assert len(ed) == 88 and key_material(ed).jwt_alg == "EdDSA"
     with pytest.raises(ValueError):
         key_material("-----BEGIN EC PRIVATE KEY-----\ntruncated\n-----END EC PRIVATE KEY-----\n")
+
+
+# ---------------------------------------------------------------------- WebSocket auth
+def test_a_websocket_jwt_is_verified_without_uri_and_may_be_reused_until_it_expires() -> None:
+    """What ws.py asks of auth.py: ccxt.pro signs one token per 120 s (create_auth_token
+    without a url) and sends it with every `user` subscription."""
+    from exchanges.simulator.accounts import Account
+    from exchanges.simulator.clock import Clock
+    from exchanges.simulator.venues.coinbase.auth import CoinbaseAuth
+
+    accounts = {
+        KEY: Account(KEY, SECRET, 0),
+        OTHER_KEY: Account(OTHER_KEY, OTHER_SECRET, 0),
+    }
+    clock = Clock(0)
+    auth = CoinbaseAuth(accounts, clock)
+    signer = ccxt_async.coinbase({"apiKey": KEY, "secret": SECRET})
+    token = signer.create_auth_token(signer.seconds())
+    assert auth.verify_ws_jwt(token) == KEY
+    assert auth.verify_ws_jwt(token) == KEY  # reused by the next subscription
+    forged = ccxt_async.coinbase({"apiKey": KEY, "secret": OTHER_SECRET})
+    assert auth.verify_ws_jwt(forged.create_auth_token(forged.seconds())) is None
+    assert auth.verify_ws_jwt("garbage") is None
+    clock.offset_ms = 121_000
+    assert auth.verify_ws_jwt(token) is None  # expired
+    clock.offset_ms = 0
+
+    legacy = Account("legacy-key", "legacy-secret", 0)
+    accounts[legacy.api_key] = legacy
+    stamp = str(int(time.time()))
+    import hashlib
+    import hmac
+
+    good = hmac.new(b"legacy-secret", f"{stamp}userBTC-USD".encode(), hashlib.sha256).hexdigest()
+    assert auth.verify_ws_legacy("legacy-key", stamp, good, "user", ["BTC-USD"]) == "legacy-key"
+    assert auth.verify_ws_legacy("legacy-key", stamp, good, "user", ["ETH-USD"]) is None
+    assert auth.verify_ws_legacy("legacy-key", "1", good, "user", ["BTC-USD"]) is None

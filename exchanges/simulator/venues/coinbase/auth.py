@@ -20,7 +20,9 @@ generated, see `keys.py`) and verifies requests with the PUBLIC half only:
   `MAX_LIFETIME_S` after nbf, a missing or reused nonce (a nonce is remembered until its
   token expires), a wrong uri claim.
 - WebSocket (`verify_ws_jwt`): the same token without a uri claim (ccxt.pro's `user` channel
-  subscription carries it in the frame); returns the account's API key or None.
+  subscription carries it in the frame) and with its nonce reusable (ccxt.pro reuses one
+  token for 120 s); returns the account's API key or None. `verify_ws_legacy` checks the
+  HMAC fields ccxt.pro sends instead for keys that are not CDP key names / PEMs.
 - Legacy keys (any other secret): ccxt's HMAC headers CB-ACCESS-KEY, CB-ACCESS-TIMESTAMP
   (seconds, within `LEGACY_WINDOW_S` of the venue clock) and CB-ACCESS-SIGN = hex
   HMAC-SHA256(secret, timestamp + METHOD + path + body), where a v2 GET path includes its
@@ -167,9 +169,13 @@ class CoinbaseAuth:
         return found
 
     # -- JWT ---------------------------------------------------------------------------------
-    def verify_jwt(self, token_text: str, expected_uris: tuple[str, ...] | None) -> Account:
+    def verify_jwt(
+        self, token_text: str, expected_uris: tuple[str, ...] | None, *, once: bool = True
+    ) -> Account:
         """The account whose key signed this token, all claims checked; `expected_uris` the
-        acceptable uri claims (None: a WebSocket token, which has none). AuthError if not."""
+        acceptable uri claims (None: a WebSocket token, which has none); `once`: its nonce
+        must be new (REST; a WebSocket token is reused until it expires: ccxt.pro signs one
+        per 120 s for every subscription). AuthError if not."""
         token = decode_token(token_text)
         kid = token.header.get("kid")
         if not isinstance(kid, str) or not kid:
@@ -205,16 +211,35 @@ class CoinbaseAuth:
         nonce = token.header.get("nonce")
         if not isinstance(nonce, str) or not nonce:
             raise AuthError("header nonce missing")
-        self.nonces.use(kid, nonce, exp, now)
+        if once:
+            self.nonces.use(kid, nonce, exp, now)
         return account
 
     def verify_ws_jwt(self, token: str) -> str | None:
         """The API key of the account a WebSocket subscription's JWT (no uri claim) was signed
         for, or None if Coinbase would refuse it (unknown key, bad signature, expired, ...)."""
         try:
-            return self.verify_jwt(token, None).api_key
+            return self.verify_jwt(token, None, once=False).api_key
         except AuthError:
             return None
+
+    def verify_ws_legacy(
+        self, api_key: str, timestamp: str, signature: str, channel: str, product_ids: list[str]
+    ) -> str | None:
+        """The API key of a WebSocket subscription signed the legacy way (ccxt.pro does so for
+        any key that is neither a key name nor a PEM, e.g. Ed25519 keys): hex HMAC-SHA256 of
+        timestamp + channel + ",".join(product_ids) with the secret, timestamp within
+        LEGACY_WINDOW_S of the venue clock. None if Coinbase would refuse it."""
+        account = self.accounts.get(api_key) if api_key else None
+        if account is None or not timestamp.isdigit():
+            return None
+        if abs(int(timestamp) - self.clock.now_ms() / 1000) > LEGACY_WINDOW_S:
+            return None
+        text = f"{timestamp}{channel}{','.join(product_ids)}"
+        expected = hmac.new(account.secret.encode(), text.encode(), hashlib.sha256).hexdigest()
+        if not signature.isascii() or not hmac.compare_digest(expected, signature):
+            return None
+        return account.api_key
 
     # -- legacy HMAC -------------------------------------------------------------------------
     def verify_legacy(
