@@ -682,3 +682,94 @@ def test_a_websocket_jwt_is_verified_without_uri_and_may_be_reused_until_it_expi
     assert auth.verify_ws_legacy("legacy-key", stamp, good, "user", ["BTC-USD"]) == "legacy-key"
     assert auth.verify_ws_legacy("legacy-key", stamp, good, "user", ["ETH-USD"]) is None
     assert auth.verify_ws_legacy("legacy-key", "1", good, "user", ["BTC-USD"]) is None
+
+
+# ---------------------------------------------------------------------- more endpoints
+@pytest.mark.asyncio
+async def test_a_stop_limit_waits_for_its_stop_then_works(sim: SimulatorHandle) -> None:
+    key, secret = fresh_account(sim, "stop")
+    bid = await best_bid(sim, "XRP-USDT")
+    order: dict[str, Any] = {
+        "client_order_id": secrets.token_hex(8),
+        "product_id": "XRP-USDT",
+        "side": "SELL",
+        "order_configuration": {
+            "stop_limit_stop_limit_gtc": {
+                "base_size": "10",
+                "limit_price": f"{bid * 0.8:.4f}",
+                "stop_price": f"{bid * 0.9:.4f}",
+                "stop_direction": "STOP_DIRECTION_STOP_DOWN",
+            }
+        },
+    }
+    path = f"{V3}/orders"
+    token = token_for(sim, "POST", path, key=key, sign_with=secret)
+    _, placed, _ = await call(sim, "POST", path, body=order, token=token)
+    assert placed["success"], placed
+    get = f"{V3}/orders/historical/{placed['order_id']}"
+
+    async def fetch() -> Any:
+        token = token_for(sim, "GET", get, key=key, sign_with=secret)
+        return (await call(sim, "GET", get, token=token))[1]["order"]
+
+    assert (await fetch())["trigger_status"] == "STOP_PENDING"
+    sim.set_price("XRP-USDT", f"{bid * 0.85:.4f}")
+    after = await fetch()
+    assert after["trigger_status"] == "STOP_TRIGGERED"
+    assert after["status"] in ("OPEN", "FILLED") and after["order_type"] == "STOP_LIMIT"
+    # a stop the last price has already passed is refused
+    order["client_order_id"] = secrets.token_hex(8)
+    order["order_configuration"]["stop_limit_stop_limit_gtc"]["stop_price"] = f"{bid:.4f}"
+    token = token_for(sim, "POST", path, key=key, sign_with=secret)
+    _, refused, _ = await call(sim, "POST", path, body=order, token=token)
+    assert refused["success"] is False
+    assert refused["error_response"]["preview_failure_reason"] == (
+        "PREVIEW_STOP_PRICE_ABOVE_LAST_TRADE_PRICE"
+    )
+
+
+@pytest.mark.asyncio
+async def test_preview_edit_failures_best_bid_ask_and_candle_bounds(sim: SimulatorHandle) -> None:
+    price = f"{await best_bid(sim) * 0.9:.2f}"
+    status, preview, _ = await call(sim, "POST", f"{V3}/orders/preview", body=limit_order(price))
+    assert status == 200 and preview["errs"] == [] and preview["base_size"] == "0.01"
+    _, refused, _ = await call(sim, "POST", f"{V3}/orders/preview", body=limit_order(price, "100"))
+    assert refused["errs"] == ["PREVIEW_INSUFFICIENT_FUND"]
+
+    _, placed, _ = await call(sim, "POST", f"{V3}/orders", body=limit_order(price))
+    edit = {"order_id": placed["order_id"], "size": "0.000000001"}
+    status, body, _ = await call(sim, "POST", f"{V3}/orders/edit", body=edit)
+    assert status == 200 and body["success"] is False
+    assert body["errors"][0]["edit_failure_reason"] == "INVALID_EDITED_SIZE"
+    await call(sim, "POST", f"{V3}/orders/batch_cancel", body={"order_ids": [placed["order_id"]]})
+    edit = {"order_id": placed["order_id"], "price": price}
+    _, body, _ = await call(sim, "POST", f"{V3}/orders/edit", body=edit)
+    assert (
+        body["success"] is False and body["errors"][0]["edit_failure_reason"] == "ORDER_CANCELLED"
+    )
+
+    status, books, _ = await call(
+        sim, "GET", f"{V3}/best_bid_ask", query="product_ids=BTC-USD&product_ids=ETH-USDT"
+    )
+    assert status == 200 and [b["product_id"] for b in books["pricebooks"]] == [
+        "BTC-USD",
+        "ETH-USDT",
+    ]
+    assert all(isinstance(b["bids"][0]["price"], str) for b in books["pricebooks"])
+    status, product, _ = await call(sim, "GET", f"{V3}/products/BTC-USD")
+    assert status == 200 and product["product_id"] == "BTC-USD"
+
+    now = int(time.time())
+    candles = f"{V3}/market/products/BTC-USD/candles"
+    status, body, _ = await call(
+        sim, "GET", candles, query=f"start={now - 3600}&end={now}&granularity=ONE_MINUTE"
+    )
+    assert status == 200 and 60 <= len(body["candles"]) <= 61
+    starts = [int(c["start"]) for c in body["candles"]]
+    assert starts == sorted(starts, reverse=True)
+    status, body, _ = await call(
+        sim, "GET", candles, query=f"start={now - 86400}&end={now}&granularity=ONE_MINUTE"
+    )
+    assert status == 400 and "350" in body["message"]
+    status, _, _ = await call(sim, "GET", candles, query="granularity=ONE_MINUTE")
+    assert status == 400
