@@ -421,3 +421,27 @@ async def test_answers_have_the_fields_of_the_live_venue_s_recorded_answers(
     crypto = next(a for a in accounts["data"] if a["currency"]["type"] == "crypto")
     assert set(crypto["currency"]) == set(live_currency)
     assert all_strings(accounts) == all_strings(live_accounts) == []
+
+
+@pytest.mark.asyncio
+async def test_a_stop_limit_gtd_order_carries_its_end_time_and_expires(own: Any) -> None:
+    bid = (await own.fetch_ticker("BTC/USD"))["bid"]
+    end = own.iso8601(own.milliseconds() + 500)
+    order = await own.create_order(
+        "BTC/USD",
+        "limit",
+        "buy",
+        0.01,
+        round(bid * 0.8, 2),
+        {"triggerPrice": round(bid * 0.85, 2), "timeInForce": "GTD", "end_time": end},
+    )
+    info = (await own.fetch_order(order["id"]))["info"]
+    config = info["order_configuration"]["stop_limit_stop_limit_gtd"]
+    assert config["end_time"] == end and config["stop_direction"] == "STOP_DIRECTION_STOP_DOWN"
+    assert info["time_in_force"] == "GOOD_UNTIL_DATE_TIME" and info["status"] == "OPEN"
+    deadline = time.monotonic() + 5
+    while (await own.fetch_order(order["id"]))["info"]["status"] != "EXPIRED":
+        assert time.monotonic() < deadline, "the stop-limit GTD order did not expire"
+        await own.sleep(100)
+    balance = await own.fetch_balance({"v3": True})
+    assert balance["USD"]["used"] == 0  # the hold went back
