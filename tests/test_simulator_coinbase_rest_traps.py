@@ -773,3 +773,22 @@ async def test_preview_edit_failures_best_bid_ask_and_candle_bounds(sim: Simulat
     assert status == 400 and "350" in body["message"]
     status, _, _ = await call(sim, "GET", candles, query="granularity=ONE_MINUTE")
     assert status == 400
+
+
+@pytest.mark.asyncio
+async def test_a_limit_buy_must_cover_its_value_and_the_fee(sim: SimulatorHandle) -> None:
+    key, secret = sim.create_account(
+        f"organizations/tests/apiKeys/fee-{time.monotonic_ns()}",
+        generate_key("ec"),
+        balances={"USD": "1000", "BTC": "0"},
+    )
+    path = f"{V3}/orders"
+    # 1000 USD of value: the 1.2 % taker fee is not covered
+    exact = limit_order("10000.00", "0.1")
+    token = token_for(sim, "POST", path, key=key, sign_with=secret)
+    _, refused, _ = await call(sim, "POST", path, body=exact, token=token)
+    assert refused["error_response"]["preview_failure_reason"] == "PREVIEW_INSUFFICIENT_FUND"
+    covered = limit_order("9880.00", "0.1")  # 988 + 11.856 fee <= 1000
+    token = token_for(sim, "POST", path, key=key, sign_with=secret)
+    _, placed, _ = await call(sim, "POST", path, body=covered, token=token)
+    assert placed["success"] is True

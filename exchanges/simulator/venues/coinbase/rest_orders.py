@@ -91,7 +91,21 @@ class OrderDesk:
         return spec, side, client_id, body.get("order_configuration")
 
     def _check(self, account: Account, spec: MarketSpec, side: Side, parsed: Parsed) -> None:
-        """Coinbase's rules (raises OrderRejected); the engine's follow in place_order."""
+        """Coinbase's rules (raises OrderRejected), then its funds check of a priced buy:
+        the quote balance must cover the order's value plus the taker fee (fees are charged
+        in quote, fees.py). The engine's checks follow in place_order."""
+        self._check_rules(spec, side, parsed)
+        if side is Side.BUY and parsed.limit_price is not None and parsed.base_size is not None:
+            rate = Decimal(self.engine.config.taker_fee)
+            need = parsed.limit_price * parsed.base_size * (1 + rate)
+            free = account.balance(spec.quote).free
+            if free < need:
+                raise OrderRejected(
+                    RejectReason.INSUFFICIENT_BALANCE,
+                    f"need {need} {spec.quote} with fees, free {free}",
+                )
+
+    def _check_rules(self, spec: MarketSpec, side: Side, parsed: Parsed) -> None:
         symbol = spec.symbol
         top = self.engine.top_of_book(symbol)
         last = self.engine.last_price(symbol)
