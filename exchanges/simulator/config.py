@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -101,11 +102,88 @@ class SimulatorConfig:
 
 
 def parse_account(spec: str) -> tuple[str, str]:
-    """'KEY:SECRET' -> ('KEY', 'SECRET')."""
+    """'KEY:SECRET' -> ('KEY', 'SECRET').
+
+    A secret written '@PATH' is read from that file: a PEM private key (Coinbase's CDP keys:
+    'organizations/.../apiKeys/...:@cdp_key.pem'), or the JSON the CDP portal downloads
+    ({"name", "privateKey"}: its privateKey). '@PATH' alone, without a key, takes the key name
+    from such a JSON file too. ValueError for a file that cannot be read."""
+    if spec.startswith("@"):
+        data = _key_file_json(spec[1:])
+        name = data.get("name")
+        if not isinstance(name, str) or not name:
+            raise ValueError(f"{spec[1:]}: a key file without a key name needs KEY:@PATH")
+        return name, _secret_of(data, spec[1:])
     key, sep, secret = spec.partition(":")
     if not sep or not key or not secret:
         raise ValueError(f"account must be KEY:SECRET, got {spec!r}")
+    if secret.startswith("@"):
+        secret = _read_secret(secret[1:])
     return key, secret
+
+
+def _read_text(path: str) -> str:
+    try:
+        return Path(path).expanduser().read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ValueError(f"cannot read the key file {path!r}: {exc}") from None
+
+
+def _key_file_json(path: str) -> dict[str, Any]:
+    try:
+        data = json.loads(_read_text(path))
+    except ValueError:
+        raise ValueError(f'{path}: not a JSON key file ({{"name", "privateKey"}})') from None
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: not a JSON key file")
+    return data
+
+
+def _secret_of(data: dict[str, Any], path: str) -> str:
+    secret = data.get("privateKey")
+    if not isinstance(secret, str) or not secret:
+        raise ValueError(f"{path}: the key file has no privateKey")
+    return secret
+
+
+def _read_secret(path: str) -> str:
+    """The secret in a key file: a PEM (kept with its final newline) or a one-line secret,
+    or the privateKey of a CDP JSON download."""
+    text = _read_text(path).strip()
+    if text.startswith("{"):
+        return _secret_of(_key_file_json(path), path)
+    if not text:
+        raise ValueError(f"{path}: the key file is empty")
+    return text + "\n" if text.startswith("-----BEGIN") else text
+
+
+class _GenerateKey(argparse.Action):
+    """--generate-key ec|ed25519: print a fresh CDP key pair as the CDP portal's JSON download
+    ({"name", "privateKey"}, plus the public key) and exit. Save it and start the simulator
+    with --account @FILE (or KEYNAME:@FILE with the PEM alone)."""
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: Any,
+        option_string: str | None = None,
+    ) -> None:
+        from exchanges.simulator.venues.coinbase.keys import (
+            generate_key,
+            key_material,
+            new_key_name,
+        )
+
+        kind = str(values or "ec")
+        secret = generate_key(kind)
+        body = {
+            "name": new_key_name(),
+            "privateKey": secret,
+            "publicKey": key_material(secret).public_pem(),
+        }
+        print(json.dumps(body, indent=2), flush=True)
+        parser.exit(0)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -122,7 +200,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="append",
         default=[],
         metavar="KEY:SECRET",
-        help="create an account at start (repeatable)",
+        help=(
+            "create an account at start (repeatable); SECRET may be @FILE (a PEM key or a CDP "
+            "JSON key file), and @FILE alone takes the key name from a CDP JSON key file"
+        ),
+    )
+    parser.add_argument(
+        "--generate-key",
+        action=_GenerateKey,
+        nargs="?",
+        const="ec",
+        choices=("ec", "ed25519"),
+        help="print a fresh Coinbase CDP key pair (JSON: name, privateKey, publicKey) and exit",
     )
     parser.add_argument("--tick-interval", type=float, default=0.25, help="seconds per price step")
     parser.add_argument(

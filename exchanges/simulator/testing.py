@@ -354,3 +354,27 @@ def ccxt_kraken_config(
     if secret is not None:
         config["secret"] = secret
     return config
+
+
+def ccxt_coinbase_config(
+    handle: SimulatorHandle,
+    api_key: str | None = None,
+    secret: str | None = None,
+    options: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Constructor config for ccxt.async_support.coinbase / ccxt.pro.coinbase against
+    `handle`: the simulator's own GET /_sim/ccxt config (REST and WebSocket on the simulator)
+    with ccxt's rate limiting off. Credentials only when given: the key name and the private
+    key (PEM EC P-256, or base64 Ed25519) of a simulator account. `options` are merged over
+    the defaults."""
+    answer = handle.ccxt("coinbase")
+    config: dict[str, Any] = {
+        "enableRateLimit": False,
+        "options": {**answer["options"], **(options or {})},
+        "urls": {"api": answer["urls"]["api"]},
+    }
+    if api_key is not None:
+        config["apiKey"] = api_key
+    if secret is not None:
+        config["secret"] = secret
+    return config

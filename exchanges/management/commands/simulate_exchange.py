@@ -1,4 +1,5 @@
-"""`python manage.py simulate_exchange --venue binance --port 8900 --seed 1 --account K:S`.
+"""`python manage.py simulate_exchange --venue binance --port 8900 --seed 1 --account K:S`
+(Coinbase: `--venue coinbase --account KEYNAME:@key.pem`; `--generate-key` prints a new pair).
 
 A thin wrapper: the simulator itself is plain Python (exchanges.simulator) and runs the same
 with `python -m exchanges.simulator`.
@@ -17,7 +18,9 @@ from exchanges.simulator.server import run_forever
 
 
 class Command(BaseCommand):
-    help = "Serve a simulated exchange (Binance or Kraken spot, REST + WebSocket) for ccxt."
+    help = (
+        "Serve a simulated exchange (Binance, Kraken or Coinbase spot, REST + WebSocket) for ccxt."
+    )
 
     def add_arguments(self, parser: ArgumentParser) -> None:
         add_arguments(parser)

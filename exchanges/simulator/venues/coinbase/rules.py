@@ -291,3 +291,32 @@ def check_order(
         if would_take(side, price, best_bid, best_ask):
             why = f"limit_price {price}, best bid {best_bid}, best ask {best_ask}"
             raise _reject(RejectReason.WOULD_TAKE, POST_ONLY_CROSS, why)
+
+
+QUOTE_PRECISION = (
+    "INVALID_SIZE_PRECISION",
+    "PREVIEW_INVALID_QUOTE_SIZE_PRECISION",
+    "Too many decimals in order quote size",
+)
+
+
+def check_quote_market(spec_or_record: MarketSpec | Mapping[str, Any], quote_size: Decimal) -> None:
+    """Raise OrderRejected if Coinbase would refuse a market order by `quote_size` (a
+    `market_market_ioc` with quote_size): a size <= 0, the product state, a size off the
+    quote_increment grid (PREVIEW_INVALID_QUOTE_SIZE_PRECISION), below quote_min_size or above
+    quote_max_size. The base it buys is the engine's business (the book it walks)."""
+    spec = as_spec(spec_or_record)
+    if quote_size <= 0:
+        raise _reject(RejectReason.INVALID_QUANTITY, QUOTE_TOO_SMALL, f"quote_size {quote_size}")
+    _state_check(spec, OrderType.MARKET)
+    raw = spec.raw
+    increment = Decimal(str(raw.get("quote_increment") or spec.tick_size))
+    if increment > 0 and quote_size % increment != 0:
+        why = f"quote_size {quote_size}, quote_increment {increment}"
+        raise _reject(RejectReason.FILTER_FAILURE, QUOTE_PRECISION, why, FilterKind.MIN_NOTIONAL)
+    if quote_size < spec.min_notional:
+        why = f"quote_size {quote_size} < quote_min_size {spec.min_notional}"
+        raise _reject(RejectReason.FILTER_FAILURE, QUOTE_TOO_SMALL, why, FilterKind.MIN_NOTIONAL)
+    if spec.max_notional is not None and spec.max_notional > 0 and quote_size > spec.max_notional:
+        why = f"quote_size {quote_size} > quote_max_size {spec.max_notional}"
+        raise _reject(RejectReason.FILTER_FAILURE, QUOTE_TOO_LARGE, why, FilterKind.MAX_NOTIONAL)
