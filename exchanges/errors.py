@@ -141,3 +141,14 @@ class CircuitOpen(ExchangeError):
 
     retryable = True
     default_message = "Calls to this exchange are paused by its circuit breaker."
+
+
+class NonceUnavailable(ExchangeError):
+    """Refused locally: no nonce could be taken from the API key's shared nonce source
+    (another call held the key's turn too long, or Redis is unreachable); nothing was sent."""
+
+    retryable = True
+    default_message = (
+        "No nonce could be taken for this API key (its shared nonce source is busy or "
+        "unreachable); nothing was sent."
+    )

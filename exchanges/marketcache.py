@@ -18,7 +18,7 @@ from typing import Any
 TTL_S = 600.0
 
 _lock = threading.Lock()
-_cache: dict[str, tuple[float, Any, Any]] = {}
+_cache: dict[str, tuple[float, Any, Any, dict[str, Any]]] = {}
 #: venue endpoint -> set when the one load under way in this process has ended
 _loading: dict[str, threading.Event] = {}
 #: how long a client waits for another thread's load before loading by itself
@@ -36,8 +36,9 @@ def seed(client: Any) -> bool:
         entry = _cache.get(_key(client))
     if entry is None or time.monotonic() - entry[0] > TTL_S:
         return False
-    _, markets, currencies = entry
+    _, markets, currencies, helpers = entry
     client.ccxt.set_markets(markets, currencies)
+    client.ccxt.options.update(helpers)
     return True
 
 
@@ -45,8 +46,20 @@ def remember(client: Any) -> None:
     """Keep the markets `client` has loaded for the next client of this process."""
     markets = client.ccxt.markets
     if markets:
+        helpers = _helpers(client.ccxt.options)
         with _lock:
-            _cache[_key(client)] = (time.monotonic(), markets, client.ccxt.currencies)
+            _cache[_key(client)] = (time.monotonic(), markets, client.ccxt.currencies, helpers)
+
+
+def _helpers(options: dict[str, Any]) -> dict[str, Any]:
+    """The indexes a ccxt class builds beside its markets while loading them, which
+    set_markets does not rebuild (its `options["marketHelperProps"]`: Kraken's
+    marketsByAltname, without which ccxt names an order's market by its altname, "XBTUSD")."""
+    return {
+        name: options[name]
+        for name in options.get("marketHelperProps") or ()
+        if options.get(name) is not None
+    }
 
 
 async def load(client: Any) -> None:

@@ -67,7 +67,12 @@ CANCEL_RETRY_S = 2.0
 MAX_COUNTDOWN_S = 180.0
 
 #: nothing reached the exchange: safe to try again later
-_NOT_SENT = (errors.CircuitOpen, errors.RateLimiterUnavailable, errors.RateLimited)
+_NOT_SENT = (
+    errors.CircuitOpen,
+    errors.RateLimiterUnavailable,
+    errors.RateLimited,
+    errors.NonceUnavailable,
+)
 #: the exchange refused the order: final
 _REFUSED = (
     errors.OrderRejected,

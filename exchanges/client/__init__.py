@@ -11,6 +11,7 @@ xcon's own errors (`exchanges.errors`); venue quirks come from `exchanges.venues
 - `streams`: the watch_* calls (ccxt.pro).
 - `door`: `ExchangeClient` itself and the sync/async entry points.
 - `clock`: the venue clock applied to signed requests.
+- `nonce`: one nonce source per API key for every process (venues with per-key nonces).
 - `guard`: what ccxt itself chokes on (a streamed message dropped, a call's answer mapped).
 - `pool`: long-lived clients for sync callers (`run_pooled`).
 - here: which exchange ids ccxt knows, and what it says of one (for generic venues).

@@ -28,6 +28,7 @@ from exchanges.client.clock import (
 from exchanges.client.errormap import CCXT_FAILURES, map_exception
 from exchanges.client.guard import MALFORMED, install_message_guard, malformed
 from exchanges.client.hooks import install_limiter
+from exchanges.client.nonce import NonceSource, install_nonce
 from exchanges.client.spec import ClientSpec, merge_options
 from exchanges.client.streams import StreamCalls
 from exchanges.client.values import (
@@ -67,6 +68,8 @@ class ExchangeClient(StreamCalls):
     Use as an async context manager; every call goes through `call`, which turns ccxt's
     exceptions into `exchanges.errors` (venue codes first, then ccxt's class). Signed
     requests are stamped on the venue's clock (`clock`, see exchanges.client.clock).
+    On a venue whose nonce is per API key (Kraken), signed requests of one key go one at a
+    time across every process, each with the next nonce of the key (`nonces`, see nonce).
     Numbers from the venue that are not numbers are dropped and counted in `bad_numbers`
     (shared by the account's clients in this process); where ccxt itself chokes on one, a
     streamed message is dropped and a call raises errors.MalformedResponse (see guard).
@@ -127,6 +130,9 @@ class ExchangeClient(StreamCalls):
             install_limiter(self)
         self.clock = DoorClock(self)
         install_clock(self)
+        #: the API key's shared nonce source (venues whose nonce is per key; see nonce)
+        self.nonces: NonceSource | None = None
+        install_nonce(self)
         #: the venue's last WebSocket API error reply, mapped (see clock.recover_ws_refusal)
         self.ws_refusal: errors.ExchangeError | None = None
         if streaming:

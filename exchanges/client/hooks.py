@@ -34,13 +34,11 @@ if TYPE_CHECKING:
 log = logging.getLogger("exchanges.client")
 
 
-def install_limiter(client: ExchangeClient) -> None:
-    """Give `client` its limiter and breaker (both in Redis, shared by every process) and
-    route its ccxt instance's requests through them."""
+def door_redis() -> Any:
+    """A client's own Redis connection pool (limiter, breaker, clock store, nonce source)."""
     import redis.asyncio as aredis
     from django.conf import settings
 
-    spec = client.spec
     # A blocking pool: many concurrent calls on one client wait for a connection instead
     # of failing with "Too many connections" (which would look like Redis being down).
     pool = aredis.BlockingConnectionPool.from_url(
@@ -50,7 +48,14 @@ def install_limiter(client: ExchangeClient) -> None:
         socket_timeout=5,
         socket_connect_timeout=2,
     )
-    client._redis = aredis.Redis(connection_pool=pool)
+    return aredis.Redis(connection_pool=pool)
+
+
+def install_limiter(client: ExchangeClient) -> None:
+    """Give `client` its limiter and breaker (both in Redis, shared by every process) and
+    route its ccxt instance's requests through them."""
+    spec = client.spec
+    client._redis = door_redis()
     policy = client.venue.policy(spec.rate_limits)
     key = spec.credentials.api_key if spec.credentials else None
     scopes = Scopes(spec.venue, egress_ip(), key_identity(key) if key else None)

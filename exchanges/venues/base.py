@@ -96,6 +96,13 @@ class Venue:
         """
         exchange.options["timeDifference"] = -round(offset_ms)
 
+    #: "key": the venue checks that each API key's nonces strictly increase in the order its
+    #: requests arrive (Kraken), so the door takes every signed REST call's nonce from one
+    #: source per key shared by all processes and sends one call per key at a time
+    #: (exchanges.client.nonce). None: signed requests carry a timestamp checked against a
+    #: receive window (Binance), which needs no order between processes.
+    nonce_scope: ClassVar[str | None] = None
+
     def is_signed(self, api: Any, method: str, path: str) -> bool:
         """Whether ccxt signs (and timestamps) a REST request to this API section and path.
 

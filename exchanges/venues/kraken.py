@@ -82,6 +82,8 @@ def _penalty(table: list[tuple[int, int]], age_s: float | None) -> float:
 class Kraken(Venue):
     id = "kraken"
     name = "Kraken"
+    # "EAPI:Invalid nonce" unless each key's nonces rise in arrival order (nonce window 0)
+    nonce_scope = "key"
 
     def recognises(self, record: Mapping[str, Any]) -> bool:
         return "pair_decimals" in record or "ordermin" in record
