@@ -81,6 +81,23 @@ async def test_a_kraken_style_counter_decays_as_documented(r) -> None:  # type: 
 
 
 @pytest.mark.asyncio
+async def test_a_decaying_counter_keeps_its_arrival_guard_of_drain_as_headroom(r) -> None:  # type: ignore[no-untyped-def]
+    # a unit reaches the venue up to arrival_guard_ms after it is counted, and drains only
+    # from then
+    policy = Policy(
+        pools=(Pool("REST", 20, "key", kind="decay", decay_per_s=1.0),),
+        lane_caps={lane: 1.0 for lane in Lane},
+        arrival_guard_ms=500,
+    )
+    limiter = RateLimiter(r, policy, Scopes(venue(), "ip", "key-guard"))
+    for _ in range(19):
+        assert await limiter.acquire(Cost({"REST": 1}, Lane.ACCOUNT)) == 0
+    # the 20th would fill the counter: it waits until half a unit has drained
+    waited = await limiter.acquire(Cost({"REST": 1}, Lane.ACCOUNT))
+    assert 0.45 <= waited <= 0.6
+
+
+@pytest.mark.asyncio
 async def test_orders_go_first_while_market_data_queues_behind_a_full_pool(r) -> None:  # type: ignore[no-untyped-def]
     policy = Policy(
         pools=(Pool("W", 100, "ip", window_s=2.0),),
