@@ -2,8 +2,9 @@
 ccxt) against the Kraken simulator, which counts every call as docs.kraken.com says and
 answers Kraken's own refusals.
 
-- Several door clients on one key, at the account's tier, fill the REST counter and never
-  overrun it: the simulator answers no "EAPI:Rate limit exceeded".
+- Several door clients on one key (in one process, and in three OS processes), at the
+  account's tier, fill the REST counter and never overrun it: the simulator answers no
+  "EAPI:Rate limit exceeded".
 - A cancel is charged by its order's age from the order's row (orders/placement.py `cancel`),
   in a process that never saw the order placed: +8 under 5 s, +4 between 15 and 45 s, on the
   order's pair, as the simulator charges it.
@@ -142,6 +143,40 @@ async def test_several_door_clients_on_one_key_fill_the_accounts_tier_and_never_
     assert venue_rest(sim, key)["tier"] == "pro"
 
 
+@pytest.mark.multiprocess
+def test_door_clients_in_three_processes_on_one_key_never_overrun_the_rest_counter(
+    sim: SimulatorHandle,
+) -> None:
+    account = kraken_account(sim, "pro")
+    creds = account.credential.plaintext()
+    target = {"base": sim.base_url, "key": creds.api_key, "secret": creds.secret, "tier": "pro"}
+    before = refusals(sim)
+    start = time.time() + 8.0  # every process up (Django, ccxt, markets, clock) first
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "tests.helpers.kraken_limits_worker", "3", "3", str(start),
+             json.dumps(target)],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(3)
+    ]  # fmt: skip
+    results = []
+    for proc in procs:
+        out, err = proc.communicate(timeout=90)
+        assert proc.returncode == 0, err[-3000:]
+        results.append(json.loads(out.strip().splitlines()[-1]))
+    # 3 processes x 3 tasks x 3 calls: 27 units on a counter of 20 that drains 1 per s
+    assert [r["errors"] for r in results] == [{}, {}, {}], results
+    assert sum(r["ok"] for r in results) == 27
+    assert refusals(sim) == before  # the simulator refused nothing
+    stats = sim.stats()
+    assert stats["rest_units_admitted"][creds.api_key] == 27
+    assert 19 <= stats["max_rest_counter"][creds.api_key] <= 20
+
+
 def place_in_another_process(sim: SimulatorHandle, key: str, secret: str, n: int) -> list[str]:
     """`n` resting limit buys on BTC/USD placed by another OS process (bare ccxt): this one
     never sees them placed."""
@@ -197,6 +232,7 @@ def test_a_cancel_costs_its_orders_age_from_the_row_in_a_process_that_never_saw_
     trading = sim.stats()["trading_units_admitted"][creds.api_key]
     assert sum(trading.values()) == 2  # two AddOrders: +1 each
 
+    rest_before = sim.stats()["rest_units_admitted"].get(creds.api_key, 0)
     # just acknowledged: under 5 s, +8 on the pair's trading counter (Kraken's table)
     outcome = placement.cancel(cancel_pending(account, young, timezone.now()).pk)
     assert outcome.action == "canceled", outcome  # sent and answered (settled by lookup)
@@ -217,6 +253,8 @@ def test_a_cancel_costs_its_orders_age_from_the_row_in_a_process_that_never_saw_
     # ours: 8 + 4, less what decayed between the two cancels (3.75 per s)
     assert 8 + 4 - 3.75 * 3 < our_level(redis_client, creds.api_key, f"TRADING:{PAIR}") <= 12.01
     assert sim.stats()["rate_limit_errors"].get("EOrder:Rate limit exceeded", 0) == 0
+    # the order calls are the trading engine's: the REST counter saw none of them
+    assert sim.stats()["rest_units_admitted"].get(creds.api_key, 0) == rest_before
 
 
 @pytest.mark.asyncio
