@@ -12,6 +12,8 @@ Kraken simulator in its own process (it counts as docs.kraken.com says and refus
     fired at once and, to take its nonces out of the picture, one after another.
 
 Usage: python bench/kraken_limits.py [--quick] [--seconds S] [--tier pro] [--part both]
+(BENCH_XCON_ONLY=1: no ccxt baseline for the REST part; BENCH_DEBUG=1: print each failure.)
+Nothing else may use the same Redis database meanwhile (a test session flushes it).
 Last line: {"utilisation": {...}, "burst": {...}}
 """
 
@@ -109,6 +111,8 @@ def rest_worker(mode: str, target: dict[str, Any], start: float, seconds: float,
                         counts["ok"] += 1
                 except Exception as exc:  # counted by kind: the point of the benchmark
                     _classify(exc, counts)
+                    if os.environ.get("BENCH_DEBUG"):
+                        print(f"{os.getpid()} {time.time() - start:.2f} {exc!s:.60}", flush=True)
                     await asyncio.sleep(0.5)
 
         tasks = [asyncio.ensure_future(task()) for _ in range(TASKS)]
@@ -258,7 +262,8 @@ def main() -> None:
     with run_in_process("kraken", seed=1, tick_interval=0.5) as sim:
         if args.part in ("rest", "both"):
             xcon = run_rest(sim, "xcon", args.tier, seconds)
-            xcon["ccxt"] = run_rest(sim, "ccxt", args.tier, seconds)
+            if not os.environ.get("BENCH_XCON_ONLY"):
+                xcon["ccxt"] = run_rest(sim, "ccxt", args.tier, seconds)
             result["utilisation"] = xcon
         if args.part in ("burst", "both"):
             burst = run_burst(sim, "xcon", args.tier)
