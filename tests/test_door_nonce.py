@@ -24,6 +24,7 @@ from exchanges import errors
 from exchanges.client.nonce import (
     GIVE_BACK,
     KEEP_MS,
+    LEAVE,
     STALE_MS,
     TAKE,
     NonceSource,
@@ -176,6 +177,33 @@ async def test_a_waiter_gives_up_after_its_bound_and_leaves_the_queue(r) -> None
     await r.register_script(GIVE_BACK)(keys=[key], args=["holder", 0, KEEP_MS])
     turn = await impatient.take(now_ms)  # its local lock was released too
     await impatient.give_back(turn)
+
+
+@pytest.mark.asyncio
+async def test_a_waiter_cancelled_as_its_turn_was_granted_frees_the_key_at_once(r) -> None:  # type: ignore[no-untyped-def]
+    key = base()
+    take, leave = r.register_script(TAKE), r.register_script(LEAVE)
+    granted, floor = await take(keys=[key], args=["late", 5000, now_ms(), STALE_MS, KEEP_MS])
+    assert int(granted) == 1  # granted in Redis, but its caller was cancelled meanwhile
+    await leave(keys=[key], args=["late"])
+    assert await r.get(f"{key}:lock") is None  # not held until its TTL
+    assert int(await r.get(f"{key}:last")) == int(floor)  # the floor still counts
+
+
+@pytest.mark.asyncio
+async def test_a_cancelled_waiter_leaves_the_queue(r) -> None:  # type: ignore[no-untyped-def]
+    key = base()
+    take = r.register_script(TAKE)
+    assert int((await take(keys=[key], args=["holder", 5000, now_ms(), STALE_MS, KEEP_MS]))[0])
+    waiter = NonceSource(r, key, hold_s=5.0, wait_s=5.0)
+    waiting = asyncio.ensure_future(waiter.take(now_ms))
+    await asyncio.sleep(0.1)
+    assert await r.zcard(f"{key}:queue") == 1
+    waiting.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await waiting
+    await asyncio.sleep(0.05)  # the shielded leave lands
+    assert await r.zcard(f"{key}:queue") == 0
 
 
 @pytest.mark.asyncio

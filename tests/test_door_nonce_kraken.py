@@ -21,13 +21,14 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
 from django.conf import settings
 
-from exchanges import marketcache
+from exchanges import errors, marketcache
 from exchanges.client import ClientSpec, ExchangeClient
 from exchanges.client.nonce import nonce_base
 from exchanges.models import Credentials
@@ -125,6 +126,30 @@ async def test_the_door_signs_krakens_calls_with_the_keys_shared_nonce(
         # public calls take no turn
         await client.fetch_ticker("BTC/USD")
         assert client.nonces.turns == 4
+
+
+@pytest.mark.asyncio
+async def test_a_call_that_times_out_keeps_the_key_until_its_timeout_and_the_next_goes_above(
+    sim: SimulatorHandle, redis_client: Any
+) -> None:
+    spec = replace(door_spec(sim), timeout_s=1.0)
+    before = invalid_nonces(sim)
+    async with ExchangeClient(spec) as placing, ExchangeClient(spec) as other:
+        await placing.ensure_markets()
+        sim.order_timeout_next(delay_s=3.0)  # placed, but the answer comes after 3 s
+        started = time.monotonic()
+        order = asyncio.ensure_future(
+            placing.call("create_order", "BTC/USD", "limit", "buy", "0.001", "1000")
+        )
+        await asyncio.sleep(0.2)  # the order holds the key's turn now
+        lost_nonce = venue_last_nonce(sim)
+        await other.fetch_balance()  # waits for the turn
+        waited = time.monotonic() - started
+        with pytest.raises(errors.RequestTimeout):
+            await order
+    assert 0.9 <= waited < 2.5, waited  # the turn was kept until the order's 1 s timeout
+    assert (venue_last_nonce(sim) or 0) > (lost_nonce or 0)
+    assert invalid_nonces(sim) == before
 
 
 @pytest.mark.asyncio

@@ -136,3 +136,49 @@ async def test_watch_orders_yields_symbol_less_partial_updates(sim: SimulatorHan
             "pending_new"
         }
         watch.cancel()
+
+
+async def _drain_until(watch: Any, pred: Any, timeout: float = 5.0) -> Any:
+    """Await ccxt watch calls (`watch()` makes one) until one of the items they yield
+    matches `pred`; returns that item."""
+    got: list[dict[str, Any]] = []
+    async with asyncio.timeout(timeout):
+        while not any(pred(item) for item in got):
+            got.extend(await watch())
+    return next(item for item in got if pred(item))
+
+
+@pytest.mark.asyncio
+async def test_a_partial_fill_reaches_watch_my_trades_and_an_amend_watch_orders(
+    sim: SimulatorHandle,
+) -> None:
+    async with pro(sim, keys=True) as ex:
+        orders = asyncio.ensure_future(ex.watch_orders())
+        await asyncio.sleep(0.5)
+        book = await ex.fetch_order_book("BTC/USD")
+        price = round(book["bids"][0][0] * 0.95, 1)
+        created = await ex.create_order("BTC/USD", "limit", "buy", 0.004, price)
+        txid = created["id"]
+        await orders
+        kraken_orders = sim.server.venue.orders  # type: ignore[attr-defined]
+        engine_id = sim.call(lambda e: kraken_orders.get(txid).engine_id)
+
+        trades = asyncio.ensure_future(ex.watch_my_trades())
+        await asyncio.sleep(0.3)
+        sim.fill_order(KEY, BTC, engine_id, qty="0.001")
+        mine = await asyncio.wait_for(trades, 5)
+        fill = next(t for t in mine if t["order"] == txid)
+        assert fill["symbol"] == "BTC/USD" and fill["amount"] == 0.001 and fill["price"] == price
+        assert fill["takerOrMaker"] == "maker" and fill["fee"]["currency"] == "USD"
+
+        await ex.edit_order(txid, "BTC/USD", "limit", "buy", 0.006, price)
+        amended = await _drain_until(
+            ex.watch_orders, lambda o: o["info"].get("exec_type") == "amended"
+        )
+        assert amended["id"] == txid and amended["symbol"] is None
+        assert amended["amount"] == 0.006
+        await ex.cancel_order(txid, "BTC/USD")
+        canceled = await _drain_until(
+            ex.watch_orders, lambda o: o["info"].get("exec_type") == "canceled"
+        )
+        assert canceled["id"] == txid and canceled["info"]["cum_qty"] == 0.001

@@ -265,3 +265,46 @@ def test_the_dashboard_shows_the_venue_status_and_gets_its_changes_pushed(
     assert "cancel-only mode" in pushed
     html = client.get("/").content.decode()
     assert 'data-venue-state="cancel_only"' in html and "cancels work" in html
+
+
+@pytest.mark.django_db(transaction=True)
+def test_krakens_restricted_modes_come_through_its_own_status() -> None:
+    import json
+    import urllib.request
+
+    with run_in_thread(SimulatorConfig(venue="kraken", seed=3, tick_interval=0.2)) as kraken:
+        account = ExchangeAccount.objects.create(
+            venue="kraken", label="kraken status", rest_url=kraken.base_url, ws_url=kraken.ws_url
+        )
+        spec = ClientSpec.for_account(account)
+
+        def set_status(status: str) -> None:
+            req = urllib.request.Request(
+                f"{kraken.base_url}/_sim/kraken/status",
+                data=json.dumps({"status": status}).encode(),
+                method="POST",
+                headers={"Content-Type": "application/json"},
+            )
+            with urllib.request.urlopen(req, timeout=5) as answer:
+                assert json.loads(answer.read())["status"] == status
+
+        async def poll_until(expected: str) -> VenueState:
+            stop = asyncio.Event()
+            task = asyncio.create_task(venue_status_loop(spec, stop, 0.1))
+            try:
+                for _ in range(100):
+                    state = await asyncio.to_thread(stored, account.pk)
+                    if state is not None and state.status == expected:
+                        return state
+                    await asyncio.sleep(0.05)
+                raise AssertionError(f"venue status never became {expected}: {state}")
+            finally:
+                stop.set()
+                await task
+
+        for status in ("cancel_only", "post_only", "online"):
+            set_status(status)
+            state = run_sync(lambda status=status: poll_until(status))  # type: ignore[misc]
+            assert state.detail == status
+            health = HealthState.objects.get(account=account, kind=Kind.VENUE, subject=SUBJECT)
+            assert health.state == ("up" if status == "online" else "restricted")

@@ -146,13 +146,18 @@ if held then return 1 end
 return 0
 """
 
-# LEAVE: a waiter that gives up leaves the queue (and wakes the next one if the turn is free).
+# LEAVE: a waiter that gives up (or is cancelled) leaves the queue, and frees the lock if its
+# TAKE was granted just as it was cancelled (the floor then stays the key's last); the next
+# waiter is woken if the turn is free.
 LEAVE = """
 local base, token = KEYS[1], ARGV[1]
 local queue = base .. ':queue'
 redis.call('ZREM', queue, token)
 redis.call('HDEL', base .. ':seen', token)
 redis.call('DEL', base .. ':wake:' .. token)
+if redis.call('GET', base .. ':lock') == token then
+  redis.call('DEL', base .. ':lock')
+end
 local head = redis.call('ZRANGE', queue, 0, 0)[1]
 if head and redis.call('EXISTS', base .. ':lock') == 0 then
   local wake = base .. ':wake:' .. head

@@ -1,7 +1,8 @@
 """Kraken spot, as seen by unmodified ccxt / ccxt.pro: REST under /0/public and /0/private
-(rest_public, rest_private, rest_orders; signatures, nonces and the error envelope in http),
-WebSocket v2 under /ws/v2 and /ws-auth/v2 (ws), Kraken's counters (ratelimits). Market records
-and order rules: catalog, markets, rules."""
+(rest_public; rest_private for the account, rest_orders / rest_amend / rest_batch for order
+entry; signatures, nonces and the error envelope in http), WebSocket v2 under /ws/v2 and
+/ws-auth/v2 (ws), Kraken's counters (ratelimits). Market records and order rules: catalog,
+markets, rules. Order ids and flags: orders; fee currency: fees; venue status: state."""
 
 from __future__ import annotations
 
@@ -26,6 +27,7 @@ from exchanges.simulator.venues.kraken.orders import KrakenOrders
 from exchanges.simulator.venues.kraken.ratelimit_control import KrakenLimitControl
 from exchanges.simulator.venues.kraken.ratelimits import KrakenLimits, KrakenLimitSettings
 from exchanges.simulator.venues.kraken.rest_amend import AmendRest
+from exchanges.simulator.venues.kraken.rest_batch import BatchRest
 from exchanges.simulator.venues.kraken.rest_orders import OrderDesk
 from exchanges.simulator.venues.kraken.rest_private import PrivateRest
 from exchanges.simulator.venues.kraken.rest_public import PublicRest
@@ -61,6 +63,7 @@ class KrakenVenue(Venue):
             engine, self.faults, self.orders, self.limits, self.state, self.catalog.by_altname()
         )
         self.amends = AmendRest(self.desk)
+        self.batches = BatchRest(self.desk)
         self.fees = FeeCurrency(engine, self.orders)
         self.private = PrivateRest(engine, self.catalog, self.orders, self.desk, self.tokens)
         self.streams = KrakenStreams(
@@ -132,7 +135,9 @@ class KrakenVenue(Venue):
             ("AddOrder", desk.add_order),
             ("AmendOrder", self.amends.amend_order),
             ("EditOrder", self.amends.edit_order),
+            ("AddOrderBatch", self.batches.add_order_batch),
             ("CancelOrder", desk.cancel_order),
+            ("CancelOrderBatch", self.batches.cancel_order_batch),
             ("CancelAll", desk.cancel_all),
             ("CancelAllOrdersAfter", desk.cancel_all_after),
         ):
@@ -190,13 +195,22 @@ class KrakenVenue(Venue):
         await super().shutdown()
 
     def venue_faults(self) -> dict[str, Any]:
-        return {"lockouts": self.limits.active_lockouts()}
+        return {
+            "lockouts": self.limits.active_lockouts(),
+            "venue_status": self.state.status(),
+            "deadman": self.desk.deadman_armed(),
+        }
 
     def active_venue_faults(self) -> list[str]:
-        return ["lockouts"] if self.limits.active_lockouts() else []
+        active = ["lockouts"] if self.limits.active_lockouts() else []
+        if self.state.status() in ("cancel_only", "post_only"):
+            active.append("venue_status")
+        return active
 
     def clear_venue_faults(self) -> None:
         self.limits.lift_lockouts()
+        if self.state.status() in ("cancel_only", "post_only"):
+            self.state.set("online")
 
 
 #: private methods that change orders (refused during maintenance)

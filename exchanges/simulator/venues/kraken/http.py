@@ -172,6 +172,9 @@ class Endpoint:
         except KrakenError as exc:
             self.engine.stats.count_error(exc.text)
             return _json(exc.body(), exc.status)
+        except web.HTTPException as exc:  # e.g. a body over the server's size limit
+            self.engine.stats.count_error(errors.INVALID_ARGUMENTS)
+            return _json({"error": [errors.INVALID_ARGUMENTS], "result": {}}, exc.status)
         except Exception:
             log.exception("kraken %s failed", self.method)
             self.engine.stats.count_error(errors.INTERNAL_ERROR)
@@ -192,7 +195,8 @@ class Endpoint:
             expected = signature(account.secret, request.path, nonce, raw_body)
         except ValueError:
             raise KrakenError(errors.INVALID_KEY) from None
-        if not given or not hmac.compare_digest(expected, given):
+        # compare_digest refuses non-ASCII text: such a header is just a wrong signature
+        if not given.isascii() or not hmac.compare_digest(expected, given):
             raise KrakenError(errors.INVALID_SIGNATURE)
         self.nonces.check(api_key, nonce)
         return account

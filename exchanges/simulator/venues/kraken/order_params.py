@@ -32,6 +32,7 @@ FLAGS = ("post", "fcib", "fciq", "nompp", "viqc")
 TIMES_IN_FORCE = {"GTC": TimeInForce.GTC, "IOC": TimeInForce.IOC, "GTD": TimeInForce.GTC}
 _CL_ORD_ID_RE = re.compile(r"^[A-Za-z0-9_\-]{1,36}$")
 _INT32 = 2**31
+GTD_MAX_S = 31 * 86_400
 
 
 @dataclass(frozen=True)
@@ -103,7 +104,8 @@ def parse_expiretm(raw: str, now_s: float) -> float:
         value = float(raw[1:]) + now_s if raw.startswith("+") else float(raw)
     except ValueError:
         raise errors.invalid_argument("expiretm") from None
-    if not value > now_s:
+    # Kraken: a GTD order expires within a month
+    if not now_s < value <= now_s + GTD_MAX_S:
         raise errors.invalid_argument("expiretm")
     return value
 

@@ -9,8 +9,9 @@ Accepted orders answer `{"descr": {"order": "buy 1.25000000 XBTUSD @ limit 27500
 "txid": ["OU22CG-KLAF2-FWUDD7"]}`. A post-only order that would take is accepted and canceled
 at once with reason "Post only order", as Kraken does. A -limit conditional order whose trigger
 the last price has already reached works at once as its limit order (Kraken triggers it);
-conditional market orders wait outside the engine (orders.py) and are sent as market orders by
-`Triggers` once the last price reaches them.
+conditional market orders wait outside the engine (orders.py) and are sent as market orders
+once the last price reaches them (checked on every engine batch of their pair). GTD orders
+expire at `expiretm` (status "expired").
 
 Cancels take a txid, a userref (every open order with it) or a cl_ord_id; each is charged with
 its order's age. The dead man's switch: CancelAllOrdersAfter(timeout > 0) (re)arms a timer per
@@ -26,7 +27,15 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, Protocol
 
-from exchanges.simulator.accounts import Order, OrderRejected, OrderType, RejectReason, Side
+from exchanges.simulator.accounts import (
+    ExecType,
+    Order,
+    OrderRejected,
+    OrderStatus,
+    OrderType,
+    RejectReason,
+    Side,
+)
 from exchanges.simulator.engine import Engine
 from exchanges.simulator.events import TickBatch
 from exchanges.simulator.faults import Faults
@@ -115,7 +124,7 @@ class OrderDesk:
         if refusal is not None:
             raise KrakenError(refusal)
 
-    def _open_of(self, api_key: str) -> list[KrakenOrder]:
+    def open_of(self, api_key: str) -> list[KrakenOrder]:
         return self.orders.open_of(api_key)
 
     # -- AddOrder --------------------------------------------------------------------------
@@ -126,12 +135,14 @@ class OrderDesk:
         req = parse_add_order(call.params, self.now_s())
         refusal = self.faults.take_order_reject()
         if refusal is not None:
-            raise KrakenError(refusal.msg)
+            # POST /_sim/orders/reject_next: its msg when it is a Kraken error text, else (the
+            # control's default is Binance's) Kraken's insufficient funds; HTTP 200 as Kraken
+            kraken_text = refusal.msg.startswith("E") and ":" in refusal.msg
+            raise KrakenError(refusal.msg if kraken_text else errors.INSUFFICIENT_FUNDS)
         k = self.record(api_key, spec, req)
         descr = {"order": wire.order_text(k, wire.Format(spec))}
-        self._check_state(req)
         if req.cl_ord_id is not None and any(
-            o.cl_ord_id == req.cl_ord_id for o in self._open_of(api_key)
+            o.cl_ord_id == req.cl_ord_id for o in self.open_of(api_key)
         ):
             raise errors.invalid_argument("cl_ord_id")
         would_take = self.check(api_key, spec, req)
@@ -179,35 +190,48 @@ class OrderDesk:
     def check(self, api_key: str, spec: MarketSpec, req: AddOrder) -> bool:
         """Kraken's rules, then the engine's checks; True for a post-only order that would
         take (accepted, then canceled)."""
+        would_take = self.check_rules(spec, req)
+        if not would_take:
+            self.check_funds(api_key, spec, req)
+        return would_take
+
+    def check_rules(self, spec: MarketSpec, req: AddOrder) -> bool:
+        """Kraken's order rules (rules.py) and the venue state; True for a post-only order
+        that would take."""
+        self._check_state(req)
+        if req.viqc:
+            return False  # a quote volume: the engine checks what it buys
         engine = self.engine
         top = engine.top_of_book(spec.symbol)
-        last = engine.last_price(spec.symbol)
-        if not req.viqc:
-            try:
-                rules.check_order(
-                    spec,
-                    req.side,
-                    req.engine_type,
-                    req.volume,
-                    req.limit_price,
-                    req.trigger_price if req.engine_type.is_stop else None,
-                    req.trigger_price if req.ordertype in CONDITIONAL_MARKET else None,
-                    top.bid_price,
-                    top.ask_price,
-                    last,
-                )
-            except OrderRejected as rej:
-                if rej.reason is RejectReason.WOULD_TAKE:
-                    return True
-                raise errors.from_rejection(rej) from None
-        if req.ordertype in CONDITIONAL_MARKET:
-            self._check_funds(api_key, spec, req, req.trigger_price or last)
-            return False
         try:
-            engine.trading.check_order(api_key, self._engine_request(spec, req, "check"))
+            rules.check_order(
+                spec,
+                req.side,
+                req.engine_type,
+                req.volume,
+                req.limit_price,
+                req.trigger_price if req.engine_type.is_stop else None,
+                req.trigger_price if req.ordertype in CONDITIONAL_MARKET else None,
+                top.bid_price,
+                top.ask_price,
+                engine.last_price(spec.symbol),
+            )
         except OrderRejected as rej:
+            if rej.reason is RejectReason.WOULD_TAKE:
+                return True
             raise errors.from_rejection(rej) from None
         return False
+
+    def check_funds(self, api_key: str, spec: MarketSpec, req: AddOrder) -> None:
+        """The engine's own checks of the order (funds: `EOrder:Insufficient funds`)."""
+        if req.ordertype in CONDITIONAL_MARKET:
+            at = req.trigger_price or self.engine.last_price(spec.symbol)
+            self._check_funds(api_key, spec, req, at)
+            return
+        try:
+            self.engine.trading.check_order(api_key, self._engine_request(spec, req, "check"))
+        except OrderRejected as rej:
+            raise errors.from_rejection(rej) from None
 
     def _check_funds(self, api_key: str, spec: MarketSpec, req: AddOrder, at: Decimal) -> None:
         account = self.engine.trading.account(api_key)
@@ -328,7 +352,14 @@ class OrderDesk:
         else:
             if not order.status.is_open:
                 return 0
-            self.engine.trading.cancel_order(k.api_key, k.pair, order_id=order.order_id)
+            if status == "expired":
+                # the engine's EXPIRED, so its order events (the executions stream) say so too
+                trading = self.engine.trading
+                account = trading.account(k.api_key)
+                trading.matcher.close(account, order, OrderStatus.EXPIRED, ExecType.EXPIRED)
+                self.engine.flush()
+            else:
+                self.engine.trading.cancel_order(k.api_key, k.pair, order_id=order.order_id)
             if status != "canceled":
                 k.status = status
         k.reason, k.closetm = reason, self.now_s()
@@ -346,7 +377,7 @@ class OrderDesk:
         if not cl_ord_id and not ref.lstrip("-").isdigit():
             k = self.orders.get(ref)
             return [k] if k is not None and k.api_key == api_key and self.is_open(k) else []
-        open_orders = self._open_of(api_key)
+        open_orders = self.open_of(api_key)
         if cl_ord_id:
             return [k for k in open_orders if k.cl_ord_id == cl_ord_id]
         return [k for k in open_orders if k.userref == int(ref)]
@@ -363,7 +394,7 @@ class OrderDesk:
         return {"count": self.cancel_everything(call.api_key, REASON_USER)}
 
     def cancel_everything(self, api_key: str, reason: str) -> int:
-        return sum(self.cancel(k, "canceled", reason) for k in self._open_of(api_key))
+        return sum(self.cancel(k, "canceled", reason) for k in self.open_of(api_key))
 
     async def cancel_all_after(self, call: Call) -> Any:
         raw = call.params.get("timeout", "")

@@ -1,5 +1,5 @@
 """Kraken's signed account endpoints (/0/private/...): balances, fees, order and trade queries,
-WebSocket tokens. Order entry is in rest_orders.py.
+WebSocket tokens. Order entry is in rest_orders.py, rest_amend.py and rest_batch.py.
 
 Listings follow the live venue: ClosedOrders and TradesHistory newest first, 50 per page from
 offset `ofs`, with the total in `count`; OpenOrders and ClosedOrders keyed by txid, filtered by

@@ -134,18 +134,26 @@ class PublicRest:
         if count < 1:
             raise errors.invalid_argument("count")
         count = min(count, TRADES_MAX)
-        since = time_param(call.params, "since")
+        raw_since = call.params.get("since", "")
         tape = self.engine.recent_trades(spec.symbol, 100_000)
-        if since is not None:
-            if since < 1e12:  # seconds; otherwise the nanosecond cursor of a previous `last`
-                tape = [t for t in tape if t.time_ms >= since * 1000]
-            else:
-                tape = [t for t in tape if wire.trade_cursor(t) > since]
-            tape = tape[:count]
+        cursor: int | None = None
+        if raw_since.isdigit() and len(raw_since) > 12:
+            # the nanosecond cursor of a previous answer's `last` (an integer: a float would
+            # lose its last digits)
+            cursor = int(raw_since)
+            tape = [t for t in tape if wire.trade_cursor(t) > cursor][:count]
+        elif raw_since:
+            since = time_param(call.params, "since")
+            assert since is not None
+            tape = [t for t in tape if t.time_ms >= since * 1000][:count]
+            cursor = int(since * 1e9)
         else:
             tape = tape[-count:]
         fmt = self.fmt(spec)
-        last = wire.trade_cursor(tape[-1]) if tape else int(since or time.time() * 1e9)
+        if tape:
+            last = wire.trade_cursor(tape[-1])
+        else:
+            last = cursor if cursor is not None else time.time_ns()
         return {spec.symbol: [wire.public_trade_json(t, fmt) for t in tape], "last": str(last)}
 
     async def ohlc(self, call: Call) -> Any:

@@ -2,8 +2,9 @@
 
 `online`, `maintenance` (nothing trades; the fault controls' maintenance switch sets it),
 `cancel_only` (only cancels are accepted) and `post_only` (only post-only limit orders and
-cancels). Set it with POST /_sim/kraken/status {"status": "cancel_only"}; readers (REST, the
-WebSocket status channel) ask `status()`; `listeners` are told of each change.
+cancels). Set it with POST /_sim/kraken/status {"status": "cancel_only"} (GET reads it; POST
+/_sim/faults/clear puts it back online); readers (REST, the WebSocket status channel) ask
+`status()`; `listeners` are told of each change.
 """
 
 from __future__ import annotations

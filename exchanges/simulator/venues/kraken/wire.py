@@ -192,8 +192,8 @@ def order_json(
         record["trigger"] = "last"
     if trades and fills:
         record["trades"] = [registry.trade_txid(f) for f in fills]
+    record["reason"] = k.reason
     if status != "open":
-        record["reason"] = k.reason
         closetm = k.closetm
         if closetm is None and order is not None:
             closetm = seconds(order.updated_ms)

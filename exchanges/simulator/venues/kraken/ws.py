@@ -21,7 +21,8 @@ Faults (faults/, the /_sim controls, through the venue's hooks): close_all / mut
 muted_count as Binance's streams; selections name subscriptions "book:BTC/USD", "ticker:...",
 "trade:...", "ohlc:...", "instrument", "executions", "balances". A delay holds every frame (pongs
 included) in its connection's queue; a depth gap withholds a book update from every
-subscriber (the client's book is then really wrong: its next checksum does not match).
+subscriber (the client's book is then really wrong: its next checksum does not match); bad
+numbers put non-numbers in ticker, book and trade messages (ws_badnumbers.py).
 """
 
 from __future__ import annotations
@@ -34,10 +35,12 @@ from typing import Any, Protocol
 
 from aiohttp import web
 
+from exchanges.simulator.accounts import Order
 from exchanges.simulator.config import SimulatorConfig
 from exchanges.simulator.engine import Engine
 from exchanges.simulator.events import TickBatch
 from exchanges.simulator.faults import Faults
+from exchanges.simulator.venues.kraken.ws_badnumbers import spoil_message
 from exchanges.simulator.venues.kraken.ws_conn import Connection, ConnectionHub
 from exchanges.simulator.venues.kraken.ws_private import PRIVATE_CHANNELS, OrderIds, PrivateRenderer
 from exchanges.simulator.venues.kraken.ws_public import (
@@ -55,8 +58,7 @@ log = logging.getLogger(__name__)
 HEARTBEAT_S = 1.0
 API_VERSION = "v2"
 SERVICE_VERSION = "2.0.10"
-#: a queued frame: text, or (monotonic time to send it, text or pong payload) under a delay
-_Frame = str | tuple[float, str | bytes]
+_CONNECTION_ID_BASE = 13_834_774_380_200_000_000
 
 
 class Tokens(Protocol):
@@ -106,7 +108,9 @@ class KrakenStreams(ConnectionHub):
 
     def _opened(self, conn: Connection) -> None:
         self._start_heartbeats()
-        self._send(conn, self._status_message())
+        # the others hear of a change first, so this one is not told twice
+        self._check_status(skip=conn)
+        self._send(conn, self._status_message(conn))
 
     def _closed(self, conn: Connection) -> None:
         for sub in list(conn.subs.values()):
@@ -314,7 +318,9 @@ class KrakenStreams(ConnectionHub):
                 if message is None or (sub.channel == "book" and sub.market in withheld):
                     continue
                 text = texts.get(id(message))
-                if text is None:
+                if text is None:  # first time out: shared messages are spoiled once
+                    if self.faults.bad_numbers:
+                        spoil_message(self.faults.bad_numbers, sub.market, message)
                     text = texts[id(message)] = dumps(message)
                 self._send(conn, text)
         if (batch.executions or batch.account_updates) and any(c.api_key for c in self.conns):
@@ -347,8 +353,12 @@ class KrakenStreams(ConnectionHub):
         }
         return self.faults.take_depth_gaps(m for m in batch.book_diffs if m in watched)
 
-    def amended(self, order: Any) -> None:
-        """Tell the order's executions watchers it was amended in place (AmendOrder)."""
+    def amended(self, order: Order) -> None:
+        """Tell the order's executions watchers it was amended in place (AmendOrder). Queued
+        behind the private updates still being rendered, so the records keep their order."""
+        asyncio.get_running_loop().call_soon(self._send_amended, order)
+
+    def _send_amended(self, order: Order) -> None:
         api_key, message = self.private.amended(order, self.engine.clock.now_ms())
         for conn in sorted(self.conns, key=lambda c: c.id):
             if conn.api_key == api_key and ("executions", None) in conn.subs:
@@ -360,7 +370,7 @@ class KrakenStreams(ConnectionHub):
             return self.state.status()
         return "maintenance" if self.faults.maintenance else "online"
 
-    def _status_message(self) -> dict[str, Any]:
+    def _status_message(self, conn: Connection) -> dict[str, Any]:
         return {
             "channel": "status",
             "type": "update",
@@ -369,20 +379,21 @@ class KrakenStreams(ConnectionHub):
                     "version": SERVICE_VERSION,
                     "system": self.system_status(),
                     "api_version": API_VERSION,
-                    "connection_id": 13_834_774_380_200_032_777,
+                    # unique per connection, for debugging (a 64-bit number, as Kraken's)
+                    "connection_id": _CONNECTION_ID_BASE + conn.id,
                 }
             ],
         }
 
-    def _check_status(self) -> None:
-        """Tell every connection when the status changed since it was last sent."""
+    def _check_status(self, skip: Connection | None = None) -> None:
+        """Tell every connection (but `skip`) when the status changed since it was last sent."""
         status = self.system_status()
         if status == self._status_sent:
             return
         self._status_sent = status
-        message = dumps(self._status_message())
         for conn in sorted(self.conns, key=lambda c: c.id):
-            self._send(conn, message)
+            if conn is not skip:
+                self._send(conn, self._status_message(conn))
 
     def _start_heartbeats(self) -> None:
         if self._ticker is None or self._ticker.done():

@@ -68,6 +68,8 @@ class KrakenOrderView(Protocol):
     cl_ord_id: str | None
     ordertype: str
     timeinforce: str
+    #: order flags as sent (fcib: fee in base, else in quote)
+    oflags: list[str]
 
 
 class OrderIds(Protocol):
@@ -291,6 +293,7 @@ class PrivateRenderer:
 
     def _trade(self, order: Order, fill: Fill, ev: OrderEvent | None) -> dict[str, Any]:
         status = ev.status if ev is not None else order.status
+        fee_asset, fee = self._fee(order, fill)
         record: dict[str, Any] = {
             "order_id": self.order_id(order),
             "exec_id": self._trade_id(fill),
@@ -305,7 +308,7 @@ class PrivateRenderer:
             "order_status": _STATUS[status],
             "order_type": _ORDER_TYPES[order.type],
             "fee_usd_equiv": _fee_value(fill),
-            "fees": [{"asset": self.names.asset(fill.commission_asset), "qty": fill.commission}],
+            "fees": [{"asset": self.names.asset(fee_asset), "qty": fee}],
             "timestamp": rfc3339(fill.time_ms),
         }
         self._userref(order, record)
@@ -316,6 +319,20 @@ class PrivateRenderer:
         record["order_userref"] = k.userref if k is not None and k.userref is not None else 0
         if k is not None and k.cl_ord_id:
             record["cl_ord_id"] = k.cl_ord_id
+
+    def _fee(self, order: Order, fill: Fill) -> tuple[str, Decimal]:
+        """The fill's fee as Kraken reports it: in the quote currency unless the order asked
+        for the base (`fcib`), as the REST side converts it (the engine charges a buy's fee
+        in the base it received, a sell's in the quote)."""
+        k = self._kraken(order)
+        spec = self.engine.markets[order.symbol]
+        want_base = k is not None and "fcib" in k.oflags
+        if fill.side is Side.BUY and not want_base:
+            return spec.quote, fill.commission * fill.price
+        if fill.side is Side.SELL and want_base:
+            qty_dec = self.names.decimals[order.symbol][1]
+            return spec.base, (fill.commission / fill.price).quantize(Decimal(1).scaleb(-qty_dec))
+        return fill.commission_asset, fill.commission
 
     @staticmethod
     def _fees(order: Order) -> Decimal:

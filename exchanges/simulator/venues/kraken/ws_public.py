@@ -65,6 +65,9 @@ class Sub:
 
     @property
     def key(self) -> tuple[str, str | None]:
+        """What a connection holds once: a channel and pair (ohlc: per interval too)."""
+        if self.channel == "ohlc":
+            return (self.channel, f"{self.symbol}@{self.interval}")
         return (self.channel, self.symbol)
 
     @property
@@ -153,6 +156,8 @@ class PublicRenderer:
         if sub.channel == "ticker":
             top = self.engine.top_of_book(sub.market)
             sub.top = (top.bid_price, top.bid_qty, top.ask_price, top.ask_qty)
+            if not sub.snapshot:
+                return None
             return self._message("ticker", "snapshot", [self._ticker(sub.market)])
         if not sub.snapshot:
             return None
