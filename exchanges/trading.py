@@ -9,12 +9,14 @@ float ever touches them.
 from __future__ import annotations
 
 import datetime as dt
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
 from exchanges import errors
 from exchanges.client import ExchangeClient
+from exchanges.ratelimit import orderhint
 from exchanges.venues import get_venue
 from exchanges.venues.base import Venue
 
@@ -224,14 +226,35 @@ async def fetch_order_by_client_id(
 
 
 async def cancel_order(
-    client: ExchangeClient, symbol: str, exchange_order_id: str, client_order_id: str
+    client: ExchangeClient,
+    symbol: str,
+    exchange_order_id: str,
+    client_order_id: str,
+    placed_at: dt.datetime | None = None,
 ) -> VenueOrder:
+    """Cancel one order. `placed_at`: when the venue took the order (or last amended it),
+    from its row; venues that charge a cancel by the order's age read it (Kraken: +8 on
+    the pair's trading counter under 5 s, nothing after 300 s). None: charged as the
+    youngest."""
     await load_markets(client)
-    if exchange_order_id:
-        answer = await client.call("cancel_order", exchange_order_id, symbol)
-    else:
-        answer = await client.call("cancel_order", "", symbol, {"clientOrderId": client_order_id})
+    with _acting_on(client, symbol, placed_at):
+        if exchange_order_id:
+            answer = await client.call("cancel_order", exchange_order_id, symbol)
+        else:
+            answer = await client.call(
+                "cancel_order", "", symbol, {"clientOrderId": client_order_id}
+            )
     return parse_order(client, answer)
+
+
+def _acting_on(
+    client: ExchangeClient, symbol: str, placed_at: dt.datetime | None
+) -> AbstractContextManager[orderhint.OrderHint]:
+    """The order hint of a cancel or amend of `symbol`'s order placed at `placed_at`."""
+    market = (client.ccxt.markets or {}).get(symbol)
+    market_id = str(market["id"]) if market else symbol
+    placed_ms = int(placed_at.timestamp() * 1000) if placed_at is not None else None
+    return orderhint.acting_on(market_id, placed_ms)
 
 
 async def fetch_open_orders(client: ExchangeClient, symbol: str | None = None) -> list[VenueOrder]:

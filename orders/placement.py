@@ -452,6 +452,9 @@ def cancel(order_id: int) -> Outcome:
             order.symbol,
             order.exchange_order_id,
             order.client_order_id,
+            # the venue's charge for a cancel may depend on the order's age (Kraken): the
+            # ack is recorded after the venue took it, so the age is never overstated
+            order.acked_at,
         )
     except errors.OrderNotFound:
         # already closed (filled, or canceled elsewhere): the lookup tells which

@@ -81,6 +81,23 @@ async def test_a_kraken_style_counter_decays_as_documented(r) -> None:  # type: 
 
 
 @pytest.mark.asyncio
+async def test_a_decaying_counter_keeps_its_arrival_guard_of_drain_as_headroom(r) -> None:  # type: ignore[no-untyped-def]
+    # a unit reaches the venue up to arrival_guard_ms after it is counted, and drains only
+    # from then
+    policy = Policy(
+        pools=(Pool("REST", 20, "key", kind="decay", decay_per_s=1.0),),
+        lane_caps={lane: 1.0 for lane in Lane},
+        arrival_guard_ms=500,
+    )
+    limiter = RateLimiter(r, policy, Scopes(venue(), "ip", "key-guard"))
+    for _ in range(19):
+        assert await limiter.acquire(Cost({"REST": 1}, Lane.ACCOUNT)) == 0
+    # the 20th would fill the counter: it waits until half a unit has drained
+    waited = await limiter.acquire(Cost({"REST": 1}, Lane.ACCOUNT))
+    assert 0.45 <= waited <= 0.6
+
+
+@pytest.mark.asyncio
 async def test_orders_go_first_while_market_data_queues_behind_a_full_pool(r) -> None:  # type: ignore[no-untyped-def]
     policy = Policy(
         pools=(Pool("W", 100, "ip", window_s=2.0),),
@@ -242,3 +259,20 @@ async def test_per_pair_counters_are_independent(r) -> None:  # type: ignore[no-
     assert await limiter.acquire(Cost({"TRADING": 10}, Lane.ORDER, symbol="XETHZUSD")) == 0
     with pytest.raises(errors.RateLimited):
         await limiter.acquire(Cost({"TRADING": 5}, Lane.ORDER, symbol="XXBTZUSD"))
+
+
+@pytest.mark.asyncio
+async def test_a_pool_the_venue_says_is_full_makes_every_caller_wait_for_its_decay(r) -> None:  # type: ignore[no-untyped-def]
+    # Kraken's "EOrder:Rate limit exceeded" on one pair: that pair's counter is full
+    policy = Policy(
+        pools=(Pool("TRADING", 10, "key", kind="decay", decay_per_s=10.0, per_symbol=True),),
+        lane_caps={lane: 1.0 for lane in Lane},
+    )
+    mine = RateLimiter(r, policy, Scopes(venue(), "ip", "key-full"))
+    other_process = RateLimiter(r, policy, Scopes(mine.scopes.venue, "ip", "key-full"))
+    assert await mine.acquire(Cost({"TRADING": 1}, Lane.ORDER, symbol="XXBTZUSD")) == 0
+    await mine.feedback(Feedback(full=("TRADING",), status=429), symbol="XXBTZUSD")
+    waited = await other_process.acquire(Cost({"TRADING": 1}, Lane.ORDER, symbol="XXBTZUSD"))
+    assert 0.08 <= waited <= 0.15  # one unit of 10 per s
+    # another pair's counter is untouched
+    assert await other_process.acquire(Cost({"TRADING": 1}, Lane.ORDER, symbol="XETHZUSD")) == 0

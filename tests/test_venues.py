@@ -7,9 +7,11 @@ import time
 import pytest
 
 from exchanges import errors
+from exchanges.ratelimit import orderhint
 from exchanges.ratelimit.policy import Lane
 from exchanges.venues import VENUES, get_venue
 from exchanges.venues.kraken import Kraken
+from exchanges.venues.kraken import trading_cost as kraken_trading_cost
 
 
 def test_every_registered_venue_has_a_rate_limit_policy() -> None:
@@ -73,35 +75,100 @@ def test_kraken_tiers_set_the_counters_and_history_calls_cost_two() -> None:
     assert kraken.request_cost("public", "GET", "Ticker", {}, 1).lane == Lane.MARKET
 
 
-def test_kraken_charges_a_cancel_by_the_orders_pair_and_age() -> None:
+def test_kraken_charges_a_cancel_by_the_pair_and_age_its_caller_hints() -> None:
     kraken = Kraken()
     add = kraken.request_cost("private", "POST", "AddOrder", {"pair": "XXBTZUSD"}, 0)
-    assert add.amounts == {"TRADING": 1.0} and add.symbol == "XXBTZUSD"
-    kraken.remember_order("OID-YOUNG", "XXBTZUSD", time.time() - 2)
-    kraken.remember_order("OID-OLD", "XETHZUSD", time.time() - 60)
-    young = kraken.request_cost("private", "POST", "CancelOrder", {"txid": "OID-YOUNG"}, 0)
+    assert add.amounts == {"TRADING": 1.0} and add.symbol == "XXBTZUSD" and add.lane == Lane.ORDER
+    now_ms = int(time.time() * 1000)
+    with orderhint.acting_on("XXBTZUSD", now_ms - 2000):
+        young = kraken.request_cost("private", "POST", "CancelOrder", {"txid": "OID-YOUNG"}, 0)
     assert young.amounts == {"TRADING": 8.0} and young.symbol == "XXBTZUSD"
-    old = kraken.request_cost("private", "POST", "CancelOrder", {"txid": "OID-OLD"}, 0)
+    with orderhint.acting_on("XETHZUSD", now_ms - 60_000):
+        old = kraken.request_cost("private", "POST", "CancelOrder", {"txid": "OID-OLD"}, 0)
     assert old.amounts == {"TRADING": 2.0} and old.symbol == "XETHZUSD"
+    with orderhint.acting_on("XETHZUSD", now_ms - 400_000):
+        ancient = kraken.request_cost("private", "POST", "CancelOrder", {"txid": "OID-OLD"}, 0)
+    assert ancient.amounts == {"TRADING": 0.0}  # a cancel has no fixed count
     unknown = kraken.request_cost("private", "POST", "CancelOrder", {"txid": "NOPE"}, 0)
-    assert unknown.amounts == {"TRADING": 8.0}  # age unknown: the dearest case
+    assert unknown.amounts == {"TRADING": 8.0}  # no hint: the dearest case
+    with orderhint.acting_on("XXBTZUSD", None):  # the row has no ack time
+        unacked = kraken.request_cost("private", "POST", "CancelOrder", {"txid": "X"}, 0)
+    assert unacked.amounts == {"TRADING": 8.0} and unacked.symbol == "XXBTZUSD"
+    assert orderhint.current() is None  # the hint ends with its block
+
+
+@pytest.mark.parametrize(
+    ("method", "age_s", "cost"),
+    [
+        # docs.kraken.com "Spot Trading Limits": fixed count + count by the order's age
+        ("AmendOrder", 1, 4), ("AmendOrder", 7, 3), ("AmendOrder", 12, 2), ("AmendOrder", 20, 1),
+        ("EditOrder", 1, 7), ("EditOrder", 7, 6), ("EditOrder", 12, 5), ("EditOrder", 30, 3),
+        ("EditOrder", 60, 2), ("EditOrder", 100, 1),
+        ("CancelOrder", 4.99, 8), ("CancelOrder", 5, 6), ("CancelOrder", 14, 5),
+        ("CancelOrder", 44, 4), ("CancelOrder", 89, 2), ("CancelOrder", 299, 1),
+        ("CancelOrder", 300, 0),
+    ],
+)  # fmt: skip
+def test_kraken_amend_edit_and_cancel_cost_kraken_s_own_table(
+    method: str, age_s: float, cost: float
+) -> None:
+    now_ms = 1_700_000_000_000
+    hint = orderhint.OrderHint("XXBTZUSD", now_ms - int(age_s * 1000))
+    assert kraken_trading_cost(method, hint.age_s(now_ms)) == cost
+
+
+def test_kraken_batches_cost_half_an_add_or_a_young_cancel_per_order() -> None:
+    kraken = Kraken()
+    batch = kraken.request_cost(
+        "private", "POST", "AddOrderBatch", {"pair": "XXBTZUSD", "orders": [{}] * 6}, 0
+    )
+    assert batch.amounts == {"TRADING": 3.0} and batch.symbol == "XXBTZUSD"
+    cancels = kraken.request_cost("private", "POST", "CancelOrderBatch", {"orders": ["a", "b"]}, 0)
+    assert cancels.amounts == {"TRADING": 16.0}
+    # order calls never touch the REST counter; CancelAll is an ordinary private call
+    assert kraken.request_cost("private", "POST", "CancelAll", {}, 3).amounts == {
+        "REST_COUNTER": 1.0
+    }
+
+
+def test_kraken_policy_reads_the_tier_and_lockout_of_the_account() -> None:
+    kraken = get_venue("kraken")
+    assert kraken.policy({}).ban_s == 900.0  # Kraken: "approximately 15 minutes"
+    policy = kraken.policy({"tier": "intermediate", "lockout_s": 30})
+    assert policy.pool("REST_COUNTER").limit == 20
+    assert policy.pool("REST_COUNTER").decay_per_s == 0.5
+    assert policy.pool("TRADING").limit == 125 and policy.pool("TRADING").decay_per_s == 2.34
+    assert policy.ban_s == 30.0
+    with pytest.raises(ValueError, match="lockout_s"):
+        kraken.policy({"lockout_s": 0})
 
 
 def test_kraken_errors_and_rate_feedback_read_its_error_texts() -> None:
     kraken = get_venue("kraken")
-    assert isinstance(
-        kraken.map_error('kraken {"error":["EAPI:Rate limit exceeded"]}'), errors.RateLimited
-    )
-    assert isinstance(
-        kraken.map_error('kraken {"error":["EGeneral:Temporary lockout"]}'), errors.IpBanned
-    )
+    limited = kraken.map_error('kraken {"error":["EAPI:Rate limit exceeded"]}')
+    assert isinstance(limited, errors.RateLimited) and limited.retryable
+    assert "call counter is full" in limited.operator_message
+    order_limited = kraken.map_error('kraken {"error":["EOrder:Rate limit exceeded"]}')
+    assert isinstance(order_limited, errors.RateLimited)
+    assert "trading counter for this pair" in order_limited.operator_message
+    too_many = kraken.map_error('kraken {"error":["EGeneral:Too many requests"]}')
+    assert isinstance(too_many, errors.RateLimited)
+    lockout = kraken.map_error('kraken {"error":["EGeneral:Temporary lockout"]}')
+    assert isinstance(lockout, errors.IpBanned) and lockout.retry_after_s is None
     assert isinstance(
         kraken.map_error('kraken {"error":["EOrder:Insufficient funds"]}'), errors.InsufficientFunds
     )
-    fb = kraken.rate_feedback(200, {}, '{"error":["EAPI:Rate limit exceeded"],"result":{}}')
-    assert fb is not None and fb.retry_after_s and not fb.banned
-    lockout = kraken.rate_feedback(200, {}, '{"error":["EGeneral:Temporary lockout"]}')
-    assert lockout is not None and lockout.banned
+    url = "https://api.kraken.com/0/private/Balance"
+    fb = kraken.rate_feedback(200, {}, '{"error":["EAPI:Rate limit exceeded"],"result":{}}', url)
+    assert fb is not None and fb.full == ("REST_COUNTER",) and fb.retry_after_s is None
+    fb = kraken.rate_feedback(200, {}, '{"error":["EOrder:Rate limit exceeded"]}', url)
+    assert fb is not None and fb.full == ("TRADING",)
+    public = "https://api.kraken.com/0/public/Ticker"
+    fb = kraken.rate_feedback(200, {}, '{"error":["EGeneral:Too many requests"]}', public)
+    assert fb is not None and fb.full == ("PUBLIC",)
+    # a lockout is held by the account's breaker, not by a pause of the whole IP
+    assert kraken.rate_feedback(200, {}, '{"error":["EGeneral:Temporary lockout"]}', url) is None
+    assert kraken.rate_feedback(200, {}, '{"error":[],"result":{}}', url) is None
 
 
 def test_coinbase_counts_requests_per_second_per_key_and_per_ip() -> None:

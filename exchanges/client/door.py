@@ -241,11 +241,6 @@ class ExchangeClient(StreamCalls):
             self._record_ok_later()
         elif guarded:
             await self._announce(await self.breaker.record("ok"))  # type: ignore[union-attr]
-        if method == "create_order" and isinstance(result, dict) and result.get("id"):
-            # Some venues charge a cancel by the order's market and age (Kraken).
-            market = self.ccxt.market(result.get("symbol") or args[0])
-            placed = (result.get("timestamp") or time.time() * 1000) / 1000
-            self.venue.remember_order(str(result["id"]), str(market["id"]), placed)
         return result
 
     def _record_ok_later(self) -> None:
@@ -265,8 +260,10 @@ class ExchangeClient(StreamCalls):
         assert self.breaker is not None
         await self._settle_breaker_writes()
         if isinstance(exc, errors.IpBanned):
+            # a ban with no end named (Kraken's lockout) lasts the policy's ban_s
+            ban_s = exc.retry_after_s or (self.limiter.policy.ban_s if self.limiter else 60.0)
             transition = await self.breaker.record(
-                "ban", f"banned: {exc.operator_message}", ban_s=exc.retry_after_s or 60.0
+                "ban", f"banned: {exc.operator_message}", ban_s=ban_s
             )
         elif exc.counts_against_breaker:
             transition = await self.breaker.record("fail", exc.operator_message)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
 from redis.exceptions import RedisError
@@ -32,6 +33,9 @@ if TYPE_CHECKING:
     from exchanges.client.door import ExchangeClient
 
 log = logging.getLogger("exchanges.client")
+
+#: the cost of the REST request this task is sending (set by the throttle)
+request_cost: ContextVar[Cost | None] = ContextVar("xcon_request_cost", default=None)
 
 
 def door_redis() -> Any:
@@ -84,6 +88,8 @@ def install_limiter(client: ExchangeClient) -> None:
 
     async def throttle(cost: Any = None) -> None:
         pending, client._pending_cost = client._pending_cost, None
+        # task-local: the answer's feedback names this request's market (per-pair pools)
+        request_cost.set(pending)
         await limiter.acquire(pending or Cost({}, Lane.MARKET))
 
     def on_response(
@@ -99,7 +105,9 @@ def install_limiter(client: ExchangeClient) -> None:
             str(url),
         )
         if feedback is not None:
-            task = asyncio.ensure_future(limiter.feedback(feedback))
+            sent = request_cost.get()
+            symbol = sent.symbol if sent is not None else None
+            task = asyncio.ensure_future(limiter.feedback(feedback, symbol))
             client._feedback.add(task)
             task.add_done_callback(client._feedback.discard)
         return base_on_response(code, reason, url, method, headers, body, *rest)

@@ -354,7 +354,14 @@ def install_nonce(client: ExchangeClient) -> None:
         path: Any, api: Any = "public", method: Any = "GET", *args: Any, **kwargs: Any
     ) -> Any:
         if not venue.is_signed(api, str(method), str(path)):
-            return await base_fetch2(path, api, method, *args, **kwargs)
+            # An unsigned request made on the way to a signed one (the clock measured for
+            # it: five public Time calls) must not take that call's turn in its throttle
+            # and hold the key while it measures.
+            outer = _calling.set(None)
+            try:
+                return await base_fetch2(path, api, method, *args, **kwargs)
+            finally:
+                _calling.reset(outer)
         call = _Call(source)
         reset = _calling.set(call)
         try:

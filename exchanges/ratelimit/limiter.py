@@ -114,6 +114,7 @@ class RateLimiter:
         self.clock_offset_ms = clock_offset_ms
         self._acquire = redis.register_script(scripts.ACQUIRE)
         self._adopt = redis.register_script(scripts.ADOPT)
+        self._adopt_decay = redis.register_script(scripts.ADOPT_DECAY)
         self._block = redis.register_script(scripts.BLOCK)
         self._fallback = LocalFallback(policy)
         # Everything about a request that does not change between calls is computed once:
@@ -162,7 +163,12 @@ class RateLimiter:
             if pool.kind == "fixed":
                 parts.append(f"f {pool.limit * cap!r} {int(pool.window_s * 1000)} {amount!r} {key}")
             else:
-                parts.append(f"d {pool.limit * cap!r} {pool.decay_per_s / 1000!r} {amount!r} {key}")
+                # The venue drains a unit from when it arrives, up to arrival_guard_ms after
+                # we counted it: a unit that arrives late drains late, so leave that much
+                # drain as headroom.
+                guard_s = self.policy.arrival_guard_ms / 1000
+                limit = pool.limit * cap - pool.decay_per_s * guard_s
+                parts.append(f"d {limit!r} {pool.decay_per_s / 1000!r} {amount!r} {key}")
         packed = ";".join(parts)
         if len(self._packed) < 1024:
             self._packed[self._cache_key(cost)] = packed
@@ -237,22 +243,35 @@ class RateLimiter:
         self.degraded = True
         return await self._fallback.acquire(cost)
 
-    async def feedback(self, fb: Feedback) -> None:
-        """Take in what the venue said: its own counts, a pause (429) or a ban (418)."""
+    async def feedback(self, fb: Feedback, symbol: str | None = None) -> None:
+        """Take in what the venue said: its own counts, full pools, a pause (429) or a ban
+        (418). `symbol`: the market of the request answered (for per-market pools)."""
+        levels = dict(fb.used)
+        for name in fb.full:
+            levels[name] = max(levels.get(name, 0.0), self.policy.pool(name).limit)
         try:
-            for name, value in fb.used.items():
-                key = self.pool_key(name)
+            for name, value in levels.items():
+                key = self.pool_key(name, symbol)
                 if key is None:
                     continue
                 pool = self.policy.pool(name)
-                await self._adopt(
-                    keys=[key], args=[int(self.clock_offset_ms), int(pool.window_s * 1000), value]
-                )
+                if pool.kind == "decay":
+                    await self._adopt_decay(
+                        keys=[key], args=[self._offset, pool.decay_per_s / 1000, value]
+                    )
+                else:
+                    await self._adopt(
+                        keys=[key], args=[self._offset, int(pool.window_s * 1000), value]
+                    )
             if fb.retry_after_s is not None or fb.banned:
                 seconds = fb.retry_after_s if fb.retry_after_s is not None else 60.0
                 kind = "ban" if fb.banned else "pause"
                 await self._block(
                     keys=[self.block_key, self.events_key], args=[seconds, kind, fb.status]
                 )
+            elif fb.full:
+                # no pause, but the venue refused: count it where the dashboard reads 429s
+                await self.redis.hset(self.events_key, f"last_{fb.status}", int(time.time() * 1000))
+                await self.redis.hincrby(self.events_key, f"count_{fb.status}", 1)
         except (RedisError, OSError) as exc:
             log.warning("%s: could not record venue rate feedback: %s", self.scopes.venue, exc)

@@ -57,6 +57,12 @@ class Policy:
     max_wait_s: dict[Lane, float] = field(default_factory=lambda: dict(DEFAULT_MAX_WAIT_S))
     #: a request sent this close to a window's end may land in the next one: count it in both
     guard_ms: int = 100
+    #: how late a counted request may reach the venue (queued for a nonce turn, on the wire):
+    #: a decaying counter keeps this much of its drain as headroom, since the venue drains a
+    #: unit only from its arrival
+    arrival_guard_ms: int = 0
+    #: how long a ban the venue announces without an end lasts (Kraken's lockout), seconds
+    ban_s: float = 60.0
 
     def pool(self, name: str) -> Pool:
         for pool in self.pools:
@@ -117,6 +123,9 @@ class Feedback:
     """What a response said about our usage: counts the venue reports, a pause, a ban."""
 
     used: dict[str, float] = field(default_factory=dict)
+    #: pools the venue says are full (Kraken's "Rate limit exceeded" names no count): the
+    #: limiter fills them, so every process waits for them to drain
+    full: tuple[str, ...] = ()
     retry_after_s: float | None = None
     banned: bool = False
     status: int = 200

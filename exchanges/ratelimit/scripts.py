@@ -160,6 +160,25 @@ end
 return 0
 """
 
+# ADOPT_DECAY: the venue reported a decaying counter's level (or that it is full); keep the
+# higher of its level and ours (ours may hold reservations not yet due: never lower it).
+# KEYS[1] pool key (hash level, ts); ARGV[1] offset ms, ARGV[2] decay per ms, ARGV[3] level
+ADOPT_DECAY = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) + tonumber(ARGV[1])
+local decay = tonumber(ARGV[2])
+local h = redis.call('HMGET', KEYS[1], 'level', 'ts')
+local ts = tonumber(h[2] or tostring(now))
+local ours = math.max(0, tonumber(h[1] or '0') - (now - ts) * decay)
+local theirs = tonumber(ARGV[3])
+if theirs > ours then
+  redis.call('HSET', KEYS[1], 'level', theirs, 'ts', now)
+  redis.call('PEXPIRE', KEYS[1], math.ceil((theirs * 2) / decay) + 60000)
+  return 1
+end
+return 0
+"""
+
 # BLOCK: stop every process on this IP until a time (429 Retry-After: 'pause'; 418: 'ban').
 # KEYS[1] block hash, KEYS[2] events hash; ARGV[1] seconds, ARGV[2] kind, ARGV[3] status
 BLOCK = """

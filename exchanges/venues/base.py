@@ -129,7 +129,8 @@ class Venue:
     def request_cost(
         self, api: Any, method: str, path: str, params: dict[str, Any], ccxt_cost: float
     ) -> Cost:
-        """What one REST request costs in each pool, and its lane."""
+        """What one REST request costs in each pool, and its lane. A venue that charges a
+        cancel or amend by its order reads `exchanges.ratelimit.orderhint.current()`."""
         raise NotImplementedError
 
     def rate_feedback(
@@ -137,9 +138,6 @@ class Venue:
     ) -> Feedback | None:
         """Usage counts, pauses and bans that a response reports."""
         return None
-
-    def remember_order(self, order_id: str, market_id: str, placed_at: float) -> None:
-        """Called by the door after an order is placed (venues whose costs depend on it)."""
 
     def ticker_weights(self, n: int) -> tuple[float | None, float]:
         """(weight of one call for n tickers or None if the venue cannot batch, one ticker)."""

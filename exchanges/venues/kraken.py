@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Mapping
+from dataclasses import replace
 from decimal import Decimal
 from typing import Any
 
@@ -16,6 +16,7 @@ from exchanges.marketrules import (
 )
 from exchanges.marketrules import as_decimal as _d
 from exchanges.marketrules import split_symbol as _pair
+from exchanges.ratelimit import orderhint
 from exchanges.ratelimit.policy import Cost, Feedback, Lane, Policy, Pool
 from exchanges.venues.base import Venue
 
@@ -28,11 +29,27 @@ TIERS = {
 }
 # Ledger and trade-history queries add 2 to the REST counter instead of 1.
 _HISTORY_CALLS = {"Ledgers", "QueryLedgers", "TradesHistory", "QueryTrades"}
-_TRADING_CALLS = {"AddOrder", "AddOrderBatch", "CancelOrder", "CancelOrderBatch", "EditOrder",
-                  "AmendOrder"}  # fmt: skip
-# Cancelling or amending a young order costs more on the pair's trading counter.
-_CANCEL_PENALTY = [(5, 8), (10, 6), (15, 5), (45, 4), (90, 2), (300, 1)]
-_AMEND_PENALTY = [(5, 3), (10, 2), (15, 1)]
+# docs.kraken.com "Spot Trading Limits": the order calls are counted by the trading engine on
+# the pair's counter, not on the REST counter. Each adds a fixed count ("always applied on
+# receipt of the transaction, even if the transaction fails validation") plus a count by the
+# seconds since the order was created or last amended, one per column of _AGE_BOUNDS:
+#   transaction   fixed  <5s <10s <15s <45s <90s <300s
+#   Add Order       +1    -    -    -    -    -    -
+#   Amend Order     +1   +3   +2   +1    -    -    -
+#   Edit Order      +1   +6   +5   +4   +2   +1    -
+#   Cancel Order     -   +8   +6   +5   +4   +2   +1
+#   Batch Add     +n/2   (n orders)      Batch Cancel: n x Cancel Order
+_AGE_BOUNDS = (5, 10, 15, 45, 90, 300)
+_TRADING_COSTS: dict[str, tuple[float, tuple[int, ...]]] = {
+    "AddOrder": (1, (0, 0, 0, 0, 0, 0)),
+    "AmendOrder": (1, (3, 2, 1, 0, 0, 0)),
+    "EditOrder": (1, (6, 5, 4, 2, 1, 0)),
+    "CancelOrder": (0, (8, 6, 5, 4, 2, 1)),
+}
+_TRADING_CALLS = {*_TRADING_COSTS, "AddOrderBatch", "CancelOrderBatch"}
+#: support.kraken.com "API error codes": "Temporary lockouts typically last approximately 15
+#: minutes" (Kraken's answer names no end); an account may set its own ("lockout_s")
+LOCKOUT_S = 900.0
 _ERRORS: list[tuple[str, type[errors.ExchangeError], str]] = [
     ("EAPI:Rate limit exceeded", errors.RateLimited,
      "Kraken's API call counter is full; calls pause until it decays."),
@@ -70,13 +87,39 @@ _SYSTEM_STATES = frozenset(
 )
 
 
-def _penalty(table: list[tuple[int, int]], age_s: float | None) -> float:
+def trading_cost(method: str, age_s: float | None) -> float:
+    """What `method` adds to the pair's trading counter for an order `age_s` seconds old
+    (None: age unknown, so the dearest case: the youngest column)."""
+    fixed, by_age = _TRADING_COSTS[method]
     if age_s is None:
-        return float(table[0][1])  # age unknown: assume the youngest (dearest) case
-    for limit, cost in table:
-        if age_s < limit:
-            return float(cost)
-    return 0.0
+        return float(fixed + by_age[0])
+    for bound, extra in zip(_AGE_BOUNDS, by_age, strict=True):
+        if age_s < bound:
+            return float(fixed + extra)
+    return float(fixed)
+
+
+def _batch_size(params: dict[str, Any]) -> int:
+    orders = params.get("orders")
+    return len(orders) if isinstance(orders, list | tuple) else 1
+
+
+def _trading_request(path: str, params: dict[str, Any]) -> Cost:
+    """An order call on the pair's trading counter. A cancel, amend or edit costs by its
+    order's age and is counted on its order's pair: both come from the caller's hint
+    (exchanges.ratelimit.orderhint, set from the order's row), else the dearest case."""
+    hint = orderhint.current()
+    pair = params.get("pair") or (hint.market_id if hint else None)
+    if path == "AddOrder":
+        return Cost({"TRADING": 1.0}, Lane.ORDER, symbol=pair)
+    if path == "AddOrderBatch":
+        return Cost({"TRADING": _batch_size(params) / 2}, Lane.ORDER, symbol=pair)
+    age = hint.age_s() if hint else None
+    if path == "CancelOrderBatch":
+        amount = _batch_size(params) * trading_cost("CancelOrder", None)
+    else:
+        amount = trading_cost(path, age)
+    return Cost({"TRADING": amount}, Lane.ORDER, symbol=pair)
 
 
 class Kraken(Venue):
@@ -90,10 +133,6 @@ class Kraken(Venue):
 
     def rules_from_record(self, symbol: str, raw: Mapping[str, Any]) -> MarketRules:
         return market_rules_from_record(symbol, raw)
-
-    def __init__(self) -> None:
-        # txid -> (pair, placed at): cancels are charged by the order's pair and age.
-        self._orders: dict[str, tuple[str, float]] = {}
 
     def ccxt_config(self, *, keyed: bool) -> dict[str, Any]:
         return {"has": {"fetchCurrencies": False}}
@@ -115,14 +154,26 @@ class Kraken(Venue):
                 Pool("PUBLIC", 1, "ip", kind="decay", decay_per_s=1.0),
             ),
             guard_ms=0,
+            # a call is counted before it waits for the key's nonce turn and the wire: keep
+            # a quarter second of each counter's drain as headroom
+            arrival_guard_ms=250,
+            ban_s=LOCKOUT_S,
         )
 
     def policy(self, overrides: dict[str, Any] | None) -> Policy:
+        """The tier's counters ({"tier": "intermediate"}; a new key starts at starter), how
+        long a lockout is held ({"lockout_s": 900}), then the generic overrides."""
         overrides = dict(overrides or {})
         tier = str(overrides.pop("tier", "starter"))
         if tier not in TIERS:
             raise ValueError(f"unknown Kraken tier {tier!r}; known: {sorted(TIERS)}")
-        return self.rate_limit_policy(tier).with_overrides(overrides)
+        policy = self.rate_limit_policy(tier)
+        if "lockout_s" in overrides:
+            lockout = overrides.pop("lockout_s")
+            if isinstance(lockout, bool) or not isinstance(lockout, int | float) or lockout <= 0:
+                raise ValueError("lockout_s must be a number of seconds above zero")
+            policy = replace(policy, ban_s=float(lockout))
+        return policy.with_overrides(overrides)
 
     def request_cost(
         self, api: Any, method: str, path: str, params: dict[str, Any], ccxt_cost: float
@@ -131,28 +182,23 @@ class Kraken(Venue):
         if section != "private":
             return Cost({"PUBLIC": 1.0}, Lane.MARKET)
         if path in _TRADING_CALLS:
-            if path.startswith("Add"):
-                return Cost({"TRADING": 1.0}, Lane.ORDER, symbol=params.get("pair"))
-            known = self._orders.get(str(params.get("txid", "")))
-            age = time.time() - known[1] if known else None
-            table = _AMEND_PENALTY if path in ("EditOrder", "AmendOrder") else _CANCEL_PENALTY
-            return Cost(
-                {"TRADING": _penalty(table, age)}, Lane.ORDER, symbol=known[0] if known else None
-            )
+            return _trading_request(path, params)
         units = 2.0 if path in _HISTORY_CALLS else 1.0
         return Cost({"REST_COUNTER": units}, Lane.ACCOUNT)
-
-    def remember_order(self, txid: str, pair: str, placed_at: float) -> None:
-        self._orders[txid] = (pair, placed_at)
 
     def rate_feedback(
         self, status: int, headers: dict[str, str], body: str = "", path: str = ""
     ) -> Feedback | None:
-        # Kraken answers HTTP 200 with an error list: the body says what happened.
-        if "EGeneral:Temporary lockout" in body:
-            return Feedback(retry_after_s=900.0, banned=True, status=418)
-        if "Rate limit exceeded" in body or "EGeneral:Too many requests" in body:
-            return Feedback(retry_after_s=3.0, status=429)
+        # Kraken answers HTTP 200 with an error list: the body says which counter is full.
+        # Marking that pool full in the shared limiter pauses every process on it until the
+        # counter has decayed. A lockout is the account's breaker's to hold (door: IpBanned).
+        if "EAPI:Rate limit exceeded" in body:
+            return Feedback(full=("REST_COUNTER",), status=429)
+        if "EOrder:Rate limit exceeded" in body:
+            return Feedback(full=("TRADING",), status=429)
+        if "EGeneral:Too many requests" in body:
+            pool = "PUBLIC" if "/public/" in path else "REST_COUNTER"
+            return Feedback(full=(pool,), status=429)
         if status == 429:
             return Feedback(retry_after_s=float(headers.get("Retry-After", 5) or 5), status=429)
         return None
