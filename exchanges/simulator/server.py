@@ -164,6 +164,28 @@ Rate limits (venues that model them: binance; rules in venues/binance/ratelimits
                               without charging weight; replaces a pending throttle ->
                               {"pending", "retry_after", "ip"}
 
+Kraken (venues/kraken/; each module's docstring has the details):
+
+    GET/POST /_sim/kraken/limits   the decaying REST and per-pair trading counters per key and
+                              tier (ratelimit_control.py): {"tiers": {key: "pro"}},
+                              {"reset": true}
+    POST /_sim/kraken/lockout {"api_key", "seconds"}: EGeneral:Temporary lockout now (0 lifts)
+    GET/POST /_sim/kraken/status   {"status": "online" | "maintenance" | "cancel_only" |
+                              "post_only"}: SystemStatus and the WebSocket status channel
+                              (state.py); /_sim/faults/clear sets it online again
+
+Coinbase (venues/coinbase/):
+
+    GET/POST /_sim/coinbase/limits  private 30/s per key, public 10/s per IP (control.py)
+    POST /_sim/coinbase/products/state  a product's state (trading_disabled, cancel_only,
+                              limit_only, post_only)
+    POST /_sim/coinbase/keys  a new account with a generated CDP key (EC P-256 or Ed25519)
+    POST /_sim/coinbase/ws/gap     {"count", "channel"?, ...selection}: skip sequence numbers
+    POST /_sim/coinbase/ws/error   {"message"?, ...selection}: an error frame now
+    GET /_sim/coinbase/ws, POST /_sim/coinbase/ws/limits  the WebSocket connection and
+                              message limits
+                              (ws_control.py); `--generate-key [ec|ed25519]` prints a key
+
 Errors: 400 {"error": "..."} for bad control input, 404 for unknown symbols / keys.
 """
 
