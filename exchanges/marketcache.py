@@ -4,7 +4,9 @@ An order task builds a fresh client (its own event loop), and ccxt's `load_marke
 would cost a request (Binance exchangeInfo: weight 20) and a parse of every market before
 the order could leave. Markets change rarely; one parse per process and venue endpoint per
 `TTL_S` is enough. `set_markets` gives the new client its own indexes over the shared
-unified market dicts, which ccxt only reads.
+unified market dicts, which ccxt only reads, and the indexes a venue's ccxt class builds
+while loading and names in `options["marketHelperProps"]` (Kraken's `marketsByAltname`,
+without which ccxt cannot name the market of an AddOrder answer).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from typing import Any
 TTL_S = 600.0
 
 _lock = threading.Lock()
-_cache: dict[str, tuple[float, Any, Any]] = {}
+_cache: dict[str, tuple[float, Any, Any, dict[str, Any]]] = {}
 #: venue endpoint -> set when the one load under way in this process has ended
 _loading: dict[str, threading.Event] = {}
 #: how long a client waits for another thread's load before loading by itself
@@ -36,8 +38,9 @@ def seed(client: Any) -> bool:
         entry = _cache.get(_key(client))
     if entry is None or time.monotonic() - entry[0] > TTL_S:
         return False
-    _, markets, currencies = entry
+    _, markets, currencies, helpers = entry
     client.ccxt.set_markets(markets, currencies)
+    client.ccxt.options.update(helpers)
     return True
 
 
@@ -45,8 +48,10 @@ def remember(client: Any) -> None:
     """Keep the markets `client` has loaded for the next client of this process."""
     markets = client.ccxt.markets
     if markets:
+        options = client.ccxt.options
+        helpers = {p: options[p] for p in options.get("marketHelperProps") or [] if p in options}
         with _lock:
-            _cache[_key(client)] = (time.monotonic(), markets, client.ccxt.currencies)
+            _cache[_key(client)] = (time.monotonic(), markets, client.ccxt.currencies, helpers)
 
 
 async def load(client: Any) -> None:

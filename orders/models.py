@@ -50,6 +50,9 @@ class TimeInForce(models.TextChoices):
 class OrderState(models.TextChoices):
     DRAFT = "draft"
     PENDING_SUBMIT = "pending_submit", "Pending submit"
+    #: the venue took the order but its answer carries no state (Kraken's AddOrder: a txid
+    #: only); the own-order stream or a lookup settles it
+    ACCEPTED = "accepted", "Accepted — awaiting confirmation"
     OPEN = "open"
     PARTIALLY_FILLED = "partially_filled", "Partially filled"
     FILLED = "filled"
@@ -67,6 +70,7 @@ TERMINAL_STATES = frozenset(
 LIVE_STATES = frozenset(
     {
         OrderState.PENDING_SUBMIT,
+        OrderState.ACCEPTED,
         OrderState.OPEN,
         OrderState.PARTIALLY_FILLED,
         OrderState.CANCEL_PENDING,
@@ -194,7 +198,8 @@ class Order(models.Model):
 
     @property
     def can_cancel(self) -> bool:
-        return self.state in (OrderState.OPEN, OrderState.PARTIALLY_FILLED)
+        # an accepted order has its venue id: it can be canceled before it is confirmed
+        return self.state in (OrderState.ACCEPTED, OrderState.OPEN, OrderState.PARTIALLY_FILLED)
 
     @property
     def remaining(self) -> Decimal | None:

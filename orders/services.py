@@ -117,7 +117,7 @@ def cancel_all(user: Any, account_id: int, symbol: str) -> int:
     """Request the cancel of every cancellable order of ours on `symbol`; how many."""
     count = 0
     orders = Order.objects.filter(
-        account_id=account_id, symbol=symbol, state__in=[S.OPEN, S.PARTIALLY_FILLED]
+        account_id=account_id, symbol=symbol, state__in=[S.ACCEPTED, S.OPEN, S.PARTIALLY_FILLED]
     )
     for order in orders:
         count += request_cancel(user, order)

@@ -29,6 +29,7 @@ from exchanges.streaming.host import shutdown
 from exchanges.streaming.lease import Lease
 from orders import placement
 from orders.models import Order, OrderEvent
+from orders.records import advance_by_fills
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +37,8 @@ LEASE_TTL_S = 5.0
 RENEW_EVERY_S = 1.5
 #: a user-data stream may be silent for hours (no orders): only the keepalive says it is dead
 WATCH_TIMEOUT_S = 3600.0
+#: how often updates of orders not found yet are offered again (Unmatched)
+UNMATCHED_RETRY_S = 0.5
 
 
 def lease_key(account_id: int) -> str:
@@ -116,17 +119,61 @@ def _order_for(account_id: int, client_order_id: str, exchange_order_id: str) ->
     return None
 
 
-def apply_orders(account_id: int, orders: list[trading.VenueOrder]) -> int:
+class Unmatched:
+    """Updates naming an order we cannot find yet, kept a while and offered again.
+
+    Kraken streams an order's records before its AddOrder answer is back, and its updates
+    after the first carry neither the symbol nor (on the live venue, not always) the client
+    order id: only the txid, which is ours once the answer is recorded. Such an update is
+    not dropped: it waits here up to KEEP_S (the send deadline is far below it) and is
+    applied as soon as the order can be found by its id; what nobody claims by then was
+    not placed through xcon.
+    """
+
+    KEEP_S = 30.0
+    MAX = 1000
+
+    def __init__(self) -> None:
+        self._items: list[tuple[float, Any]] = []
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def keep(self, item: Any) -> None:
+        if len(self._items) >= self.MAX:
+            self._items.pop(0)
+        self._items.append((time.monotonic(), item))
+
+    def take(self) -> list[Any]:
+        """Everything still young enough, in arrival order (what is returned is forgotten)."""
+        horizon = time.monotonic() - self.KEEP_S
+        items = [item for at, item in self._items if at >= horizon]
+        self._items.clear()
+        return items
+
+
+def apply_orders(
+    account_id: int, orders: list[trading.VenueOrder], unmatched: Unmatched | None = None
+) -> int:
+    """Apply order updates, found by client order id or else by the venue's order id (an
+    update without a symbol is as good as any); those of no order we know yet go to
+    `unmatched` to be offered again."""
     n = 0
     for o in orders:
         pk = _order_for(account_id, o.client_order_id, o.id)
         if pk is None:
-            continue  # not placed through xcon
+            if unmatched is not None and (o.client_order_id or o.id):
+                unmatched.keep(o)
+            continue
         n += placement.apply_report(pk, o, OrderEvent.Source.STREAM)
     return n
 
 
-def apply_trades(account_id: int, trades: list[trading.VenueTrade]) -> int:
+def apply_trades(
+    account_id: int, trades: list[trading.VenueTrade], unmatched: Unmatched | None = None
+) -> int:
+    """Record fills (once per trade id) of the orders they name; as `apply_orders` for those
+    of orders not found yet."""
     from django.db import transaction
 
     from orders import broadcast
@@ -135,12 +182,17 @@ def apply_trades(account_id: int, trades: list[trading.VenueTrade]) -> int:
     for t in trades:
         pk = _order_for(account_id, t.client_order_id, t.order_id)
         if pk is None:
+            if unmatched is not None and (t.client_order_id or t.order_id):
+                unmatched.keep(t)
             continue
         with transaction.atomic():
             order = Order.objects.select_for_update().get(pk=pk)
             if placement.record_fills(order, [t]):
                 n += 1
-                transaction.on_commit(functools.partial(broadcast.order_changed, pk))
+                # a venue may tell a partial fill only as a trade (Kraken: the order's own
+                # update comes with its next change): the fills move the order on
+                if not advance_by_fills(order, OrderEvent.Source.STREAM):
+                    transaction.on_commit(functools.partial(broadcast.order_changed, pk))
     return n
 
 
@@ -261,13 +313,26 @@ async def _session(
                 task.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
 
+    orders_waiting, trades_waiting = Unmatched(), Unmatched()
+
+    def apply_order_updates(updates: list[trading.VenueOrder]) -> int:
+        # updates kept for an order not found yet go first: they are older
+        return apply_orders(account_id, [*orders_waiting.take(), *updates], orders_waiting)
+
+    def apply_trade_updates(updates: list[trading.VenueTrade]) -> int:
+        return apply_trades(account_id, [*trades_waiting.take(), *updates], trades_waiting)
+
+    async def offer_again() -> None:
+        while not stop.is_set():
+            await asyncio.sleep(UNMATCHED_RETRY_S)
+            if orders_waiting:
+                await sync_to_async(apply_order_updates, thread_sensitive=False)([])
+            if trades_waiting:
+                await sync_to_async(apply_trade_updates, thread_sensitive=False)([])
+
     watchers = [
-        asyncio.create_task(
-            loop(lambda: trading.watch_orders(client), lambda o: apply_orders(account_id, o))
-        ),
-        asyncio.create_task(
-            loop(lambda: trading.watch_my_trades(client), lambda t: apply_trades(account_id, t))
-        ),
+        asyncio.create_task(loop(lambda: trading.watch_orders(client), apply_order_updates)),
+        asyncio.create_task(loop(lambda: trading.watch_my_trades(client), apply_trade_updates)),
         asyncio.create_task(
             loop(
                 lambda: trading.watch_balance(client),
@@ -280,6 +345,7 @@ async def _session(
     await sync_to_async(reconcile_account, thread_sensitive=False)(account_id)
     await sync_to_async(refresh_balances, thread_sensitive=False)(account_id)
     stopper = asyncio.create_task(stop.wait())
+    retrier = asyncio.create_task(offer_again())
     try:
         done, _ = await asyncio.wait(
             [*watchers, stopper], return_when=asyncio.FIRST_COMPLETED, timeout=WATCH_TIMEOUT_S
@@ -288,6 +354,6 @@ async def _session(
             if task is not stopper and task.exception() is not None:
                 raise task.exception()  # type: ignore[misc]
     finally:
-        for task in [*watchers, stopper]:
+        for task in [*watchers, stopper, retrier]:
             task.cancel()
-        await asyncio.gather(*watchers, stopper, return_exceptions=True)
+        await asyncio.gather(*watchers, stopper, retrier, return_exceptions=True)

@@ -6,6 +6,7 @@ import time
 from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from exchanges import errors, venuestate
 from exchanges.marketrules import (
@@ -70,6 +71,27 @@ _SYSTEM_STATES = frozenset(
 )
 
 
+#: Kraken hosts whose endpoints live under a path prefix on one override host
+_HOST_PREFIXES = {
+    "ws.kraken.com": "/ws",
+    "ws-auth.kraken.com": "/ws-auth",
+    "beta-ws.kraken.com": "/beta-ws",
+    "beta-ws-auth.kraken.com": "/beta-ws-auth",
+    "kraken.zendesk.com": "/zendesk",
+}
+
+
+def _host_as_path(node: Any) -> Any:
+    if isinstance(node, dict):
+        return {k: _host_as_path(v) for k, v in node.items()}
+    if isinstance(node, str) and "://" in node:
+        parts = urlsplit(node)
+        prefix = _HOST_PREFIXES.get(parts.hostname or "")
+        if prefix is not None:
+            return urlunsplit(parts._replace(path=prefix + parts.path))
+    return node
+
+
 def _penalty(table: list[tuple[int, int]], age_s: float | None) -> float:
     if age_s is None:
         return float(table[0][1])  # age unknown: assume the youngest (dearest) case
@@ -95,6 +117,12 @@ class Kraken(Venue):
 
     def ccxt_config(self, *, keyed: bool) -> dict[str, Any]:
         return {"has": {"fetchCurrencies": False}}
+
+    def override_urls(self, api_urls: dict[str, Any], rest_url: str, ws_url: str) -> dict[str, Any]:
+        # Kraken tells its endpoints apart by host (ws.kraken.com/v2 public, ws-auth.kraken.com
+        # /v2 private): under one override host the host becomes a path prefix, as the
+        # simulator serves them (/ws/v2, /ws-auth/v2); the base class then rebases the paths
+        return super().override_urls(_host_as_path(api_urls), rest_url, ws_url)
 
     def rate_limit_policy(self, tier: str = "starter") -> Policy:
         rest_max, rest_decay, trade_max, trade_decay = TIERS[tier]
@@ -165,11 +193,112 @@ class Kraken(Venue):
             return raw, raw
         return super().venue_state(status)
 
+    # -- orders (AddOrder answers a txid only; the state comes on `executions`) ---------------
+    dead_man_switch = True
+
+    def complete_order(self, order: dict[str, Any]) -> dict[str, Any]:
+        return complete_order(order)
+
+    async def find_order(
+        self, client: Any, symbol: str, client_order_id: str, exchange_order_id: str = ""
+    ) -> dict[str, Any]:
+        # ccxt's fetch_order sends a client id as `userref` (a 32-bit integer on Kraken), so
+        # a lookup by client id asks OpenOrders, then ClosedOrders, filtered by cl_ord_id
+        if exchange_order_id:
+            by_txid: dict[str, Any] = await client.call("fetch_order", exchange_order_id, symbol)
+            return by_txid
+        for method in ("fetch_open_orders", "fetch_closed_orders"):
+            found = await client.call(
+                method, symbol, None, None, {"clientOrderId": client_order_id}
+            )
+            for o in found:
+                if o.get("clientOrderId") == client_order_id:
+                    return dict(o)
+        raise errors.OrderNotFound(
+            "Kraken has no order with this client order id (open or closed).",
+            venue_code="EOrder:Unknown order",
+        )
+
+    async def fetch_account_fees(self, client: Any, symbols: list[str]) -> dict[str, Any]:
+        # TradeVolume answers the account's current tier for every pair asked, in one call
+        # (ccxt's fetch_trading_fee asks for one pair per call: one REST counter unit each)
+        markets = client.ccxt.markets or {}
+        ids = {markets[s]["id"]: s for s in symbols if s in markets}
+        if not ids:
+            return {}
+        out: dict[str, Any] = {}
+        pairs = sorted(ids)
+        for start in range(0, len(pairs), _FEE_PAIRS_PER_CALL):
+            chunk = pairs[start : start + _FEE_PAIRS_PER_CALL]
+            answer = await client.call(
+                "private_post_tradevolume", {"pair": ",".join(chunk), "fee-info": True}
+            )
+            out.update(trade_volume_fees(answer, {i: ids[i] for i in chunk}))
+        return out
+
     def map_error(self, message: str) -> errors.ExchangeError | None:
         for text, cls, operator_message in _ERRORS:
             if text in message:
                 return cls(operator_message, venue_code=text, venue_message=text)
         return None
+
+
+# ------------------------------------------------------------------ order records
+_FEE_PAIRS_PER_CALL = 50
+
+
+def complete_order(order: dict[str, Any]) -> dict[str, Any]:
+    """ccxt's order with what it misses in Kraken's records, read from `info`.
+
+    An `executions` update after an order's first record is partial (no symbol, no
+    order_qty); ccxt.pro then reports the cumulative quantity as the order's *amount*, no
+    `filled` at all, and `order_userref` (0 unless set) as its client order id. Here:
+    filled = cum_qty, amount only from order_qty, the client id from `cl_ord_id`, and an
+    average price of 0 (nothing filled) is no price."""
+    info = order.get("info")
+    if not isinstance(info, Mapping):
+        return order
+    out = dict(order)
+    if "exec_type" in info:  # a WebSocket executions record
+        if out.get("filled") is None and info.get("cum_qty") is not None:
+            out["filled"] = info["cum_qty"]
+        if "order_qty" not in info:
+            out["amount"] = None
+        out["clientOrderId"] = info.get("cl_ord_id") or None
+    elif info.get("cl_ord_id"):
+        out["clientOrderId"] = info["cl_ord_id"]
+    average = out.get("average")
+    if average is not None and not _positive(average):
+        out["average"] = None
+    return out
+
+
+def _positive(value: Any) -> bool:
+    try:
+        return Decimal(str(value)) > 0
+    except ArithmeticError:
+        return False
+
+
+def trade_volume_fees(answer: Mapping[str, Any], symbols: Mapping[str, str]) -> dict[str, Any]:
+    """symbol -> {"maker", "taker"} (fractions, as strings) from a TradeVolume answer
+    (`fees` / `fees_maker` keyed by pair id, in percent); `symbols` maps pair id -> symbol.
+    A pair without a maker schedule pays its taker fee."""
+    result = answer.get("result") if isinstance(answer.get("result"), Mapping) else answer
+    assert isinstance(result, Mapping)
+    taker = result.get("fees") or {}
+    maker = result.get("fees_maker") or {}
+    out: dict[str, Any] = {}
+    for pair_id, symbol in symbols.items():
+        t = (taker.get(pair_id) or {}).get("fee")
+        if t is None:
+            continue
+        m = (maker.get(pair_id) or {}).get("fee", t)
+        out[symbol] = {
+            "maker": str(_d(m) / 100),
+            "taker": str(_d(t) / 100),
+        }
+    return out
 
 
 # ------------------------------------------------------------------ order rules
