@@ -4,6 +4,12 @@ One holder per account (a Redis lease, as for market-data streams) watches ccxt.
 `watch_orders`, `watch_my_trades` and `watch_balance` on the venue's user-data stream.
 Every (re)connect is followed by a REST reconciliation of our live orders, since updates
 sent while the stream was down are gone. Balances are kept in Redis for the order form.
+
+Updates are matched to our orders by client order id, else by the venue's order id: Kraken's
+updates after an order's first record carry no symbol (and ccxt then yields orders with
+symbol None); those of an order whose placement answer is not recorded yet wait a while
+(`Unmatched`). Where the account sets one, the holder also keeps the venue's dead man's
+switch alive (orders/deadman.py).
 """
 
 from __future__ import annotations
@@ -27,7 +33,7 @@ from exchanges.streaming import store
 from exchanges.streaming.backoff import Backoff
 from exchanges.streaming.host import shutdown
 from exchanges.streaming.lease import Lease
-from orders import placement
+from orders import deadman, placement
 from orders.models import Order, OrderEvent
 from orders.records import advance_by_fills
 
@@ -210,12 +216,17 @@ def reconcile_account(account_id: int) -> int:
 
 
 # ------------------------------------------------------------------ the holder
-def _load(account_id: int) -> ClientSpec | None:
+def _load(account_id: int) -> tuple[ClientSpec, int] | None:
+    """The account's client spec and dead man's switch timeout (0: none, or the venue has
+    none); None when it is disabled or has no credentials."""
     account = ExchangeAccount.objects.filter(pk=account_id, enabled=True).first()
     if account is None:
         return None
     spec = ClientSpec.for_account(account)
-    return spec if spec.credentials is not None else None
+    if spec.credentials is None:
+        return None
+    switch = account.dead_man_switch_s if account.venue_module.dead_man_switch else 0
+    return spec, switch
 
 
 async def hold(account_id: int, *, stop: asyncio.Event | None = None) -> str:
@@ -226,11 +237,20 @@ async def hold(account_id: int, *, stop: asyncio.Event | None = None) -> str:
         await redis.aclose()
         return "already held"
     stop = stop or asyncio.Event()
+    lease_lost = False
     try:
-        spec = await sync_to_async(_load)(account_id)
-        if spec is None:
+        loaded = await sync_to_async(_load)(account_id)
+        if loaded is None:
             return "disabled or no credentials"
-        runner = asyncio.create_task(_run(account_id, spec, stop))
+        spec, switch_s = loaded
+        tasks = [asyncio.create_task(_run(account_id, spec, stop))]
+        if switch_s:
+            # renewed while this holder holds the lease; a clean stop disarms it, a lost
+            # lease leaves it to the next holder (orders/deadman.py)
+            tasks.append(
+                asyncio.create_task(deadman.keep(spec, switch_s, stop, lambda: not lease_lost))
+            )
+        runner = tasks[0]
         while not stop.is_set() and not runner.done():
             await asyncio.sleep(RENEW_EVERY_S)
             if shutdown.is_set():
@@ -238,13 +258,14 @@ async def hold(account_id: int, *, stop: asyncio.Event | None = None) -> str:
                 break
             if not await lease.renew():
                 log.warning("lost the order-stream lease of account %s", account_id)
+                lease_lost = True
                 stop.set()
                 break
-            if await sync_to_async(_load)(account_id) != spec:
+            if await sync_to_async(_load)(account_id) != loaded:
                 stop.set()
                 break
         stop.set()
-        await asyncio.gather(runner, return_exceptions=True)
+        await asyncio.gather(*tasks, return_exceptions=True)
         return "stopped"
     finally:
         await lease.release()
