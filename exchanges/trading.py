@@ -264,12 +264,14 @@ async def cancel_all_after(client: ExchangeClient, timeout_s: int) -> None:
     await client.call("cancel_all_orders_after", int(timeout_s) * 1000)
 
 
-async def fetch_trading_fees(client: ExchangeClient, symbols: list[str]) -> dict[str, Any]:
+async def fetch_trading_fees(
+    client: ExchangeClient, symbols: list[str]
+) -> dict[str, tuple[Decimal, Decimal]]:
     """symbol -> (maker, taker) rates the venue charges this account, as Decimal, for the
     symbols it reports; how it is asked is the venue's (`Venue.fetch_account_fees`)."""
     await load_markets(client)
     raw = await client.venue.fetch_account_fees(client, symbols)
-    out: dict[str, Any] = {}
+    out: dict[str, tuple[Decimal, Decimal]] = {}
     for symbol, fee in raw.items():
         maker = client.dec(fee.get("maker"), "fee.maker")
         taker = client.dec(fee.get("taker"), "fee.taker")

@@ -33,7 +33,7 @@ from exchanges.streaming import store
 from exchanges.streaming.backoff import Backoff
 from exchanges.streaming.host import shutdown
 from exchanges.streaming.lease import Lease
-from orders import deadman, placement
+from orders import deadman, fees, placement
 from orders.models import Order, OrderEvent
 from orders.records import advance_by_fills
 
@@ -365,6 +365,7 @@ async def _session(
     await asyncio.sleep(0.2)
     await sync_to_async(reconcile_account, thread_sensitive=False)(account_id)
     await sync_to_async(refresh_balances, thread_sensitive=False)(account_id)
+    await sync_to_async(fees.refresh, thread_sensitive=False)(account_id)
     stopper = asyncio.create_task(stop.wait())
     retrier = asyncio.create_task(offer_again())
     try:
