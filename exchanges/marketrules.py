@@ -110,6 +110,8 @@ class MarketRules:
     quote_amount_sides: frozenset[str] = frozenset({"buy", "sell"})
     #: our order type names the market accepts (None: all)
     order_types: frozenset[str] | None = None
+    #: times in force the venue takes (None: all of GTC, IOC, FOK)
+    times_in_force: frozenset[str] | None = None
     #: digits after the point the venue accepts at all (None: no such rule)
     base_precision: int | None = None
     quote_precision: int | None = None

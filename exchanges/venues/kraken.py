@@ -347,6 +347,8 @@ def market_rules_from_record(symbol: str, raw: Mapping[str, Any]) -> MarketRules
         # a market buy by quote amount is Kraken's `viqc` order flag
         quote_amount_sides=frozenset({"buy"}),
         order_types=frozenset(types),
+        # AddOrder's timeinforce: GTC, IOC, GTD (an expiry the desk does not offer); no FOK
+        times_in_force=frozenset({"GTC", "IOC"}),
         active=status not in _KRAKEN_CLOSED,
         maker_fee=first_tier("fees_maker"),
         taker_fee=first_tier("fees"),
@@ -362,5 +364,6 @@ def market_rules_from_record(symbol: str, raw: Mapping[str, Any]) -> MarketRules
             Kind.MARKET_LOT_SIZE: "lot_decimals",
             f"{Kind.MARKET_LOT_SIZE}.min": "ordermin",
             Kind.MIN_NOTIONAL: "costmin",
+            f"{Kind.UNSUPPORTED_COMBINATION}.time_in_force": "timeinforce",
         },
     )

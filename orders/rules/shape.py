@@ -114,8 +114,20 @@ def arguments(ch: Checker) -> None:
 
 def combinations(ch: Checker) -> None:
     """Values that do not go together: a quote amount off a market order or beside a
-    quantity, an iceberg that is not a GTC limit order or shows more than the quantity."""
-    d = ch.d
+    quantity, a time in force the venue does not take (Kraken: no FOK), an iceberg that is
+    not a GTC limit order or shows more than the quantity."""
+    r, d = ch.r, ch.d
+    tif = d.time_in_force
+    if not d.is_market and r.times_in_force is not None and tif not in r.times_in_force:
+        allowed = ", ".join(sorted(r.times_in_force))
+        ch.add(
+            Kind.UNSUPPORTED_COMBINATION,
+            "time_in_force",
+            f"{r.symbol} does not take {tif} orders "
+            f"({r.name(Kind.UNSUPPORTED_COMBINATION, 'time_in_force')}: {allowed}).",
+            allowed=allowed,
+            part="time_in_force",
+        )
     if d.quote_amount is not None and not d.is_market:
         ch.add(
             Kind.UNSUPPORTED_COMBINATION,
