@@ -69,6 +69,7 @@ class ExchangeAccount(models.Model):
     dead_man_switch_s = models.PositiveIntegerField(
         "dead man's switch (s)",
         default=0,
+        blank=True,  # an admin form without the field (or left empty) means off
         validators=[MaxValueValidator(86_400)],
         help_text="0: off. On a venue that has one (Kraken's CancelAllOrdersAfter), the worker "
         "holding the account's own-order stream keeps it armed with this timeout, renewing it "
@@ -131,6 +132,8 @@ class ExchangeAccount(models.Model):
         problems = config_validation.account_problems(
             self.venue, self.ccxt_options, self.rate_limit_policy, self.rest_url, self.ws_url
         )
+        if self.dead_man_switch_s is None:
+            self.dead_man_switch_s = 0
         if self.dead_man_switch_s and not self.venue_module.dead_man_switch:
             problems["dead_man_switch_s"] = [
                 f"{self.venue_module.name} has no dead man's switch: leave it at 0."

@@ -25,6 +25,7 @@ from typing import Any
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
+from django.db.models import Q
 
 from exchanges import errors, trading
 from exchanges.client import ClientSpec, ExchangeClient
@@ -34,7 +35,7 @@ from exchanges.streaming.backoff import Backoff
 from exchanges.streaming.host import shutdown
 from exchanges.streaming.lease import Lease
 from orders import deadman, fees, placement
-from orders.models import Order, OrderEvent
+from orders.models import CLIENT_ORDER_ID_PREFIX, Order, OrderEvent
 from orders.records import advance_by_fills
 
 log = logging.getLogger(__name__)
@@ -133,7 +134,10 @@ class Unmatched:
     order id: only the txid, which is ours once the answer is recorded. Such an update is
     not dropped: it waits here up to KEEP_S (the send deadline is far below it) and is
     applied as soon as the order can be found by its id; what nobody claims by then was
-    not placed through xcon.
+    not placed through xcon. An update whose client order id is not one of ours (another
+    tool's order) is not kept at all, and the kept ones are offered again only once one
+    query finds their ids among our orders (`take_known`): an account busy with other
+    tools' orders costs one query per offer, not two per kept update.
     """
 
     KEEP_S = 30.0
@@ -146,6 +150,8 @@ class Unmatched:
         return len(self._items)
 
     def keep(self, item: Any) -> None:
+        if not maybe_ours(item.client_order_id):
+            return
         if len(self._items) >= self.MAX:
             self._items.pop(0)
         self._items.append((time.monotonic(), item))
@@ -156,6 +162,39 @@ class Unmatched:
         items = [item for at, item in self._items if at >= horizon]
         self._items.clear()
         return items
+
+    def take_known(self, account_id: int) -> list[Any]:
+        """The kept updates whose order is now one of the account's (one query), in arrival
+        order; the others stay (until KEEP_S)."""
+        horizon = time.monotonic() - self.KEEP_S
+        self._items = [(at, item) for at, item in self._items if at >= horizon]
+        if not self._items:
+            return []
+        client_ids = {i.client_order_id for _, i in self._items if i.client_order_id}
+        venue_ids = {_venue_id(i) for _, i in self._items} - {""}
+        known = Order.objects.filter(account_id=account_id).filter(
+            Q(client_order_id__in=client_ids) | Q(exchange_order_id__in=venue_ids)
+        )
+        found = set()
+        for cid, vid in known.values_list("client_order_id", "exchange_order_id"):
+            found.update({cid, vid} - {""})
+        taken, kept = [], []
+        for at, item in self._items:
+            if {item.client_order_id, _venue_id(item)} & found:
+                taken.append(item)
+            else:
+                kept.append((at, item))
+        self._items = kept
+        return taken
+
+
+def _venue_id(item: trading.VenueOrder | trading.VenueTrade) -> str:
+    return item.id if isinstance(item, trading.VenueOrder) else item.order_id
+
+
+def maybe_ours(client_order_id: str) -> bool:
+    """An update without a client order id may be ours; one with another tool's is not."""
+    return not client_order_id or client_order_id.startswith(CLIENT_ORDER_ID_PREFIX)
 
 
 def apply_orders(
@@ -338,10 +377,12 @@ async def _session(
 
     def apply_order_updates(updates: list[trading.VenueOrder]) -> int:
         # updates kept for an order not found yet go first: they are older
-        return apply_orders(account_id, [*orders_waiting.take(), *updates], orders_waiting)
+        known = orders_waiting.take_known(account_id)
+        return apply_orders(account_id, [*known, *updates], orders_waiting)
 
     def apply_trade_updates(updates: list[trading.VenueTrade]) -> int:
-        return apply_trades(account_id, [*trades_waiting.take(), *updates], trades_waiting)
+        known = trades_waiting.take_known(account_id)
+        return apply_trades(account_id, [*known, *updates], trades_waiting)
 
     async def offer_again() -> None:
         while not stop.is_set():
