@@ -38,6 +38,8 @@ class OrderRequest:
     iceberg_qty: Decimal | None = None
     #: a market order by quote amount: spend (buy) / raise (sell) this much quote asset
     quote_amount: Decimal | None = None
+    #: a GTD order's expiry (time_in_force "GTD")
+    expires_at: dt.datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -108,6 +110,10 @@ def order_params(req: OrderRequest, venue: Venue) -> tuple[str, dict[str, Any]]:
             raise errors.BadRequest("A stop order needs a stop price.")
         params[_STOP_TYPES[req.type]] = _str(req.stop_price)
     params["timeInForce"] = req.time_in_force
+    if req.time_in_force == "GTD":
+        if req.expires_at is None:
+            raise errors.BadRequest("A good-till-date order needs its expiry.")
+        params.update(venue.expiry_params(req.expires_at))
     return "limit", params
 
 

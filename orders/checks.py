@@ -383,6 +383,7 @@ def _apply_rules(
         time_in_force=data.get("time_in_force") or "GTC",
         iceberg_qty=data.get("iceberg_qty"),
         quote_amount=data["amount"] if form.by_quote else None,
+        expires_at=data.get("expires_at"),
     )
     stops = [OrderType.STOP_LOSS_LIMIT, OrderType.TAKE_PROFIT_LIMIT]
     counts = (

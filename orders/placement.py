@@ -116,6 +116,7 @@ def _request(order: Order) -> trading.OrderRequest:
         time_in_force=order.time_in_force,
         iceberg_qty=order.iceberg_qty,
         quote_amount=order.quote_amount,
+        expires_at=order.expires_at,
     )
 
 

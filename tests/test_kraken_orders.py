@@ -8,6 +8,7 @@ stream runs as a worker's stream host runs it (orders.stream.hold).
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import urllib.request
@@ -224,12 +225,16 @@ def test_records_streamed_before_the_answer_is_recorded_are_kept_not_dropped(
     waiting = stream.Unmatched()
     assert stream.apply_orders(account.pk, [update], waiting) == 0
     assert len(waiting) == 1
+    assert waiting.take_known(account.pk) == [] and len(waiting) == 1  # still not ours
     Order.objects.filter(pk=order.pk).update(
         state=S.ACCEPTED, exchange_order_id=txid, sent_at=timezone.now()
     )
-    assert stream.apply_orders(account.pk, waiting.take(), waiting) == 1
+    assert stream.apply_orders(account.pk, waiting.take_known(account.pk), waiting) == 1
     assert len(waiting) == 0
     assert Order.objects.get(pk=order.pk).state == S.CANCELED
+    # another tool's order (a client id not ours) is not kept at all
+    other = dataclasses.replace(update, client_order_id="theirs-1", id="OTHER1-AAAAA-BBBBBB")
+    assert stream.apply_orders(account.pk, [other], waiting) == 0 and len(waiting) == 0
 
 
 # ------------------------------------------------------------------ fills without a symbol
@@ -408,3 +413,50 @@ def test_every_kraken_answer_is_an_event_with_the_source_that_brought_it(
     placement.resolve(order.pk)
     sources = set(order.events.values_list("source", flat=True))
     assert sources == {OrderEvent.Source.OPERATOR, "placement", "reconcile"}
+
+
+# ------------------------------------------------------------------ good till date
+def test_a_good_till_date_order_carries_its_expiry_and_expires_on_the_venue(
+    trader: User, account: ExchangeAccount, sim: SimulatorHandle
+) -> None:
+    expiry = (timezone.now() + dt.timedelta(seconds=3)).replace(microsecond=0)
+    order = resting_buy(trader, account, sim, time_in_force="GTD", expires_at=expiry)
+    assert placement.submit(order.pk).state == S.ACCEPTED
+    (record,) = on_venue(sim, account, order.client_order_id)
+    assert record.timeinforce == "GTD" and record.expiretm == expiry.timestamp()
+    assert placement.resolve(order.pk).state == S.OPEN
+    wait_for(lambda: placement.resolve(order.pk).state == S.EXPIRED, 10, "the expiry")
+    order.refresh_from_db()
+    assert order.closed_at is not None and order.venue_status == "expired"
+
+
+def test_a_good_till_date_order_is_refused_before_sending_where_the_venue_has_none() -> None:
+    from exchanges import errors, trading
+    from exchanges.venues import get_venue
+
+    request = trading.OrderRequest(
+        symbol="BTC/USDT",
+        side="buy",
+        type="limit",
+        amount=Decimal("0.01"),
+        client_order_id="xc1",
+        price=Decimal("100"),
+        time_in_force="GTD",
+        expires_at=timezone.now(),
+    )
+    with pytest.raises(errors.NotSupported):
+        trading.order_params(request, get_venue("binance"))
+    ccxt_type, params = trading.order_params(request, get_venue("kraken"))
+    assert ccxt_type == "limit" and params["timeInForce"] == "GTD"
+    assert params["expiretm"] == str(int(request.expires_at.timestamp()))  # type: ignore[union-attr]
+
+
+def test_a_good_till_date_order_expires_through_the_stream(
+    trader: User, account: ExchangeAccount, sim: SimulatorHandle
+) -> None:
+    with holding_order_stream(account):
+        expiry = (timezone.now() + dt.timedelta(seconds=2)).replace(microsecond=0)
+        order = resting_buy(trader, account, sim, time_in_force="GTD", expires_at=expiry)
+        placement.submit(order.pk)
+        wait_for(lambda: Order.objects.get(pk=order.pk).state == S.EXPIRED, 10, "expired")
+    assert Order.objects.get(pk=order.pk).events.get(to_state=S.EXPIRED).source == "stream"

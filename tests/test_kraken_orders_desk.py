@@ -8,12 +8,14 @@ Redis, the desk over HTTP.
 
 from __future__ import annotations
 
+import datetime as dt
 import uuid
 from collections.abc import Iterator
 from decimal import Decimal
 
 import pytest
 from django.test import Client
+from django.utils import timezone
 
 from exchanges.models import ExchangeAccount, WatchedSymbol
 from exchanges.services import sync_markets
@@ -108,7 +110,7 @@ def test_fill_or_kill_is_refused_as_kraken_does_not_take_it(
     desk: Client, account: ExchangeAccount, sim: SimulatorHandle
 ) -> None:
     html = check(desk, form(account, price=below_bid(sim), time_in_force="FOK"))
-    assert 'data-rule="timeinforce"' in html and "GTC, IOC" in html
+    assert 'data-rule="timeinforce"' in html and "GTC, GTD, IOC" in html
     html = check(desk, form(account, price=below_bid(sim), time_in_force="IOC"))
     assert 'data-rule="timeinforce"' not in html
 
@@ -127,3 +129,32 @@ def test_an_order_placed_from_the_desk_shows_accepted_until_it_is_confirmed(
     assert "Accepted — awaiting confirmation" in page
     assert placement.resolve(order.pk).state == S.OPEN
     assert "Accepted — awaiting confirmation" not in desk.get("/orders/").content.decode()
+
+
+def test_good_till_date_needs_an_expiry_ahead_and_is_reviewed_with_it(
+    desk: Client, account: ExchangeAccount, sim: SimulatorHandle
+) -> None:
+    data = form(account, price=below_bid(sim), time_in_force="GTD")
+    assert "needs its expiry" in check(desk, data)
+    soon = timezone.now() + dt.timedelta(seconds=5)
+    assert "at least 30 s ahead" in check(desk, {**data, "expires_at": f"{soon:%Y-%m-%d %H:%M:%S}"})
+    later = (timezone.now() + dt.timedelta(hours=2)).replace(microsecond=0)
+    data["expires_at"] = f"{later:%Y-%m-%d %H:%M:%S}"
+    assert 'data-rule="timeinforce"' not in check(desk, data)
+    review = desk.post("/orders/review", data).content.decode()
+    assert f"GTD until {later:%Y-%m-%d %H:%M:%S} UTC" in review
+    desk.post("/orders/place", {**data, "request_key": str(uuid.uuid4())})
+    assert Order.objects.get(account=account).expires_at == later
+
+
+def test_binance_refuses_good_till_date_by_its_rules() -> None:
+    from exchanges.marketrules import COMMON_NAMES
+    from orders.rules import Context, MarketRules, OrderDraft, validate
+
+    rules = MarketRules(
+        venue="binance", symbol="BTC/USDT", base="BTC", quote="USDT", names=COMMON_NAMES
+    )
+    gtd = OrderDraft("buy", "limit", Decimal("0.01"), Decimal("100"), time_in_force="GTD")
+    problems = validate(rules, gtd, Context()).problems
+    assert [p.field for p in problems] == ["time_in_force"]
+    assert "does not take GTD orders (time in force: FOK, GTC, IOC)" in problems[0].message

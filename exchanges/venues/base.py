@@ -228,6 +228,11 @@ class Venue:
         raw: dict[str, Any] = await client.call("fetch_trading_fees")
         return {s: fee for s, fee in raw.items() if isinstance(fee, dict)}
 
+    def expiry_params(self, expires_at: Any) -> dict[str, Any]:
+        """The ccxt params that carry a good-till-date order's expiry (an aware datetime);
+        NotSupported where this venue's module sends none."""
+        raise errors.NotSupported(f"Good-till-date orders are not supported on {self.name}.")
+
     #: whether ccxt cuts a quote amount to the market's price tick before sending it (the
     #: door then refuses an amount it would cut; see quote_amount_sent)
     quote_amount_on_price_tick: ClassVar[bool] = False

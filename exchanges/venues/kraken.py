@@ -199,6 +199,10 @@ class Kraken(Venue):
     def complete_order(self, order: dict[str, Any]) -> dict[str, Any]:
         return complete_order(order)
 
+    def expiry_params(self, expires_at: Any) -> dict[str, Any]:
+        # AddOrder `expiretm`: a Unix time (ccxt passes it through beside timeinforce=GTD)
+        return {"expiretm": str(int(expires_at.timestamp()))}
+
     async def find_order(
         self, client: Any, symbol: str, client_order_id: str, exchange_order_id: str = ""
     ) -> dict[str, Any]:
@@ -347,8 +351,8 @@ def market_rules_from_record(symbol: str, raw: Mapping[str, Any]) -> MarketRules
         # a market buy by quote amount is Kraken's `viqc` order flag
         quote_amount_sides=frozenset({"buy"}),
         order_types=frozenset(types),
-        # AddOrder's timeinforce: GTC, IOC, GTD (an expiry the desk does not offer); no FOK
-        times_in_force=frozenset({"GTC", "IOC"}),
+        # AddOrder's timeinforce: GTC, IOC, GTD (with expiretm); no FOK
+        times_in_force=frozenset({"GTC", "IOC", "GTD"}),
         active=status not in _KRAKEN_CLOSED,
         maker_fee=first_tier("fees_maker"),
         taker_fee=first_tier("fees"),

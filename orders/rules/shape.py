@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+from exchanges.marketrules import DEFAULT_TIMES_IN_FORCE
 from orders.rules.checker import Checker
 from orders.rules.grid import ZERO, ceil_on, decimals, floor_to, fmt, nearest_first, on_grid
 from orders.rules.model import Kind
@@ -118,8 +119,9 @@ def combinations(ch: Checker) -> None:
     not a GTC limit order or shows more than the quantity."""
     r, d = ch.r, ch.d
     tif = d.time_in_force
-    if not d.is_market and r.times_in_force is not None and tif not in r.times_in_force:
-        allowed = ", ".join(sorted(r.times_in_force))
+    takes = r.times_in_force if r.times_in_force is not None else DEFAULT_TIMES_IN_FORCE
+    if not d.is_market and tif not in takes:
+        allowed = ", ".join(sorted(takes))
         ch.add(
             Kind.UNSUPPORTED_COMBINATION,
             "time_in_force",

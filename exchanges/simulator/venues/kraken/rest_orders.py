@@ -328,9 +328,9 @@ class OrderDesk:
         else:
             if not order.status.is_open:
                 return 0
-            self.engine.trading.cancel_order(k.api_key, k.pair, order_id=order.order_id)
             if status != "canceled":
-                k.status = status
+                k.status = status  # before the engine's cancel: its stream record reads it
+            self.engine.trading.cancel_order(k.api_key, k.pair, order_id=order.order_id)
         k.reason, k.closetm = reason, self.now_s()
         timer = self._expiries.pop(k.txid, None)
         if timer is not None:

@@ -68,6 +68,8 @@ class KrakenOrderView(Protocol):
     cl_ord_id: str | None
     ordertype: str
     timeinforce: str
+    #: "expired" once a GTD order's expiry canceled it in the engine
+    status: str | None
 
 
 class OrderIds(Protocol):
@@ -225,6 +227,12 @@ class PrivateRenderer:
                 records.append(self._partial(ev, "filled"))
             return records
         if ev.exec_type is ExecType.CANCELED:
+            k = self._kraken(order)
+            if k is not None and k.status == "expired":
+                # a GTD order's expiry cancels it in the engine; Kraken reports it expired
+                expired = self._partial(ev, "expired")
+                expired["order_status"] = "expired"
+                return [expired]
             record = self._partial(ev, "canceled")
             record["cancel_reason"] = record["reason"] = "User requested"
             return [record]
