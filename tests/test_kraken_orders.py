@@ -338,6 +338,25 @@ def test_a_closed_order_is_found_by_client_id_too(
     assert placement.resolve(order.pk).state == S.FILLED
     order.refresh_from_db()
     assert order.filled == Decimal("0.01") and order.exchange_order_id
+    # its fills come with the lookup (QueryTrades by the order's trade txids), once
+    (fill,) = Fill.objects.filter(order=order)
+    assert fill.amount == Decimal("0.01") and fill.price == order.price
+    placement.resolve(order.pk)
+    assert Fill.objects.filter(order=order).count() == 1
+
+
+def test_a_partial_fill_missed_by_the_stream_is_found_by_the_lookup_with_its_fill(
+    trader: User, account: ExchangeAccount, sim: SimulatorHandle
+) -> None:
+    order = resting_buy(trader, account, sim)
+    placement.submit(order.pk)
+    order.refresh_from_db()
+    sim.fill_order(api_key(account), PAIR, client_order_id=order.exchange_order_id, qty="0.003")
+    assert placement.resolve(order.pk).state == S.PARTIALLY_FILLED
+    order.refresh_from_db()
+    assert order.filled == Decimal("0.003") and order.average_price == order.price
+    (fill,) = Fill.objects.filter(order=order)
+    assert fill.amount == Decimal("0.003") and fill.fee_cost is not None
 
 
 def test_an_order_kraken_never_received_is_not_found_by_client_id(

@@ -209,19 +209,38 @@ class Kraken(Venue):
         # ccxt's fetch_order sends a client id as `userref` (a 32-bit integer on Kraken), so
         # a lookup by client id asks OpenOrders, then ClosedOrders, filtered by cl_ord_id
         if exchange_order_id:
-            by_txid: dict[str, Any] = await client.call("fetch_order", exchange_order_id, symbol)
-            return by_txid
+            found = await client.call("fetch_order", exchange_order_id, symbol)
+            return await self._with_trades(client, dict(found))
         for method in ("fetch_open_orders", "fetch_closed_orders"):
-            found = await client.call(
-                method, symbol, None, None, {"clientOrderId": client_order_id}
-            )
-            for o in found:
+            params = {"clientOrderId": client_order_id, "trades": True}
+            for o in await client.call(method, symbol, None, None, params):
                 if o.get("clientOrderId") == client_order_id:
-                    return dict(o)
+                    return await self._with_trades(client, dict(o))
         raise errors.OrderNotFound(
             "Kraken has no order with this client order id (open or closed).",
             venue_code="EOrder:Unknown order",
         )
+
+    async def _with_trades(self, client: Any, order: dict[str, Any]) -> dict[str, Any]:
+        """The order with its fills: Kraken's order records list their trades by txid only,
+        so the trades are read with QueryTrades, 20 txids a call. (ccxt's
+        fetch_order_trades sends a last call with no txid when the count is a multiple of 20,
+        which Kraken refuses.)"""
+        ids = [
+            str(t["id"])
+            for t in order.get("trades") or []
+            if isinstance(t, Mapping) and t.get("id") and t.get("price") is None
+        ]
+        if not ids:
+            return order
+        trades: list[dict[str, Any]] = []
+        for start in range(0, len(ids), _TRADES_PER_QUERY):
+            chunk = ids[start : start + _TRADES_PER_QUERY]
+            answer = await client.call("private_post_querytrades", {"txid": ",".join(chunk)})
+            result = answer.get("result") or {}
+            rows = [{**row, "id": txid} for txid, row in result.items()]
+            trades.extend(client.ccxt.parse_trades(rows))
+        return {**order, "trades": trades}
 
     async def fetch_account_fees(self, client: Any, symbols: list[str]) -> dict[str, Any]:
         # TradeVolume answers the account's current tier for every pair asked, in one call
@@ -249,6 +268,8 @@ class Kraken(Venue):
 
 # ------------------------------------------------------------------ order records
 _FEE_PAIRS_PER_CALL = 50
+#: QueryTrades takes at most 20 trade txids a call
+_TRADES_PER_QUERY = 20
 
 
 def complete_order(order: dict[str, Any]) -> dict[str, Any]:
