@@ -141,6 +141,7 @@ class ExchangeAccountAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     fieldsets = (
         (None, {"fields": ("label", "venue", "venue_support", "enabled")}),
         ("Endpoints", {"fields": ("rest_url", "ws_url", "ccxt_options")}),
+        ("Orders", {"fields": ("dead_man_switch_s",)}),
         ("Rate limits", {"fields": ("rate_limit_policy", "venue_rate_limits")}),
         ("Last check", {"fields": readonly_fields[:-2]}),
     )

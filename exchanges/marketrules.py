@@ -56,6 +56,8 @@ DEFAULT_FILTER_ORDER: tuple[str, ...] = (
 )
 
 ORDER_TYPES = frozenset({"market", "limit", "limit_maker", "stop_loss_limit", "take_profit_limit"})
+#: what a venue takes unless its rules say (good-till-date only where a venue lists it)
+DEFAULT_TIMES_IN_FORCE = frozenset({"GTC", "IOC", "FOK"})
 
 
 @dataclass(frozen=True)
@@ -110,6 +112,8 @@ class MarketRules:
     quote_amount_sides: frozenset[str] = frozenset({"buy", "sell"})
     #: our order type names the market accepts (None: all)
     order_types: frozenset[str] | None = None
+    #: times in force the venue takes (None: DEFAULT_TIMES_IN_FORCE)
+    times_in_force: frozenset[str] | None = None
     #: digits after the point the venue accepts at all (None: no such rule)
     base_precision: int | None = None
     quote_precision: int | None = None
@@ -222,6 +226,7 @@ COMMON_NAMES: dict[str, str] = {
     Kind.INVALID_PRICE: "price",
     Kind.INVALID_QUANTITY: "quantity",
     Kind.UNSUPPORTED_COMBINATION: "combination",
+    f"{Kind.UNSUPPORTED_COMBINATION}.time_in_force": "time in force",
     Kind.ICEBERG_EXCEEDS_QTY: "iceberg",
     Kind.STOP_WOULD_TRIGGER: "stop price",
     Kind.WOULD_TAKE: "post-only",

@@ -66,6 +66,17 @@ class ExchangeAccount(models.Model):
         help_text="How long a REST call may take before its outcome counts as unknown "
         "(an order is then looked up by its client order id before anything is resent).",
     )
+    dead_man_switch_s = models.PositiveIntegerField(
+        "dead man's switch (s)",
+        default=0,
+        blank=True,  # an admin form without the field (or left empty) means off
+        validators=[MaxValueValidator(86_400)],
+        help_text="0: off. On a venue that has one (Kraken's CancelAllOrdersAfter), the worker "
+        "holding the account's own-order stream keeps it armed with this timeout, renewing it "
+        "every quarter of it, and disarms it when it stops cleanly; if the worker dies, the "
+        "venue cancels every open order of the key this long after the last renewal. "
+        "Kraken suggests 60.",
+    )
     venue_rate_limits = models.JSONField(
         default=dict,
         blank=True,
@@ -121,6 +132,12 @@ class ExchangeAccount(models.Model):
         problems = config_validation.account_problems(
             self.venue, self.ccxt_options, self.rate_limit_policy, self.rest_url, self.ws_url
         )
+        if self.dead_man_switch_s is None:
+            self.dead_man_switch_s = 0
+        if self.dead_man_switch_s and not self.venue_module.dead_man_switch:
+            problems["dead_man_switch_s"] = [
+                f"{self.venue_module.name} has no dead man's switch: leave it at 0."
+            ]
         if problems:
             raise ValidationError(problems)
 

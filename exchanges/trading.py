@@ -20,6 +20,8 @@ from exchanges.ratelimit import orderhint
 from exchanges.venues import get_venue
 from exchanges.venues.base import Venue
 
+#: the status of an answer without any: the venue took the request, the state is to come
+ACCEPTED = "accepted"
 #: our order types → (ccxt type, extra params builder)
 _POST_ONLY = "limit_maker"
 _STOP_TYPES = {"stop_loss_limit": "stopLossPrice", "take_profit_limit": "takeProfitPrice"}
@@ -38,6 +40,8 @@ class OrderRequest:
     iceberg_qty: Decimal | None = None
     #: a market order by quote amount: spend (buy) / raise (sell) this much quote asset
     quote_amount: Decimal | None = None
+    #: a GTD order's expiry (time_in_force "GTD")
+    expires_at: dt.datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -68,7 +72,9 @@ class VenueOrder:
     id: str
     client_order_id: str
     symbol: str
-    status: str  # ccxt's: open, closed, canceled, expired, rejected
+    #: ccxt's (open, closed, canceled, expired, rejected), or ACCEPTED for an answer that
+    #: says nothing of the order's state (Kraken's AddOrder and CancelOrder)
+    status: str
     filled: Decimal
     amount: Decimal | None
     average: Decimal | None
@@ -106,6 +112,10 @@ def order_params(req: OrderRequest, venue: Venue) -> tuple[str, dict[str, Any]]:
             raise errors.BadRequest("A stop order needs a stop price.")
         params[_STOP_TYPES[req.type]] = _str(req.stop_price)
     params["timeInForce"] = req.time_in_force
+    if req.time_in_force == "GTD":
+        if req.expires_at is None:
+            raise errors.BadRequest("A good-till-date order needs its expiry.")
+        params.update(venue.expiry_params(req.expires_at))
     return "limit", params
 
 
@@ -126,28 +136,43 @@ def parse_trade(client: ExchangeClient, t: dict[str, Any]) -> VenueTrade:
         fee_currency=str(fee.get("currency") or ""),
         is_maker=None if taker is None else taker == "maker",
         timestamp_ms=t.get("timestamp"),
-        client_order_id=str(info.get("c") or info.get("clientOrderId") or ""),
+        client_order_id=str(
+            info.get("c") or info.get("clientOrderId") or info.get("cl_ord_id") or ""
+        ),
         raw=info if isinstance(info, dict) else {},
     )
 
 
-def parse_order(client: ExchangeClient, o: dict[str, Any]) -> VenueOrder:
-    """A ccxt order as exact values (bad numbers dropped and counted, as in parse_trade)."""
+def parse_order(client: ExchangeClient, o: dict[str, Any], *, answer: bool = False) -> VenueOrder:
+    """A ccxt order as exact values (bad numbers dropped and counted, as in parse_trade).
+
+    The venue first completes what ccxt leaves out of its records (`Venue.complete_order`:
+    Kraken's partial stream updates). An `answer` to a request that carries no status is
+    ACCEPTED: the venue took it, its state is still to come. A trade ccxt knows only by its
+    id (Kraken's QueryOrders) is not a fill we can record and is left out.
+    """
+    o = client.venue.complete_order(o)
     info = o.get("info") or {}
     venue_status = ""
     if isinstance(info, dict):
         venue_status = str(info.get("status") or info.get("X") or "")
+    status = o.get("status") or (ACCEPTED if answer else "open")
+    trades = o.get("trades") or []
     return VenueOrder(
         id=str(o.get("id") or ""),
         client_order_id=str(o.get("clientOrderId") or ""),
         symbol=str(o.get("symbol") or ""),
-        status=str(o.get("status") or "open"),
+        status=str(status),
         filled=client.dec(o.get("filled"), "order.filled") or Decimal(0),
         amount=client.dec(o.get("amount"), "order.amount"),
         average=client.dec(o.get("average"), "order.average"),
         venue_status=venue_status,
         timestamp_ms=o.get("lastTradeTimestamp") or o.get("timestamp"),
-        trades=tuple(parse_trade(client, t) for t in (o.get("trades") or []) if t.get("id")),
+        trades=tuple(
+            parse_trade(client, t)
+            for t in trades
+            if t.get("id") and t.get("price") is not None and t.get("amount") is not None
+        ),
         raw=info if isinstance(info, dict) else {},
         cost=client.dec(o.get("cost"), "order.cost"),
     )
@@ -197,7 +222,7 @@ async def create_order(client: ExchangeClient, req: OrderRequest) -> VenueOrder:
         _str(req.price),
         params,
     )
-    return parse_order(client, answer)
+    return parse_order(client, answer, answer=True)
 
 
 def _quote_amount_to_precision(client: ExchangeClient) -> Any:
@@ -217,11 +242,12 @@ def quote_amount_sendable(venue_id: str, price_tick: Decimal | None, value: Deci
 
 
 async def fetch_order_by_client_id(
-    client: ExchangeClient, symbol: str, client_order_id: str
+    client: ExchangeClient, symbol: str, client_order_id: str, exchange_order_id: str = ""
 ) -> VenueOrder:
-    """The order placed with `client_order_id`; raises errors.OrderNotFound if none."""
+    """The order placed with `client_order_id` (the venue's id helps where the venue looks
+    orders up by it: `Venue.find_order`); raises errors.OrderNotFound if none."""
     await load_markets(client)
-    answer = await client.call("fetch_order", "", symbol, {"clientOrderId": client_order_id})
+    answer = await client.venue.find_order(client, symbol, client_order_id, exchange_order_id)
     return parse_order(client, answer)
 
 
@@ -235,7 +261,7 @@ async def cancel_order(
     """Cancel one order. `placed_at`: when the venue took the order (or last amended it),
     from its row; venues that charge a cancel by the order's age read it (Kraken: +8 on
     the pair's trading counter under 5 s, nothing after 300 s). None: charged as the
-    youngest."""
+    youngest. An answer without the order's state (Kraken: a count) is ACCEPTED."""
     await load_markets(client)
     with _acting_on(client, symbol, placed_at):
         if exchange_order_id:
@@ -244,7 +270,32 @@ async def cancel_order(
             answer = await client.call(
                 "cancel_order", "", symbol, {"clientOrderId": client_order_id}
             )
-    return parse_order(client, answer)
+    return parse_order(client, answer, answer=True)
+
+
+async def cancel_all_after(client: ExchangeClient, timeout_s: int) -> None:
+    """Arm (timeout_s > 0) or disarm (0) the venue's dead man's switch for this key: every
+    open order is canceled `timeout_s` after the last call unless renewed. Only on venues
+    that have one (`Venue.dead_man_switch`)."""
+    if not client.venue.dead_man_switch:
+        raise errors.NotSupported(f"{client.venue.name} has no dead man's switch.")
+    await client.call("cancel_all_orders_after", int(timeout_s) * 1000)
+
+
+async def fetch_trading_fees(
+    client: ExchangeClient, symbols: list[str]
+) -> dict[str, tuple[Decimal, Decimal]]:
+    """symbol -> (maker, taker) rates the venue charges this account, as Decimal, for the
+    symbols it reports; how it is asked is the venue's (`Venue.fetch_account_fees`)."""
+    await load_markets(client)
+    raw = await client.venue.fetch_account_fees(client, symbols)
+    out: dict[str, tuple[Decimal, Decimal]] = {}
+    for symbol, fee in raw.items():
+        maker = client.dec(fee.get("maker"), "fee.maker")
+        taker = client.dec(fee.get("taker"), "fee.taker")
+        if maker is not None and taker is not None:
+            out[symbol] = (maker, taker)
+    return out
 
 
 def _acting_on(

@@ -30,7 +30,7 @@ from exchanges.models import AccountFee, ExchangeAccount, Market
 from exchanges.streaming import books, tickers, venuestatus
 from exchanges.venues import get_venue
 from exchanges.venuestate import VenueState
-from orders import rules, stream
+from orders import fees, rules, stream
 from orders.forms import OrderForm
 from orders.liverefresh import avg_price_key, redis_client, refresher
 from orders.models import Order, OrderType
@@ -251,7 +251,11 @@ def _clock(ts: float) -> str:
 
 
 def fee_rates(account: ExchangeAccount, market: Market) -> tuple[Decimal | None, Decimal | None]:
+    """The account's own rates on the market, else the market's published ones; a missing
+    or old own fee is fetched off the request (orders/fees.py) for the next keystroke."""
     own = AccountFee.objects.filter(account=account, symbol=market.symbol).first()
+    if fees.is_stale(own):
+        refresher.want_fees(account.pk, market.symbol)
     if own is not None:
         return own.maker, own.taker
     return market.maker_fee, market.taker_fee
@@ -379,6 +383,7 @@ def _apply_rules(
         time_in_force=data.get("time_in_force") or "GTC",
         iceberg_qty=data.get("iceberg_qty"),
         quote_amount=data["amount"] if form.by_quote else None,
+        expires_at=data.get("expires_at"),
     )
     stops = [OrderType.STOP_LOSS_LIMIT, OrderType.TAKE_PROFIT_LIMIT]
     counts = (

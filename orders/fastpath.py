@@ -8,7 +8,8 @@ autocommitted statement:
 - `claim`: `UPDATE … RETURNING` the claimed row, joined in the same statement with what the
   send needs. It claims under exactly the conditions of the ORM path (orders/placement.py).
 - `ack`: the venue's first answer for an order that has neither fills nor an id yet — the
-  usual "new, resting" answer — moves it and writes its audit row in one data-modifying CTE,
+  usual "new, resting" answer, or an `accepted` one that says no more (Kraken's txid) —
+  moves it and writes its audit row in one data-modifying CTE,
   *guarded*: the UPDATE matches only while the row is still as the claim left it (pending,
   no venue id, nothing filled, not acked, not closed). When anything else got there first (the
   order stream, a lookup), nothing is written and the caller takes the locked path, which
@@ -117,7 +118,7 @@ def ack(order: Order, report: trading.VenueOrder, source: str) -> bool:
         order.filled,
         VenueReport(report.status, report.filled, report.amount, report.average, report.id),
     )
-    if target is None or target != S.OPEN:
+    if target not in (S.OPEN, S.ACCEPTED):
         return False  # a closing answer goes through the locked path (and its alerts)
     now = timezone.now()
     fields: dict[str, Any] = {

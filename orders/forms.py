@@ -8,11 +8,13 @@ numbers are parsed by orders/rules/numbers.py, choices never echo the value.
 
 from __future__ import annotations
 
+import datetime as dt
 from decimal import Decimal
 from typing import Any, cast
 
 from django import forms
 from django.db import models
+from django.utils import timezone
 
 from exchanges.models import ExchangeAccount, Market
 from orders.models import OrderType, Side, TimeInForce
@@ -40,6 +42,10 @@ class BoundedChoiceField(forms.ChoiceField):
     default_error_messages = _CHOICE_ERRORS
 
 
+#: a good-till-date order expires at least this far ahead (it must reach the venue first)
+MIN_GTD_AHEAD = dt.timedelta(seconds=30)
+
+
 class AmountIn(models.TextChoices):
     BASE = "base"
     QUOTE = "quote"
@@ -58,6 +64,17 @@ class OrderForm(forms.Form):
     price = OrderNumberField(required=False)
     stop_price = OrderNumberField(required=False)
     iceberg_qty = OrderNumberField(required=False, label="Iceberg (visible qty)")
+    #: a good-till-date order's expiry, in UTC
+    expires_at = forms.DateTimeField(
+        required=False,
+        label="Expires (UTC)",
+        input_formats=[
+            "%Y-%m-%d %H:%M:%S",
+            "%Y-%m-%d %H:%M",
+            "%Y-%m-%dT%H:%M:%S",
+            "%Y-%m-%dT%H:%M",
+        ],
+    )
 
     def __init__(self, *args: Any, accounts: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -96,6 +113,16 @@ class OrderForm(forms.Form):
             data["stop_price"] = None
         if order_type == OrderType.LIMIT_MAKER:
             data["time_in_force"] = TimeInForce.GTC
+        if data.get("time_in_force") != TimeInForce.GTD:
+            data["expires_at"] = None
+        elif data.get("expires_at") is None:
+            self.add_error("expires_at", "A good-till-date order needs its expiry (UTC).")
+        elif data["expires_at"] <= timezone.now() + MIN_GTD_AHEAD:
+            self.add_error(
+                "expires_at",
+                f"The expiry must be at least {MIN_GTD_AHEAD.seconds} s ahead (now "
+                f"{timezone.now():%Y-%m-%d %H:%M:%S} UTC).",
+            )
         if data.get("iceberg_qty") is not None:
             if order_type == OrderType.MARKET or data.get("time_in_force") != TimeInForce.GTC:
                 self.add_error("iceberg_qty", "Iceberg orders must be good-till-canceled limits.")

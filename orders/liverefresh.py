@@ -1,9 +1,10 @@
 """Venue figures the live check needs but no stream delivers, fetched off the request.
 
 The order form is checked on every keystroke and must answer from what is already in Redis
-(orders/checks.py). Two inputs have no stream behind them on every account: the venue's
-average price (Binance's avgPrice, REST only) and, while no own-order stream is held, the
-balances. When the check finds one missing or old it asks this module for it and answers
+(orders/checks.py). Three inputs have no stream behind them on every account: the venue's
+average price (Binance's avgPrice, REST only), while no own-order stream is held the
+balances, and the account's own fee on a market it has none for yet (Kraken's
+TradeVolume). When the check finds one missing or old it asks this module for it and answers
 without it ("not checked"); one long-lived thread per process fetches it through the door
 and stores it, so the next keystroke has it. A Redis lock per figure makes one fetch per
 figure at a time across all web processes; a failed fetch keeps its lock until it expires,
@@ -28,7 +29,7 @@ from exchanges import errors
 from exchanges.client import ClientSpec, ExchangeClient, run_sync
 from exchanges.models import ExchangeAccount
 from exchanges.venues import get_venue
-from orders import stream
+from orders import fees, stream
 
 log = logging.getLogger(__name__)
 
@@ -103,6 +104,12 @@ class Refresher:
     def want_balances(self, account_id: int) -> None:
         self._submit(
             f"xcon:form:balances:{account_id}:refreshing", lambda: fetch_balances(account_id)
+        )
+
+    def want_fees(self, account_id: int, symbol: str) -> None:
+        self._submit(
+            f"xcon:form:fees:{account_id}:{symbol}:refreshing",
+            lambda: fees.refresh(account_id, [symbol]) > 0,
         )
 
     def _submit(self, lock: str, job: Callable[[], bool]) -> None:

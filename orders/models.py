@@ -45,11 +45,16 @@ class TimeInForce(models.TextChoices):
     GTC = "GTC", "Good till canceled"
     IOC = "IOC", "Immediate or cancel"
     FOK = "FOK", "Fill or kill"
+    #: canceled by the venue at `Order.expires_at` (Kraken; not Binance spot)
+    GTD = "GTD", "Good till date"
 
 
 class OrderState(models.TextChoices):
     DRAFT = "draft"
     PENDING_SUBMIT = "pending_submit", "Pending submit"
+    #: the venue took the order but its answer carries no state (Kraken's AddOrder: a txid
+    #: only); the own-order stream or a lookup settles it
+    ACCEPTED = "accepted", "Accepted — awaiting confirmation"
     OPEN = "open"
     PARTIALLY_FILLED = "partially_filled", "Partially filled"
     FILLED = "filled"
@@ -67,6 +72,7 @@ TERMINAL_STATES = frozenset(
 LIVE_STATES = frozenset(
     {
         OrderState.PENDING_SUBMIT,
+        OrderState.ACCEPTED,
         OrderState.OPEN,
         OrderState.PARTIALLY_FILLED,
         OrderState.CANCEL_PENDING,
@@ -75,10 +81,14 @@ LIVE_STATES = frozenset(
 )
 
 
+#: every client order id xcon sends starts with this (an update with another is not ours)
+CLIENT_ORDER_ID_PREFIX = "xc"
+
+
 def new_client_order_id() -> str:
     """32 characters from [0-9a-f] after an `xc` prefix: within every venue's id alphabet
     and length (Binance 36, Kraken cl_ord_id 36, Coinbase UUID-like)."""
-    return "xc" + uuid.uuid4().hex[:30]
+    return CLIENT_ORDER_ID_PREFIX + uuid.uuid4().hex[:30]
 
 
 class OrderQuerySet(models.QuerySet["Order"]):
@@ -106,6 +116,8 @@ class Order(models.Model):
     quote_amount = models.DecimalField(max_digits=40, decimal_places=20, null=True, blank=True)
     price = models.DecimalField(max_digits=40, decimal_places=20, null=True, blank=True)
     stop_price = models.DecimalField(max_digits=40, decimal_places=20, null=True, blank=True)
+    #: a GTD order: when the venue cancels it (None: any other time in force)
+    expires_at = models.DateTimeField(null=True, blank=True)
     #: the visible part of an iceberg order (None: a plain order)
     iceberg_qty = models.DecimalField(max_digits=40, decimal_places=20, null=True, blank=True)
     client_order_id = models.CharField(max_length=64, unique=True, default=new_client_order_id)
@@ -194,7 +206,8 @@ class Order(models.Model):
 
     @property
     def can_cancel(self) -> bool:
-        return self.state in (OrderState.OPEN, OrderState.PARTIALLY_FILLED)
+        # an accepted order has its venue id: it can be canceled before it is confirmed
+        return self.state in (OrderState.ACCEPTED, OrderState.OPEN, OrderState.PARTIALLY_FILLED)
 
     @property
     def remaining(self) -> Decimal | None:

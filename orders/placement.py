@@ -62,6 +62,9 @@ LOOKUP_MARGIN_S = 5.0
 CLAIM_MARGIN_S = 2.0
 #: two cancel requests for one order are at least this far apart
 CANCEL_RETRY_S = 2.0
+#: an answer that only acknowledged the request (an `accepted` order, a cancel sent) is
+#: followed by a lookup this long after, in case the own-order stream does not settle it
+CONFIRM_CHECK_S = 3.0
 #: no follow-up task is queued further ahead than this; the broker's visibility timeout
 #: (xcon/settings.py) must stay above it
 MAX_COUNTDOWN_S = 180.0
@@ -101,8 +104,9 @@ class Outcome:
     state: str
     action: str
     retry_in_s: float | None = None
-    #: the task to run then: send (again) or look up
-    then: Literal["submit", "resolve"] = "resolve"
+    #: the task to run then: send (again), look up, or look up what the venue only
+    #: acknowledged ("confirm": a cancel task then looks up instead of canceling again)
+    then: Literal["submit", "resolve", "confirm"] = "resolve"
 
 
 def _request(order: Order) -> trading.OrderRequest:
@@ -117,6 +121,7 @@ def _request(order: Order) -> trading.OrderRequest:
         time_in_force=order.time_in_force,
         iceberg_qty=order.iceberg_qty,
         quote_amount=order.quote_amount,
+        expires_at=order.expires_at,
     )
 
 
@@ -226,14 +231,22 @@ def submit(order_id: int) -> Outcome:
         if fastpath.available() and fastpath.ack(order, answer, Source.PLACEMENT):
             # autocommitted (or with the caller's transaction): push once it is committed
             transaction.on_commit(lambda: broadcast.order_changed(order))
-            return Outcome(order.state, "placed")
+            return _placed(order.state)
         applied = settle_report(order_id, answer, Source.PLACEMENT)
     except Exception:
         # most likely the database failed while the answer was saved; the order may be
         # live on the venue, so it must not stay claimed and silent
         log.exception("order %s: the venue's answer was not recorded", order_id)
         return _answer_not_recorded(order_id, now)
-    return Outcome(applied.order.state, "placed")
+    return _placed(applied.order.state)
+
+
+def _placed(state_now: str) -> Outcome:
+    """An `accepted` order (the answer said nothing of its state) is looked up shortly unless
+    the own-order stream settles it first; any other answer is final."""
+    if state_now == S.ACCEPTED:
+        return Outcome(state_now, "accepted", retry_in_s=CONFIRM_CHECK_S, then="confirm")
+    return Outcome(state_now, "placed")
 
 
 def _expire_unsent(order_id: int) -> Outcome:
@@ -333,7 +346,11 @@ def resolve(order_id: int) -> Outcome:
     try:
         spec = _spec(order)
         report: trading.VenueOrder = _door(
-            spec, trading.fetch_order_by_client_id, order.symbol, order.client_order_id
+            spec,
+            trading.fetch_order_by_client_id,
+            order.symbol,
+            order.client_order_id,
+            order.exchange_order_id,
         )
     except errors.OrderNotFound:
         return _not_found(order_id)
@@ -479,4 +496,8 @@ def cancel(order_id: int) -> Outcome:
     # the cancel answer is about the same order; its fills count too
     apply_report(order_id, report, Source.PLACEMENT)
     order.refresh_from_db()
+    if report.status == trading.ACCEPTED and order.state == S.CANCEL_PENDING:
+        # the venue took the cancel and said no more (Kraken: a count): the stream, or a
+        # lookup shortly, tells whether it canceled or lost the race against a fill
+        return Outcome(order.state, "cancel sent", retry_in_s=CONFIRM_CHECK_S, then="confirm")
     return Outcome(order.state, "canceled")

@@ -191,6 +191,29 @@ def settle_report(order_id: int, report: trading.VenueOrder, source: str) -> App
         return Applied(changed or target is not None, order)
 
 
+def advance_by_fills(order: Order, source: str) -> bool:
+    """Bring a locked live order up to its recorded fills when they add up to more than its
+    `filled` (a venue that reports a partial fill only as a trade); True when it moved.
+
+    Fills are facts, so their sum is a floor of what the order filled: it moves the order
+    forward only (open or accepted → partially filled; a cancel in flight stays so), never
+    to filled — the venue's own report of the order says when it is done.
+    """
+    totals = order.fills.aggregate(filled=Sum("amount"), cost=Sum("cost"))
+    filled: Decimal = totals["filled"] or Decimal(0)
+    if filled <= order.filled:
+        return False
+    target = next_state(order.state, order.filled, VenueReport("open", filled))
+    if target is None:
+        return False
+    fields: dict[str, Any] = {"filled": filled, "last_checked_at": timezone.now()}
+    cost: Decimal | None = totals["cost"]
+    if cost:
+        fields["cost"] = cost
+        fields["average_price"] = cost / filled
+    return move(order, target, "fills", source, **fields)
+
+
 def _fills_cost(order: Order) -> Decimal | None:
     """Quote asset moved by the recorded fills, when the venue's report did not say."""
     total: Decimal | None = order.fills.aggregate(total=Sum("cost"))["total"]

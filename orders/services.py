@@ -7,6 +7,7 @@ periodic reconciliation picks up whatever was committed but not queued).
 
 from __future__ import annotations
 
+import datetime as dt
 import uuid
 from dataclasses import dataclass
 from decimal import Decimal
@@ -37,6 +38,8 @@ class Draft:
     iceberg_qty: Decimal | None = None
     #: a market order by quote amount: spend (buy) / raise (sell) this much quote asset
     quote_amount: Decimal | None = None
+    #: a GTD order's expiry
+    expires_at: dt.datetime | None = None
 
 
 def confirm(user: Any, draft: Draft, request_key: uuid.UUID) -> tuple[Order, bool]:
@@ -65,6 +68,7 @@ def confirm(user: Any, draft: Draft, request_key: uuid.UUID) -> tuple[Order, boo
                 time_in_force=draft.time_in_force,
                 iceberg_qty=draft.iceberg_qty,
                 quote_amount=draft.quote_amount,
+                expires_at=draft.expires_at,
                 request_key=request_key,
                 created_by=user,
                 state=S.DRAFT,
@@ -117,7 +121,7 @@ def cancel_all(user: Any, account_id: int, symbol: str) -> int:
     """Request the cancel of every cancellable order of ours on `symbol`; how many."""
     count = 0
     orders = Order.objects.filter(
-        account_id=account_id, symbol=symbol, state__in=[S.OPEN, S.PARTIALLY_FILLED]
+        account_id=account_id, symbol=symbol, state__in=[S.ACCEPTED, S.OPEN, S.PARTIALLY_FILLED]
     )
     for order in orders:
         count += request_cancel(user, order)

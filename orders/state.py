@@ -14,6 +14,12 @@ The ways out of `pending_submit` (none of them leaves an order untracked):
   the order waits in `pending_submit` to be sent again, but only while it is young enough;
 - it waited too long to be sent (`too_old_to_send`): `expired`, with that reason.
 
+Where the venue's answer to a placement carries no state (Kraken's AddOrder answers a txid
+and a description only), the order is `accepted`: the venue has it and its id is known, but
+whether it rests, filled or was canceled at once (a post-only order that would take) is told
+by the own-order stream or a lookup (QueryOrders), whichever comes first. A venue whose answer
+is final (Binance) goes straight to its state, as before.
+
 And out of `unknown`: found by the lookup (its real state), or proven absent once a request
 sent under its claim can no longer arrive (`may_still_arrive_until`): `pending_submit` again
 while young enough, `expired` otherwise.
@@ -28,17 +34,41 @@ from decimal import Decimal
 from orders.models import TERMINAL_STATES, OrderState
 
 S = OrderState
+#: the status of a venue answer that carries no order state (exchanges.trading)
+ACCEPTED = "accepted"
 
 TRANSITIONS: dict[str, frozenset[str]] = {
     S.DRAFT: frozenset({S.PENDING_SUBMIT}),
     S.PENDING_SUBMIT: frozenset(
-        {S.OPEN, S.PARTIALLY_FILLED, S.FILLED, S.CANCELED, S.REJECTED, S.EXPIRED, S.UNKNOWN}
+        {
+            S.ACCEPTED,
+            S.OPEN,
+            S.PARTIALLY_FILLED,
+            S.FILLED,
+            S.CANCELED,
+            S.REJECTED,
+            S.EXPIRED,
+            S.UNKNOWN,
+        }
+    ),
+    # accepted: the venue holds the order (its id is known), its state is still to come
+    S.ACCEPTED: frozenset(
+        {
+            S.OPEN,
+            S.PARTIALLY_FILLED,
+            S.FILLED,
+            S.CANCEL_PENDING,
+            S.CANCELED,
+            S.REJECTED,
+            S.EXPIRED,
+        }
     ),
     # unknown: the placement's outcome is being looked up; pending_submit again only once a
     # lookup proved the exchange never received it
     S.UNKNOWN: frozenset(
         {
             S.PENDING_SUBMIT,
+            S.ACCEPTED,
             S.OPEN,
             S.PARTIALLY_FILLED,
             S.FILLED,
@@ -70,7 +100,9 @@ def can_move(current: str, target: str) -> bool:
 class VenueReport:
     """What a venue said about an order at some moment (ccxt's unified order, typed)."""
 
-    status: str  # ccxt's: open, closed, canceled, expired, rejected
+    #: ccxt's (open, closed, canceled, expired, rejected), or "accepted": the venue took the
+    #: request but its answer says nothing of the order's state
+    status: str
     filled: Decimal
     amount: Decimal | None = None
     average: Decimal | None = None
@@ -80,6 +112,8 @@ class VenueReport:
 
 def target_state(report: VenueReport) -> str:
     """Our state for a venue report."""
+    if report.status == ACCEPTED:
+        return S.ACCEPTED
     if report.status == "open":
         return S.PARTIALLY_FILLED if report.filled > 0 else S.OPEN
     if report.status == "closed":

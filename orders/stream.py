@@ -4,6 +4,12 @@ One holder per account (a Redis lease, as for market-data streams) watches ccxt.
 `watch_orders`, `watch_my_trades` and `watch_balance` on the venue's user-data stream.
 Every (re)connect is followed by a REST reconciliation of our live orders, since updates
 sent while the stream was down are gone. Balances are kept in Redis for the order form.
+
+Updates are matched to our orders by client order id, else by the venue's order id: Kraken's
+updates after an order's first record carry no symbol (and ccxt then yields orders with
+symbol None); those of an order whose placement answer is not recorded yet wait a while
+(`Unmatched`). Where the account sets one, the holder also keeps the venue's dead man's
+switch alive (orders/deadman.py).
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ from typing import Any
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
+from django.db.models import Q
 
 from exchanges import errors, trading
 from exchanges.client import ClientSpec, ExchangeClient
@@ -27,8 +34,9 @@ from exchanges.streaming import store
 from exchanges.streaming.backoff import Backoff
 from exchanges.streaming.host import shutdown
 from exchanges.streaming.lease import Lease
-from orders import placement
-from orders.models import Order, OrderEvent
+from orders import deadman, fees, placement
+from orders.models import CLIENT_ORDER_ID_PREFIX, Order, OrderEvent
+from orders.records import advance_by_fills
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +44,8 @@ LEASE_TTL_S = 5.0
 RENEW_EVERY_S = 1.5
 #: a user-data stream may be silent for hours (no orders): only the keepalive says it is dead
 WATCH_TIMEOUT_S = 3600.0
+#: how often updates of orders not found yet are offered again (Unmatched)
+UNMATCHED_RETRY_S = 0.5
 
 
 def lease_key(account_id: int) -> str:
@@ -116,17 +126,99 @@ def _order_for(account_id: int, client_order_id: str, exchange_order_id: str) ->
     return None
 
 
-def apply_orders(account_id: int, orders: list[trading.VenueOrder]) -> int:
+class Unmatched:
+    """Updates naming an order we cannot find yet, kept a while and offered again.
+
+    Kraken streams an order's records before its AddOrder answer is back, and its updates
+    after the first carry neither the symbol nor (on the live venue, not always) the client
+    order id: only the txid, which is ours once the answer is recorded. Such an update is
+    not dropped: it waits here up to KEEP_S (the send deadline is far below it) and is
+    applied as soon as the order can be found by its id; what nobody claims by then was
+    not placed through xcon. An update whose client order id is not one of ours (another
+    tool's order) is not kept at all, and the kept ones are offered again only once one
+    query finds their ids among our orders (`take_known`): an account busy with other
+    tools' orders costs one query per offer, not two per kept update.
+    """
+
+    KEEP_S = 30.0
+    MAX = 1000
+
+    def __init__(self) -> None:
+        self._items: list[tuple[float, Any]] = []
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def keep(self, item: Any) -> None:
+        if not maybe_ours(item.client_order_id):
+            return
+        if len(self._items) >= self.MAX:
+            self._items.pop(0)
+        self._items.append((time.monotonic(), item))
+
+    def take(self) -> list[Any]:
+        """Everything still young enough, in arrival order (what is returned is forgotten)."""
+        horizon = time.monotonic() - self.KEEP_S
+        items = [item for at, item in self._items if at >= horizon]
+        self._items.clear()
+        return items
+
+    def take_known(self, account_id: int) -> list[Any]:
+        """The kept updates whose order is now one of the account's (one query), in arrival
+        order; the others stay (until KEEP_S)."""
+        horizon = time.monotonic() - self.KEEP_S
+        self._items = [(at, item) for at, item in self._items if at >= horizon]
+        if not self._items:
+            return []
+        client_ids = {i.client_order_id for _, i in self._items if i.client_order_id}
+        venue_ids = {_venue_id(i) for _, i in self._items} - {""}
+        known = Order.objects.filter(account_id=account_id).filter(
+            Q(client_order_id__in=client_ids) | Q(exchange_order_id__in=venue_ids)
+        )
+        found = set()
+        for cid, vid in known.values_list("client_order_id", "exchange_order_id"):
+            found.update({cid, vid} - {""})
+        taken, kept = [], []
+        for at, item in self._items:
+            if {item.client_order_id, _venue_id(item)} & found:
+                taken.append(item)
+            else:
+                kept.append((at, item))
+        self._items = kept
+        return taken
+
+
+def _venue_id(item: trading.VenueOrder | trading.VenueTrade) -> str:
+    return item.id if isinstance(item, trading.VenueOrder) else item.order_id
+
+
+def maybe_ours(client_order_id: str) -> bool:
+    """An update without a client order id may be ours; one with another tool's is not."""
+    return not client_order_id or client_order_id.startswith(CLIENT_ORDER_ID_PREFIX)
+
+
+def apply_orders(
+    account_id: int, orders: list[trading.VenueOrder], unmatched: Unmatched | None = None
+) -> int:
+    """Apply order updates, found by client order id or else by the venue's order id (an
+    update without a symbol is as good as any); those of no order we know yet go to
+    `unmatched` to be offered again."""
     n = 0
     for o in orders:
         pk = _order_for(account_id, o.client_order_id, o.id)
         if pk is None:
-            continue  # not placed through xcon
+            if unmatched is not None and (o.client_order_id or o.id):
+                unmatched.keep(o)
+            continue
         n += placement.apply_report(pk, o, OrderEvent.Source.STREAM)
     return n
 
 
-def apply_trades(account_id: int, trades: list[trading.VenueTrade]) -> int:
+def apply_trades(
+    account_id: int, trades: list[trading.VenueTrade], unmatched: Unmatched | None = None
+) -> int:
+    """Record fills (once per trade id) of the orders they name; as `apply_orders` for those
+    of orders not found yet."""
     from django.db import transaction
 
     from orders import broadcast
@@ -135,12 +227,17 @@ def apply_trades(account_id: int, trades: list[trading.VenueTrade]) -> int:
     for t in trades:
         pk = _order_for(account_id, t.client_order_id, t.order_id)
         if pk is None:
+            if unmatched is not None and (t.client_order_id or t.order_id):
+                unmatched.keep(t)
             continue
         with transaction.atomic():
             order = Order.objects.select_for_update().get(pk=pk)
             if placement.record_fills(order, [t]):
                 n += 1
-                transaction.on_commit(functools.partial(broadcast.order_changed, pk))
+                # a venue may tell a partial fill only as a trade (Kraken: the order's own
+                # update comes with its next change): the fills move the order on
+                if not advance_by_fills(order, OrderEvent.Source.STREAM):
+                    transaction.on_commit(functools.partial(broadcast.order_changed, pk))
     return n
 
 
@@ -158,12 +255,17 @@ def reconcile_account(account_id: int) -> int:
 
 
 # ------------------------------------------------------------------ the holder
-def _load(account_id: int) -> ClientSpec | None:
+def _load(account_id: int) -> tuple[ClientSpec, int] | None:
+    """The account's client spec and dead man's switch timeout (0: none, or the venue has
+    none); None when it is disabled or has no credentials."""
     account = ExchangeAccount.objects.filter(pk=account_id, enabled=True).first()
     if account is None:
         return None
     spec = ClientSpec.for_account(account)
-    return spec if spec.credentials is not None else None
+    if spec.credentials is None:
+        return None
+    switch = account.dead_man_switch_s if account.venue_module.dead_man_switch else 0
+    return spec, switch
 
 
 async def hold(account_id: int, *, stop: asyncio.Event | None = None) -> str:
@@ -174,11 +276,20 @@ async def hold(account_id: int, *, stop: asyncio.Event | None = None) -> str:
         await redis.aclose()
         return "already held"
     stop = stop or asyncio.Event()
+    lease_lost = False
     try:
-        spec = await sync_to_async(_load)(account_id)
-        if spec is None:
+        loaded = await sync_to_async(_load)(account_id)
+        if loaded is None:
             return "disabled or no credentials"
-        runner = asyncio.create_task(_run(account_id, spec, stop))
+        spec, switch_s = loaded
+        tasks = [asyncio.create_task(_run(account_id, spec, stop))]
+        if switch_s:
+            # renewed while this holder holds the lease; a clean stop disarms it, a lost
+            # lease leaves it to the next holder (orders/deadman.py)
+            tasks.append(
+                asyncio.create_task(deadman.keep(spec, switch_s, stop, lambda: not lease_lost))
+            )
+        runner = tasks[0]
         while not stop.is_set() and not runner.done():
             await asyncio.sleep(RENEW_EVERY_S)
             if shutdown.is_set():
@@ -186,13 +297,14 @@ async def hold(account_id: int, *, stop: asyncio.Event | None = None) -> str:
                 break
             if not await lease.renew():
                 log.warning("lost the order-stream lease of account %s", account_id)
+                lease_lost = True
                 stop.set()
                 break
-            if await sync_to_async(_load)(account_id) != spec:
+            if await sync_to_async(_load)(account_id) != loaded:
                 stop.set()
                 break
         stop.set()
-        await asyncio.gather(runner, return_exceptions=True)
+        await asyncio.gather(*tasks, return_exceptions=True)
         return "stopped"
     finally:
         await lease.release()
@@ -261,13 +373,28 @@ async def _session(
                 task.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
 
+    orders_waiting, trades_waiting = Unmatched(), Unmatched()
+
+    def apply_order_updates(updates: list[trading.VenueOrder]) -> int:
+        # updates kept for an order not found yet go first: they are older
+        known = orders_waiting.take_known(account_id)
+        return apply_orders(account_id, [*known, *updates], orders_waiting)
+
+    def apply_trade_updates(updates: list[trading.VenueTrade]) -> int:
+        known = trades_waiting.take_known(account_id)
+        return apply_trades(account_id, [*known, *updates], trades_waiting)
+
+    async def offer_again() -> None:
+        while not stop.is_set():
+            await asyncio.sleep(UNMATCHED_RETRY_S)
+            if orders_waiting:
+                await sync_to_async(apply_order_updates, thread_sensitive=False)([])
+            if trades_waiting:
+                await sync_to_async(apply_trade_updates, thread_sensitive=False)([])
+
     watchers = [
-        asyncio.create_task(
-            loop(lambda: trading.watch_orders(client), lambda o: apply_orders(account_id, o))
-        ),
-        asyncio.create_task(
-            loop(lambda: trading.watch_my_trades(client), lambda t: apply_trades(account_id, t))
-        ),
+        asyncio.create_task(loop(lambda: trading.watch_orders(client), apply_order_updates)),
+        asyncio.create_task(loop(lambda: trading.watch_my_trades(client), apply_trade_updates)),
         asyncio.create_task(
             loop(
                 lambda: trading.watch_balance(client),
@@ -279,7 +406,9 @@ async def _session(
     await asyncio.sleep(0.2)
     await sync_to_async(reconcile_account, thread_sensitive=False)(account_id)
     await sync_to_async(refresh_balances, thread_sensitive=False)(account_id)
+    await sync_to_async(fees.refresh, thread_sensitive=False)(account_id)
     stopper = asyncio.create_task(stop.wait())
+    retrier = asyncio.create_task(offer_again())
     try:
         done, _ = await asyncio.wait(
             [*watchers, stopper], return_when=asyncio.FIRST_COMPLETED, timeout=WATCH_TIMEOUT_S
@@ -288,6 +417,6 @@ async def _session(
             if task is not stopper and task.exception() is not None:
                 raise task.exception()  # type: ignore[misc]
     finally:
-        for task in [*watchers, stopper]:
+        for task in [*watchers, stopper, retrier]:
             task.cancel()
-        await asyncio.gather(*watchers, stopper, return_exceptions=True)
+        await asyncio.gather(*watchers, stopper, retrier, return_exceptions=True)

@@ -48,7 +48,8 @@ def resolve_order(order_id: int) -> str:
 @shared_task(ignore_result=True, acks_late=True, reject_on_worker_lost=True)
 def cancel_order(order_id: int) -> str:
     outcome = placement.cancel(order_id)
-    if outcome.retry_in_s is not None and outcome.state == S.CANCEL_PENDING:
+    resend = outcome.then != "confirm"  # "confirm": the cancel was taken, look it up
+    if outcome.retry_in_s is not None and outcome.state == S.CANCEL_PENDING and resend:
         cancel_order.apply_async((order_id,), countdown=outcome.retry_in_s)
     else:
         _follow_up(order_id, outcome)
@@ -57,6 +58,9 @@ def cancel_order(order_id: int) -> str:
 
 #: live orders not heard of for this long are looked up
 RECONCILE_AFTER_S = 30.0
+#: an `accepted` order (its venue took it, its state is to come) not confirmed by the
+#: stream or a lookup within this long is looked up
+CONFIRM_AFTER_S = 10.0
 
 
 def _due(order: Order, now: dt.datetime) -> Any:
@@ -76,26 +80,35 @@ def _due(order: Order, now: dt.datetime) -> Any:
     if order.state == S.CANCEL_PENDING:
         last_try = order.cancel_sent_at or order.cancel_requested_at or now
         return cancel_order if last_try < stale and checked < stale else None
+    if order.state == S.ACCEPTED:
+        unconfirmed = now - dt.timedelta(seconds=CONFIRM_AFTER_S)
+        return resolve_order if checked < unconfirmed else None
     return resolve_order if checked < stale else None
 
 
-def _claim(order_id: int, now: dt.datetime) -> bool:
-    """Take this pass's turn for the order: one queued task per RECONCILE_AFTER_S, however
-    many passes overlap or run back to back."""
-    turn_taken = Q(reconciled_at__gte=now - dt.timedelta(seconds=RECONCILE_AFTER_S))
+def _turn_s(order: Order) -> float:
+    return CONFIRM_AFTER_S if order.state == S.ACCEPTED else RECONCILE_AFTER_S
+
+
+def _claim(order_id: int, now: dt.datetime, turn_s: float = RECONCILE_AFTER_S) -> bool:
+    """Take this pass's turn for the order: one queued task per `turn_s` (RECONCILE_AFTER_S;
+    CONFIRM_AFTER_S for an accepted order), however many passes overlap or run back to
+    back."""
+    turn_taken = Q(reconciled_at__gte=now - dt.timedelta(seconds=turn_s))
     return bool(Order.objects.filter(pk=order_id).exclude(turn_taken).update(reconciled_at=now))
 
 
 @shared_task(ignore_result=True)
 def reconcile_orders() -> int:
-    """Safety net (beat): look up live orders nobody has heard of for a while and claimed
-    orders whose sender recorded no outcome, send pending orders whose queued task was
-    lost, re-send cancels that never went out. Returns how many tasks it queued."""
+    """Safety net (beat): look up live orders nobody has heard of for a while, accepted
+    orders still unconfirmed, and claimed orders whose sender recorded no outcome; send
+    pending orders whose queued task was lost, re-send cancels that never went out.
+    Returns how many tasks it queued."""
     now = timezone.now()
     n = 0
     for order in Order.objects.live():
         task = _due(order, now)
-        if task is not None and _claim(order.pk, now):
+        if task is not None and _claim(order.pk, now, _turn_s(order)):
             task.delay(order.pk)
             n += 1
     return n

@@ -203,6 +203,41 @@ class Venue:
             )
         return {}
 
+    def complete_order(self, order: dict[str, Any]) -> dict[str, Any]:
+        """ccxt's unified order with what ccxt leaves out of this venue's records filled in
+        from `info` (the door hands it plain dicts); the base changes nothing."""
+        return order
+
+    async def find_order(
+        self, client: Any, symbol: str, client_order_id: str, exchange_order_id: str = ""
+    ) -> dict[str, Any]:
+        """ccxt's unified order placed with `client_order_id` (the venue's id, where known,
+        may serve venues that look orders up by it); raises errors.OrderNotFound if none.
+        The base asks ccxt's fetch_order by client order id, which is final for Binance:
+        it finds an order whatever its state."""
+        answer: dict[str, Any] = await client.call(
+            "fetch_order", "", symbol, {"clientOrderId": client_order_id}
+        )
+        return answer
+
+    #: whether the venue cancels every open order of a key unless renewed in time
+    #: (Kraken's CancelAllOrdersAfter; exchanges.trading.cancel_all_after)
+    dead_man_switch: ClassVar[bool] = False
+
+    async def fetch_account_fees(self, client: Any, symbols: list[str]) -> dict[str, Any]:
+        """symbol -> ccxt's fee structure ({"maker", "taker"}) of this account's own rates,
+        for `symbols` (venues that answer for every market may answer more). The base asks
+        ccxt's fetch_trading_fees where the venue has it, else answers nothing."""
+        if not client.ccxt.has.get("fetchTradingFees"):
+            return {}
+        raw: dict[str, Any] = await client.call("fetch_trading_fees")
+        return {s: fee for s, fee in raw.items() if isinstance(fee, dict)}
+
+    def expiry_params(self, expires_at: Any) -> dict[str, Any]:
+        """The ccxt params that carry a good-till-date order's expiry (an aware datetime);
+        NotSupported where this venue's module sends none."""
+        raise errors.NotSupported(f"Good-till-date orders are not supported on {self.name}.")
+
     #: whether ccxt cuts a quote amount to the market's price tick before sending it (the
     #: door then refuses an amount it would cut; see quote_amount_sent)
     quote_amount_on_price_tick: ClassVar[bool] = False

@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from dataclasses import replace
 from decimal import Decimal
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from exchanges import errors, venuestate
 from exchanges.marketrules import (
@@ -87,6 +88,27 @@ _SYSTEM_STATES = frozenset(
 )
 
 
+#: Kraken hosts whose endpoints live under a path prefix on one override host
+_HOST_PREFIXES = {
+    "ws.kraken.com": "/ws",
+    "ws-auth.kraken.com": "/ws-auth",
+    "beta-ws.kraken.com": "/beta-ws",
+    "beta-ws-auth.kraken.com": "/beta-ws-auth",
+    "kraken.zendesk.com": "/zendesk",
+}
+
+
+def _host_as_path(node: Any) -> Any:
+    if isinstance(node, dict):
+        return {k: _host_as_path(v) for k, v in node.items()}
+    if isinstance(node, str) and "://" in node:
+        parts = urlsplit(node)
+        prefix = _HOST_PREFIXES.get(parts.hostname or "")
+        if prefix is not None:
+            return urlunsplit(parts._replace(path=prefix + parts.path))
+    return node
+
+
 def trading_cost(method: str, age_s: float | None) -> float:
     """What `method` adds to the pair's trading counter for an order `age_s` seconds old
     (None: age unknown, so the dearest case: the youngest column)."""
@@ -136,6 +158,12 @@ class Kraken(Venue):
 
     def ccxt_config(self, *, keyed: bool) -> dict[str, Any]:
         return {"has": {"fetchCurrencies": False}}
+
+    def override_urls(self, api_urls: dict[str, Any], rest_url: str, ws_url: str) -> dict[str, Any]:
+        # Kraken tells its endpoints apart by host (ws.kraken.com/v2 public, ws-auth.kraken.com
+        # /v2 private): under one override host the host becomes a path prefix, as the
+        # simulator serves them (/ws/v2, /ws-auth/v2); the base class then rebases the paths
+        return super().override_urls(_host_as_path(api_urls), rest_url, ws_url)
 
     def rate_limit_policy(self, tier: str = "starter") -> Policy:
         rest_max, rest_decay, trade_max, trade_decay = TIERS[tier]
@@ -213,11 +241,137 @@ class Kraken(Venue):
             return raw, raw
         return super().venue_state(status)
 
+    # -- orders (AddOrder answers a txid only; the state comes on `executions`) ---------------
+    dead_man_switch = True
+
+    def complete_order(self, order: dict[str, Any]) -> dict[str, Any]:
+        return complete_order(order)
+
+    def expiry_params(self, expires_at: Any) -> dict[str, Any]:
+        # AddOrder `expiretm`: a Unix time (ccxt passes it through beside timeinforce=GTD)
+        return {"expiretm": str(int(expires_at.timestamp()))}
+
+    async def find_order(
+        self, client: Any, symbol: str, client_order_id: str, exchange_order_id: str = ""
+    ) -> dict[str, Any]:
+        # ccxt's fetch_order sends a client id as `userref` (a 32-bit integer on Kraken), so
+        # a lookup by client id asks OpenOrders, then ClosedOrders, filtered by cl_ord_id
+        if exchange_order_id:
+            found = await client.call("fetch_order", exchange_order_id, symbol)
+            return await self._with_trades(client, dict(found))
+        for method in ("fetch_open_orders", "fetch_closed_orders"):
+            params = {"clientOrderId": client_order_id, "trades": True}
+            for o in await client.call(method, symbol, None, None, params):
+                if o.get("clientOrderId") == client_order_id:
+                    return await self._with_trades(client, dict(o))
+        raise errors.OrderNotFound(
+            "Kraken has no order with this client order id (open or closed).",
+            venue_code="EOrder:Unknown order",
+        )
+
+    async def _with_trades(self, client: Any, order: dict[str, Any]) -> dict[str, Any]:
+        """The order with its fills: Kraken's order records list their trades by txid only,
+        so the trades are read with QueryTrades, 20 txids a call. (ccxt's
+        fetch_order_trades sends a last call with no txid when the count is a multiple of 20,
+        which Kraken refuses.)"""
+        ids = [
+            str(t["id"])
+            for t in order.get("trades") or []
+            if isinstance(t, Mapping) and t.get("id") and t.get("price") is None
+        ]
+        if not ids:
+            return order
+        trades: list[dict[str, Any]] = []
+        for start in range(0, len(ids), _TRADES_PER_QUERY):
+            chunk = ids[start : start + _TRADES_PER_QUERY]
+            answer = await client.call("private_post_querytrades", {"txid": ",".join(chunk)})
+            result = answer.get("result") or {}
+            rows = [{**row, "id": txid} for txid, row in result.items()]
+            trades.extend(client.ccxt.parse_trades(rows))
+        return {**order, "trades": trades}
+
+    async def fetch_account_fees(self, client: Any, symbols: list[str]) -> dict[str, Any]:
+        # TradeVolume answers the account's current tier for every pair asked, in one call
+        # (ccxt's fetch_trading_fee asks for one pair per call: one REST counter unit each)
+        markets = client.ccxt.markets or {}
+        ids = {markets[s]["id"]: s for s in symbols if s in markets}
+        if not ids:
+            return {}
+        out: dict[str, Any] = {}
+        pairs = sorted(ids)
+        for start in range(0, len(pairs), _FEE_PAIRS_PER_CALL):
+            chunk = pairs[start : start + _FEE_PAIRS_PER_CALL]
+            answer = await client.call(
+                "private_post_tradevolume", {"pair": ",".join(chunk), "fee-info": True}
+            )
+            out.update(trade_volume_fees(answer, {i: ids[i] for i in chunk}))
+        return out
+
     def map_error(self, message: str) -> errors.ExchangeError | None:
         for text, cls, operator_message in _ERRORS:
             if text in message:
                 return cls(operator_message, venue_code=text, venue_message=text)
         return None
+
+
+# ------------------------------------------------------------------ order records
+_FEE_PAIRS_PER_CALL = 50
+#: QueryTrades takes at most 20 trade txids a call
+_TRADES_PER_QUERY = 20
+
+
+def complete_order(order: dict[str, Any]) -> dict[str, Any]:
+    """ccxt's order with what it misses in Kraken's records, read from `info`.
+
+    An `executions` update after an order's first record is partial (no symbol, no
+    order_qty); ccxt.pro then reports the cumulative quantity as the order's *amount*, no
+    `filled` at all, and `order_userref` (0 unless set) as its client order id. Here:
+    filled = cum_qty, amount only from order_qty, the client id from `cl_ord_id`, and an
+    average price of 0 (nothing filled) is no price."""
+    info = order.get("info")
+    if not isinstance(info, Mapping):
+        return order
+    out = dict(order)
+    if "exec_type" in info:  # a WebSocket executions record
+        if out.get("filled") is None and info.get("cum_qty") is not None:
+            out["filled"] = info["cum_qty"]
+        if "order_qty" not in info:
+            out["amount"] = None
+        out["clientOrderId"] = info.get("cl_ord_id") or None
+    elif info.get("cl_ord_id"):
+        out["clientOrderId"] = info["cl_ord_id"]
+    average = out.get("average")
+    if average is not None and not _positive(average):
+        out["average"] = None
+    return out
+
+
+def _positive(value: Any) -> bool:
+    try:
+        return Decimal(str(value)) > 0
+    except ArithmeticError:
+        return False
+
+
+def trade_volume_fees(answer: Mapping[str, Any], symbols: Mapping[str, str]) -> dict[str, Any]:
+    """symbol -> {"maker", "taker"} (fractions, as strings) from a TradeVolume answer
+    (`fees` / `fees_maker` keyed by pair id, in percent); `symbols` maps pair id -> symbol.
+    A pair without a maker schedule pays its taker fee."""
+    result = answer.get("result") if isinstance(answer.get("result"), Mapping) else answer
+    assert isinstance(result, Mapping)
+    taker = result.get("fees") or {}
+    maker = result.get("fees_maker") or {}
+    out: dict[str, Any] = {}
+    for pair_id, symbol in symbols.items():
+        t = (taker.get(pair_id) or {}).get("fee")
+        if t is None:
+            continue
+        m = (maker.get(pair_id) or {}).get("fee", t)
+        out[symbol] = {
+            "maker": str(_d(m) / 100),
+            "taker": str(_d(t) / 100),
+        }
+    return out
 
 
 # ------------------------------------------------------------------ order rules
@@ -266,6 +420,8 @@ def market_rules_from_record(symbol: str, raw: Mapping[str, Any]) -> MarketRules
         # a market buy by quote amount is Kraken's `viqc` order flag
         quote_amount_sides=frozenset({"buy"}),
         order_types=frozenset(types),
+        # AddOrder's timeinforce: GTC, IOC, GTD (with expiretm); no FOK
+        times_in_force=frozenset({"GTC", "IOC", "GTD"}),
         active=status not in _KRAKEN_CLOSED,
         maker_fee=first_tier("fees_maker"),
         taker_fee=first_tier("fees"),
@@ -281,5 +437,6 @@ def market_rules_from_record(symbol: str, raw: Mapping[str, Any]) -> MarketRules
             Kind.MARKET_LOT_SIZE: "lot_decimals",
             f"{Kind.MARKET_LOT_SIZE}.min": "ordermin",
             Kind.MIN_NOTIONAL: "costmin",
+            f"{Kind.UNSUPPORTED_COMBINATION}.time_in_force": "timeinforce",
         },
     )

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+from exchanges.marketrules import DEFAULT_TIMES_IN_FORCE
 from orders.rules.checker import Checker
 from orders.rules.grid import ZERO, ceil_on, decimals, floor_to, fmt, nearest_first, on_grid
 from orders.rules.model import Kind
@@ -114,8 +115,21 @@ def arguments(ch: Checker) -> None:
 
 def combinations(ch: Checker) -> None:
     """Values that do not go together: a quote amount off a market order or beside a
-    quantity, an iceberg that is not a GTC limit order or shows more than the quantity."""
-    d = ch.d
+    quantity, a time in force the venue does not take (Kraken: no FOK), an iceberg that is
+    not a GTC limit order or shows more than the quantity."""
+    r, d = ch.r, ch.d
+    tif = d.time_in_force
+    takes = r.times_in_force if r.times_in_force is not None else DEFAULT_TIMES_IN_FORCE
+    if not d.is_market and tif not in takes:
+        allowed = ", ".join(sorted(takes))
+        ch.add(
+            Kind.UNSUPPORTED_COMBINATION,
+            "time_in_force",
+            f"{r.symbol} does not take {tif} orders "
+            f"({r.name(Kind.UNSUPPORTED_COMBINATION, 'time_in_force')}: {allowed}).",
+            allowed=allowed,
+            part="time_in_force",
+        )
     if d.quote_amount is not None and not d.is_market:
         ch.add(
             Kind.UNSUPPORTED_COMBINATION,
