@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import time
 from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from exchanges import errors, venuestate
 from exchanges.marketrules import (
@@ -17,7 +20,8 @@ from exchanges.marketrules import (
 from exchanges.marketrules import as_decimal as _d
 from exchanges.marketrules import split_symbol as _pair
 from exchanges.ratelimit.policy import Cost, Feedback, Lane, Policy, Pool
-from exchanges.venues.base import Venue
+from exchanges.venues import kraken_books, kraken_symbols
+from exchanges.venues.base import BookMessage, Venue
 
 # docs.kraken.com "Spot REST rate limits" and "Trading rate limits", by verification tier:
 # (REST counter max, REST decay per s, trading counter max per pair, trading decay per s)
@@ -70,6 +74,21 @@ _SYSTEM_STATES = frozenset(
 )
 
 
+def _host_prefixed(original: Any, rebased: Any) -> Any:
+    """`rebased` (an endpoint moved onto the override host, path kept) with the first label
+    of the `original` URL's host put before its path: wss://ws-auth.kraken.com/v2 on
+    ws://sim:8900 is ws://sim:8900/ws-auth/v2."""
+    if isinstance(original, dict):
+        return {k: _host_prefixed(v, rebased[k]) for k, v in original.items()}
+    if not (isinstance(original, str) and "://" in original):
+        return rebased
+    label = (urlsplit(original).hostname or "").split(".")[0]
+    kept = urlsplit(original).path
+    parts = urlsplit(rebased)
+    base = parts.path[: len(parts.path) - len(kept)] if parts.path.endswith(kept) else ""
+    return urlunsplit((parts.scheme, parts.netloc, f"{base.rstrip('/')}/{label}{kept}", "", ""))
+
+
 def _penalty(table: list[tuple[int, int]], age_s: float | None) -> float:
     if age_s is None:
         return float(table[0][1])  # age unknown: assume the youngest (dearest) case
@@ -95,6 +114,52 @@ class Kraken(Venue):
 
     def ccxt_config(self, *, keyed: bool) -> dict[str, Any]:
         return {"has": {"fetchCurrencies": False}}
+
+    def credential_problems(self, api_key: str, secret: str, passphrase: str) -> list[str]:
+        # ccxt signs with base64decode(secret): a secret that is not base64 fails every
+        # private call with "EAPI:Invalid signature" (or raises inside ccxt)
+        try:
+            decoded = base64.b64decode(secret, validate=True)
+        except (binascii.Error, ValueError):
+            decoded = b""
+        if not decoded:
+            return [
+                "This is not a Kraken API secret: Kraken's private keys are base64 (letters, "
+                "digits, + and /, usually 88 characters ending in ==), as Kraken shows them when "
+                "the key is created. Paste the private key, not the API key or a password."
+            ]
+        return []
+
+    # -- streams and symbols (kraken_books, kraken_symbols) ------------------------------
+
+    #: ccxt's Kraken books have no update id; every message carries a checksum instead
+    books_sequenced = False
+    #: the venue's default depth: the checksum then covers the whole book held
+    book_watch_limit = 10
+
+    def book_message(self, message: Any) -> BookMessage | None:
+        return kraken_books.book_message(message)
+
+    def book_checksum(self, record: Mapping[str, Any], asks: Any, bids: Any) -> int | None:
+        return kraken_books.book_checksum(record, asks, bids)
+
+    def book_unsubscribe(self, symbol: str) -> dict[str, Any] | None:
+        return kraken_books.unsubscribe(symbol)
+
+    def venue_names(self, exchange_symbol: str, raw: Mapping[str, Any]) -> dict[str, str]:
+        try:
+            return kraken_symbols.pair_names(exchange_symbol, raw).ids()
+        except ValueError:
+            return super().venue_names(exchange_symbol, raw)
+
+    def override_urls(self, api_urls: dict[str, Any], rest_url: str, ws_url: str) -> dict[str, Any]:
+        """Kraken tells its WebSocket endpoints apart by host (ws.kraken.com/v2 public,
+        ws-auth.kraken.com/v2 private); behind one override host they keep that host's first
+        label as a path prefix: <ws>/ws/v2 and <ws>/ws-auth/v2 (as the simulator serves them)."""
+        out = super().override_urls(api_urls, rest_url, ws_url)
+        for key in self.ws_url_keys & set(api_urls):
+            out[key] = _host_prefixed(api_urls[key], out[key])
+        return out
 
     def rate_limit_policy(self, tier: str = "starter") -> Policy:
         rest_max, rest_decay, trade_max, trade_decay = TIERS[tier]
