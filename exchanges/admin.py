@@ -60,6 +60,17 @@ class CredentialForm(forms.ModelForm):  # type: ignore[type-arg]
             raise forms.ValidationError("Enter the key and its secret together.")
         return data
 
+    def check_for_venue(self, account: ExchangeAccount) -> None:
+        """Refuse credentials that cannot be the venue's (Kraken: a secret not base64)."""
+        data = getattr(self, "cleaned_data", None) or {}
+        if not data.get("secret") or not account.venue:
+            return
+        problems = account.venue_module.credential_problems(
+            data["api_key"].strip(), data["secret"].strip(), data.get("passphrase", "").strip()
+        )
+        if problems:
+            self.add_error("secret", problems)
+
     def save(self, commit: bool = True) -> ApiCredential:
         data = self.cleaned_data
         if data.get("api_key"):
@@ -69,9 +80,21 @@ class CredentialForm(forms.ModelForm):  # type: ignore[type-arg]
         return super().save(commit)
 
 
+class CredentialFormSet(forms.BaseInlineFormSet):  # type: ignore[type-arg]
+    """The credential's checks that need the account's venue: the parent account is the
+    formset's instance (not yet saved when the account is being added)."""
+
+    def clean(self) -> None:
+        super().clean()
+        for form in self.forms:
+            if isinstance(form, CredentialForm):
+                form.check_for_venue(self.instance)
+
+
 class CredentialInline(admin.StackedInline):  # type: ignore[type-arg]
     model = ApiCredential
     form = CredentialForm
+    formset = CredentialFormSet
     max_num = 1
     can_delete = True
     readonly_fields = ("stored", "updated_at")

@@ -414,6 +414,10 @@ class ExchangeClient(StreamCalls):
             out[symbol] = (maker or Decimal(0), taker or Decimal(0))
         return out
 
+    def _ticker_time(self, t: dict[str, Any]) -> int | None:
+        info = t.get("info")
+        return self.venue.ticker_time_ms(info) if isinstance(info, dict) else None
+
     def _ticker(self, t: dict[str, Any]) -> Ticker:
         return Ticker(
             symbol=t["symbol"],
@@ -421,7 +425,7 @@ class ExchangeClient(StreamCalls):
             ask=self.dec(t.get("ask"), "ticker.ask"),
             last=self.dec(t.get("last"), "ticker.last"),
             change_pct=self.dec(t.get("percentage"), "ticker.percentage"),
-            exchange_ts=t.get("timestamp"),
+            exchange_ts=t.get("timestamp") or self._ticker_time(t),
             received_ts=time.time(),
         )
 

@@ -193,6 +193,11 @@ class Venue:
     #: the `limit` a book watch subscribes with (ccxt's snapshot or subscription depth)
     book_watch_limit: ClassVar[int] = 100
 
+    def ticker_time_ms(self, info: Mapping[str, Any]) -> int | None:
+        """The event time (ms) in a ticker's raw record (ccxt's `info`) where ccxt leaves its
+        unified `timestamp` empty; None: the venue's record has none."""
+        return None
+
     def book_message(self, message: Any) -> BookMessage | None:
         """The book message a streamed `message` (ccxt's parsed JSON) is, where this venue
         sends checksummed books; None otherwise (and for every venue that does not)."""

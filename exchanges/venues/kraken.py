@@ -137,6 +137,10 @@ class Kraken(Venue):
     #: the venue's default depth: the checksum then covers the whole book held
     book_watch_limit = 10
 
+    def ticker_time_ms(self, info: Mapping[str, Any]) -> int | None:
+        # ccxt.pro 4.5.90 sets a v2 ticker's timestamp to None; the record has its RFC 3339 time
+        return kraken_books.rfc3339_ms(info.get("timestamp"))
+
     def book_message(self, message: Any) -> BookMessage | None:
         return kraken_books.book_message(message)
 

@@ -1,4 +1,5 @@
-"""Kraken WebSocket v2 books: what a `book` message says of itself, and its CRC32 checksum.
+"""Kraken WebSocket v2 books: what a `book` message says of itself, and its CRC32 checksum
+(and the RFC 3339 times v2 messages carry).
 
 Every snapshot and update carries `checksum`: CRC32 of the top ten asks (lowest first) then
 the top ten bids (highest first), each level's price and quantity printed with the pair's
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import zlib
 from collections.abc import Mapping, Sequence
+from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -70,6 +72,19 @@ def book_checksum(
         return checksum_of(asks, bids, price_decimals, qty_decimals)
     except (KeyError, TypeError, ValueError, InvalidOperation, IndexError):
         return None
+
+
+def rfc3339_ms(value: Any) -> int | None:
+    """ "2026-12-04T20:04:21.000000Z" -> ms since the epoch; None for anything else."""
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if moment.tzinfo is None:
+        return None
+    return int(moment.timestamp() * 1000)
 
 
 def unsubscribe(symbol: str) -> dict[str, Any]:
