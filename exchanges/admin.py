@@ -27,6 +27,7 @@ from exchanges.models import (
     WatchedSymbol,
 )
 from exchanges.venues import VENUES, venue_choices
+from exchanges.watchlist import venue_title
 
 _SECRET_WIDGET = forms.PasswordInput(render_value=False, attrs={"autocomplete": "off"})
 
@@ -215,12 +216,20 @@ class ExchangeAccountAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
 @admin.register(Market)
 class MarketAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     list_display = (
-        "symbol", "account", "type", "active", "price_tick", "amount_step", "min_amount",
-        "min_cost", "maker_fee", "taker_fee", "synced_at",
+        "symbol_with_names", "account", "type", "active", "price_tick", "amount_step",
+        "min_amount", "min_cost", "maker_fee", "taker_fee", "synced_at",
     )  # fmt: skip
     list_filter = ("account", "type", "active")
     search_fields = ("symbol", "exchange_symbol", "base", "quote")
     list_select_related = ("account",)
+
+    @admin.display(description="symbol", ordering="symbol")
+    def symbol_with_names(self, obj: Market) -> str:
+        """The unified symbol; the venue's own names (Kraken: pair id, altname, wsname) on
+        hover."""
+        venue = obj.account.venue_module
+        title = venue_title(venue.name, venue.venue_names(obj.exchange_symbol, obj.raw or {}))
+        return format_html('<span title="{}">{}</span>', title, obj.symbol)
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False

@@ -56,14 +56,15 @@ def symbol_problem(account: ExchangeAccount, symbol: str) -> str | None:
             f"{symbol} is delisted or not trading on {venue.name}{said} as of the last market "
             "sync of this account: its streams would stay silent."
         )
-    for unified, exchange_symbol, raw in Market.objects.filter(account=account).values_list(
-        "symbol", "exchange_symbol", "raw"
-    ):
-        names = venue.venue_names(exchange_symbol, raw or {})
-        for label, name in names.items():
-            if name == symbol:
-                label = "own id" if label == "id" else label
-                return f"{symbol} is {venue.name}'s {label} of {unified}: watch {unified}."
+    markets = Market.objects.filter(account=account).values_list("symbol", "exchange_symbol", "raw")
+    try:
+        found = venue.names_index((m, e, raw or {}) for m, e, raw in markets).get(symbol)
+    except ValueError as exc:  # the venue's own names clash: say so, guess nothing
+        return f"{symbol}: {venue.name}'s market names are ambiguous ({exc}); not checked."
+    if found is not None:
+        label, unified = found
+        label = "own id" if label == "id" else label
+        return f"{symbol} is {venue.name}'s {label} of {unified}: watch {unified}."
     return (
         f"{symbol} is not a market of {account.label} (as of its last market sync; "
         f"{venue.name} lists no pair under this name). Use the unified form, e.g. BTC/USDT."

@@ -25,6 +25,7 @@ from exchanges.simulator import SimulatorConfig, run_in_thread
 from exchanges.simulator.testing import SimulatorHandle
 from exchanges.streaming.host import StreamHost, shutdown
 from exchanges.streaming.tickers import tickers_for
+from exchanges.venues.kraken_symbols import SymbolMap
 from monitoring import holder, livestate, share
 from tests.helpers.stream_sink import control
 
@@ -73,6 +74,13 @@ def test_a_kraken_account_synced_from_the_simulator_has_krakens_rules_and_fees(
     doge = Market.objects.get(account=account, symbol="DOGE/USDT")
     assert doge.exchange_symbol == "XDGUSDT"
     assert not Market.objects.get(account=account, symbol="LTC/USDT").active  # delisted
+    # xcon's own map names every synced pair as ccxt does, one way and back
+    markets = list(Market.objects.filter(account=account))
+    names = SymbolMap.from_asset_pairs({m.exchange_symbol: m.raw for m in markets})
+    assert len(names) == len(markets)
+    for market in markets:
+        assert names.symbol(market.exchange_symbol) == market.symbol
+        assert names.pair_id(market.symbol) == market.exchange_symbol
 
     venue = account.venue_module
     rules = venue.rules_from_record("BTC/USD", btc.raw)
@@ -154,6 +162,11 @@ def test_admin_refuses_a_kraken_secret_that_is_not_base64_and_saves_a_real_one(
         follow=True,
     )
     assert "markets synced" in response.content.decode()
+    listing = admin_client.get(f"/admin/exchanges/market/?account__id__exact={account.pk}")
+    html = listing.content.decode()
+    assert (
+        '<span title="Kraken: pair id XXBTZUSD · altname XBTUSD · wsname XBT/USD">BTC/USD' in html
+    )
     report = services.test_connection(account)
     assert report.ok, report.summary
     assert "API key accepted" in report.summary

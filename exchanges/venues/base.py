@@ -10,7 +10,7 @@ never import ccxt: the client door hands them plain dicts and strings.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, ClassVar
@@ -219,6 +219,17 @@ class Venue:
         """The venue's own names of a market, labelled (pages show them on hover beside the
         unified symbol; a watched symbol typed in one of them is pointed to the unified one)."""
         return {"id": exchange_symbol} if exchange_symbol else {}
+
+    def names_index(
+        self, markets: Iterable[tuple[str, str, Mapping[str, Any]]]
+    ) -> dict[str, tuple[str, str]]:
+        """Each venue name of `markets` ((unified symbol, venue id, own record) each) ->
+        (what the name is, the unified symbol it names), matched exactly."""
+        out: dict[str, tuple[str, str]] = {}
+        for symbol, exchange_symbol, raw in markets:
+            for label, name in self.venue_names(exchange_symbol, raw).items():
+                out.setdefault(name, (label, symbol))
+        return out
 
     # -- orders ------------------------------------------------------------------------------
 

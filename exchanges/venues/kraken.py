@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from decimal import Decimal
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -155,6 +155,19 @@ class Kraken(Venue):
             return kraken_symbols.pair_names(exchange_symbol, raw).ids()
         except ValueError:
             return super().venue_names(exchange_symbol, raw)
+
+    def names_index(
+        self, markets: Iterable[tuple[str, str, Mapping[str, Any]]]
+    ) -> dict[str, tuple[str, str]]:
+        # the venue's one map (kraken_symbols.SymbolMap): it refuses a name naming two pairs
+        records = {exchange_symbol: raw for _, exchange_symbol, raw in markets}
+        names = kraken_symbols.SymbolMap.from_asset_pairs(records)
+        return {
+            name: (label, pair.symbol)
+            for pair in names
+            for label, name in pair.ids().items()
+            if name
+        }
 
     def override_urls(self, api_urls: dict[str, Any], rest_url: str, ws_url: str) -> dict[str, Any]:
         """Kraken tells its WebSocket endpoints apart by host (ws.kraken.com/v2 public,
