@@ -113,11 +113,12 @@ class KrakenBesideBinanceTests(BrowserTestCase, ChannelsLiveServerTestCase):
             )
         panel = page.locator(f"#exchange-{kr}")
         expect(panel.locator("h2")).to_contain_text("Kraken")
-        # every stream of the Kraken account is live
-        for channel in ("tickers", "book", "trades"):
-            expect(
-                panel.locator(f"table.streams tr.stream:has-text('{channel}') .state")
-            ).to_have_text("live", timeout=15_000)
+        # every stream of both accounts is live
+        for account in (kr, bn):
+            for channel in ("tickers", "book", "trades"):
+                expect(page.locator(f"#stream-{account}-{channel} .state")).to_have_text(
+                    "live", timeout=15_000
+                )
         # books with the venue's checksum verified
         summary = page.locator(f"#bk{panel_id(kr, 'BTC/USD')}-sum")
         expect(summary.locator(".cksum")).to_have_text("checksum ok", timeout=15_000)
