@@ -270,6 +270,16 @@ def resyncing_row(
     )
 
 
+def resyncing_rows(
+    account_id: int, symbols: list[str], mismatched: list[str], mismatches: dict[str, int]
+) -> list[BookRow]:
+    """Resyncing rows of `symbols`; those in `mismatched` say their checksum failed."""
+    return [
+        resyncing_row(account_id, s, "mismatch" if s in mismatched else "", mismatches.get(s, 0))
+        for s in symbols
+    ]
+
+
 def as_trade_row(account_id: int, trade: Any) -> TradeRow:
     return TradeRow(
         account_id=account_id,

@@ -42,6 +42,7 @@ from monitoring.livestate import (
     as_trade_row,
     now,
     resyncing_row,
+    resyncing_rows,
 )
 
 log = logging.getLogger(__name__)
@@ -371,20 +372,11 @@ class _Stream:
             self.gaps += len(update.resyncing)
             self.resyncing.update(update.resyncing)
             log.info("%s order book gap: %s", self.spec.label, ", ".join(update.resyncing))
-            mismatches = self.checksum_mismatches
+            counts = self.checksum_mismatches
             for symbol in update.mismatched:
-                mismatches[symbol] = mismatches.get(symbol, 0) + 1
-            await sink.books(
-                [
-                    resyncing_row(
-                        self.account_id,
-                        s,
-                        "mismatch" if s in update.mismatched else "",
-                        mismatches.get(s, 0),
-                    )
-                    for s in update.resyncing
-                ]
-            )
+                counts[symbol] = counts.get(symbol, 0) + 1
+            rows = resyncing_rows(self.account_id, update.resyncing, update.mismatched, counts)
+            await sink.books(rows)
         for book in update.books:
             if book.symbol in self.resyncing:  # a fresh snapshot after a gap or a redial
                 self.resyncs += 1
