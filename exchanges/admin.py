@@ -27,6 +27,7 @@ from exchanges.models import (
     WatchedSymbol,
 )
 from exchanges.venues import VENUES, venue_choices
+from exchanges.watchlist import venue_title
 
 _SECRET_WIDGET = forms.PasswordInput(render_value=False, attrs={"autocomplete": "off"})
 
@@ -60,6 +61,17 @@ class CredentialForm(forms.ModelForm):  # type: ignore[type-arg]
             raise forms.ValidationError("Enter the key and its secret together.")
         return data
 
+    def check_for_venue(self, account: ExchangeAccount) -> None:
+        """Refuse credentials that cannot be the venue's (Kraken: a secret not base64)."""
+        data = getattr(self, "cleaned_data", None) or {}
+        if not data.get("secret") or not account.venue:
+            return
+        problems = account.venue_module.credential_problems(
+            data["api_key"].strip(), data["secret"].strip(), data.get("passphrase", "").strip()
+        )
+        if problems:
+            self.add_error("secret", problems)
+
     def save(self, commit: bool = True) -> ApiCredential:
         data = self.cleaned_data
         if data.get("api_key"):
@@ -69,9 +81,21 @@ class CredentialForm(forms.ModelForm):  # type: ignore[type-arg]
         return super().save(commit)
 
 
+class CredentialFormSet(forms.BaseInlineFormSet):  # type: ignore[type-arg]
+    """The credential's checks that need the account's venue: the parent account is the
+    formset's instance (not yet saved when the account is being added)."""
+
+    def clean(self) -> None:
+        super().clean()
+        for form in self.forms:
+            if isinstance(form, CredentialForm):
+                form.check_for_venue(self.instance)
+
+
 class CredentialInline(admin.StackedInline):  # type: ignore[type-arg]
     model = ApiCredential
     form = CredentialForm
+    formset = CredentialFormSet
     max_num = 1
     can_delete = True
     readonly_fields = ("stored", "updated_at")
@@ -193,12 +217,20 @@ class ExchangeAccountAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
 @admin.register(Market)
 class MarketAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     list_display = (
-        "symbol", "account", "type", "active", "price_tick", "amount_step", "min_amount",
-        "min_cost", "maker_fee", "taker_fee", "synced_at",
+        "symbol_with_names", "account", "type", "active", "price_tick", "amount_step",
+        "min_amount", "min_cost", "maker_fee", "taker_fee", "synced_at",
     )  # fmt: skip
     list_filter = ("account", "type", "active")
     search_fields = ("symbol", "exchange_symbol", "base", "quote")
     list_select_related = ("account",)
+
+    @admin.display(description="symbol", ordering="symbol")
+    def symbol_with_names(self, obj: Market) -> str:
+        """The unified symbol; the venue's own names (Kraken: pair id, altname, wsname) on
+        hover."""
+        venue = obj.account.venue_module
+        title = venue_title(venue.name, venue.venue_names(obj.exchange_symbol, obj.raw or {}))
+        return format_html('<span title="{}">{}</span>', title, obj.symbol)
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False

@@ -220,17 +220,18 @@ class WatchedSymbol(models.Model):
         return self.symbol
 
     def clean(self) -> None:
-        """A symbol the venue does not list (as of the last sync) is refused, with the reason."""
+        """A symbol the venue does not list, or lists as delisted (as of the last sync), is
+        refused with the reason (exchanges.watchlist)."""
+        from exchanges.watchlist import symbol_problem
+
         account = self.account if self.account_id else None
-        if account is None or account.markets_synced_at is None:
+        if account is None:
             return
-        if not account.markets.filter(symbol=self.symbol).exists():
-            raise ValidationError(
-                {
-                    "symbol": f"{self.symbol} is not a market of {account.label} "
-                    "(as of its last market sync). Use the unified form, e.g. BTC/USDT."
-                }
-            )
+        if self.pk and WatchedSymbol.objects.filter(pk=self.pk, symbol=self.symbol).exists():
+            return  # kept as it was: a later delisting is the dashboard's note, not a refusal
+        problem = symbol_problem(account, self.symbol)
+        if problem:
+            raise ValidationError({"symbol": problem})
 
 
 class MarketQuerySet(models.QuerySet["Market"]):

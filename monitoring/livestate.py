@@ -88,6 +88,10 @@ class BookRow:
     asks: list[list[str]]
     exchange_ts: int | None = None
     received_ts: float = 0.0
+    #: the venue checksum's state ("" the venue sends none, "ok", "mismatch" while
+    #: resyncing after one, "unverifiable") and the mismatches seen since the stream started
+    checksum: str = ""
+    checksum_mismatches: int = 0
 
     @property
     def dom_id(self) -> str:
@@ -242,8 +246,9 @@ def _s(v: Decimal | None) -> str | None:
     return None if v is None else str(v)
 
 
-def as_book_row(account_id: int, book: Any) -> BookRow:
-    """From the door's OrderBook to a storable row (decimal strings)."""
+def as_book_row(account_id: int, book: Any, checksum_mismatches: int = 0) -> BookRow:
+    """From the door's OrderBook to a storable row (decimal strings); `checksum_mismatches`:
+    the holder's count for the symbol since its stream started."""
     return BookRow(
         account_id=account_id,
         symbol=book.symbol,
@@ -252,11 +257,27 @@ def as_book_row(account_id: int, book: Any) -> BookRow:
         asks=[[str(p), str(a)] for p, a in book.asks],
         exchange_ts=book.exchange_ts,
         received_ts=book.received_ts,
+        checksum=book.checksum,
+        checksum_mismatches=checksum_mismatches,
     )
 
 
-def resyncing_row(account_id: int, symbol: str) -> BookRow:
-    return BookRow(account_id, symbol, "resyncing", [], [], None, now())
+def resyncing_row(
+    account_id: int, symbol: str, checksum: str = "", checksum_mismatches: int = 0
+) -> BookRow:
+    return BookRow(
+        account_id, symbol, "resyncing", [], [], None, now(), checksum, checksum_mismatches
+    )
+
+
+def resyncing_rows(
+    account_id: int, symbols: list[str], mismatched: list[str], mismatches: dict[str, int]
+) -> list[BookRow]:
+    """Resyncing rows of `symbols`; those in `mismatched` say their checksum failed."""
+    return [
+        resyncing_row(account_id, s, "mismatch" if s in mismatched else "", mismatches.get(s, 0))
+        for s in symbols
+    ]
 
 
 def as_trade_row(account_id: int, trade: Any) -> TradeRow:

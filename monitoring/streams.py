@@ -42,6 +42,7 @@ from monitoring.livestate import (
     as_trade_row,
     now,
     resyncing_row,
+    resyncing_rows,
 )
 
 log = logging.getLogger(__name__)
@@ -160,6 +161,8 @@ class _Stream:
         self.fallback_active = False
         self.budget_blocked = False  # no dial allowed until the connection budget refills
         self.resyncing: set[str] = set()
+        #: books given up because the venue's checksum did not match, per symbol
+        self.checksum_mismatches: dict[str, int] = {}
         self.lost_reason = ""
         self._shown: tuple[str, str] = ("", "")
         self._since = now()
@@ -369,13 +372,22 @@ class _Stream:
             self.gaps += len(update.resyncing)
             self.resyncing.update(update.resyncing)
             log.info("%s order book gap: %s", self.spec.label, ", ".join(update.resyncing))
-            await sink.books([resyncing_row(self.account_id, s) for s in update.resyncing])
+            counts = self.checksum_mismatches
+            for symbol in update.mismatched:
+                counts[symbol] = counts.get(symbol, 0) + 1
+            rows = resyncing_rows(self.account_id, update.resyncing, update.mismatched, counts)
+            await sink.books(rows)
         for book in update.books:
             if book.symbol in self.resyncing:  # a fresh snapshot after a gap or a redial
                 self.resyncs += 1
                 self.resyncing.discard(book.symbol)
         if update.books:
-            await sink.books([as_book_row(self.account_id, b) for b in update.books])
+            await sink.books(
+                [
+                    as_book_row(self.account_id, b, self.checksum_mismatches.get(b.symbol, 0))
+                    for b in update.books
+                ]
+            )
         await self._got({b.symbol for b in update.books}, force=bool(update.resyncing))
 
     async def _got(self, symbols: set[str], force: bool = False) -> None:

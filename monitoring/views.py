@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 import time
 from typing import Any
 
@@ -10,6 +11,7 @@ from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django_htmx.middleware import HtmxDetails
 
+from exchanges import watchlist
 from exchanges.models import ExchangeAccount
 from exchanges.streaming import venuestatus
 from exchanges.streaming.tickers import TickerRow, tickers_for
@@ -60,6 +62,8 @@ def dashboard(request: HttpRequest) -> TemplateResponse:
                 ],
                 "trades": livestate.trades_for(account.pk),
                 "limiter": limiter_state(account),
+                "venue_titles_json": json.dumps(watchlist.venue_titles(account, symbols)),
+                "watch_problems": watchlist.watch_problems(account, symbols),
                 **venue_state_context(account.pk, account.venue_module.name),
             }
         )

@@ -18,6 +18,7 @@ import ccxt.pro
 
 from exchanges import errors, marketcache
 from exchanges.breaker import CircuitBreaker, Transition
+from exchanges.client.bookcheck import BookCheck, install_book_check
 from exchanges.client.clock import (
     DoorClock,
     install_clock,
@@ -118,6 +119,12 @@ class ExchangeClient(StreamCalls):
         self._seen_books: dict[str, int] = {}
         self._books_known: set[str] = set()
         self._seen_trades: dict[str, Any] = {}
+        #: book messages applied per symbol (venues whose books carry no update id) and the
+        #: venue checksum's record per symbol (exchanges.client.bookcheck)
+        self.book_versions: dict[str, int] = {}
+        self.book_checks: dict[str, BookCheck] = {}
+        #: books the checksum check gave up, not yet reported by watch_order_books
+        self.books_given_up: set[str] = set()
         self.limiter: RateLimiter | None = None
         self.breaker: CircuitBreaker | None = None
         self._redis: Any = None
@@ -137,6 +144,7 @@ class ExchangeClient(StreamCalls):
         self.ws_refusal: errors.ExchangeError | None = None
         if streaming:
             install_message_guard(self)
+            install_book_check(self)
             install_ws_refusal_capture(self)
         if spec.rest_url:
             self.ccxt.urls["api"] = self.venue.override_urls(
@@ -409,6 +417,10 @@ class ExchangeClient(StreamCalls):
             out[symbol] = (maker or Decimal(0), taker or Decimal(0))
         return out
 
+    def _ticker_time(self, t: dict[str, Any]) -> int | None:
+        info = t.get("info")
+        return self.venue.ticker_time_ms(info) if isinstance(info, dict) else None
+
     def _ticker(self, t: dict[str, Any]) -> Ticker:
         return Ticker(
             symbol=t["symbol"],
@@ -416,7 +428,7 @@ class ExchangeClient(StreamCalls):
             ask=self.dec(t.get("ask"), "ticker.ask"),
             last=self.dec(t.get("last"), "ticker.last"),
             change_pct=self.dec(t.get("percentage"), "ticker.percentage"),
-            exchange_ts=t.get("timestamp"),
+            exchange_ts=t.get("timestamp") or self._ticker_time(t),
             received_ts=time.time(),
         )
 

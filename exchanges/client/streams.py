@@ -7,6 +7,7 @@ from decimal import Decimal
 from typing import Any
 
 from exchanges import errors
+from exchanges.client.bookcheck import MISMATCH, BookCheck
 from exchanges.client.values import BookUpdate, OrderBook, Ticker, Trade, is_bad
 from exchanges.ratelimit.limiter import RateLimiter
 from exchanges.ratelimit.policy import Cost, Lane
@@ -24,6 +25,10 @@ class StreamCalls:
     _seen_books: dict[str, int]
     _books_known: set[str]
     _seen_trades: dict[str, Any]
+    venue: Any
+    book_versions: dict[str, int]
+    book_checks: dict[str, BookCheck]
+    books_given_up: set[str]
 
     async def call(self, method: str, *args: Any, **kwargs: Any) -> Any:
         raise NotImplementedError
@@ -73,7 +78,7 @@ class StreamCalls:
         return fresh
 
     async def watch_order_books(
-        self, symbols: list[str], depth: int = 10, snapshot_limit: int = 100
+        self, symbols: list[str], depth: int = 10, snapshot_limit: int | None = None
     ) -> BookUpdate:
         """The books of `symbols` that changed since the last call, top `depth` levels each.
 
@@ -83,8 +88,17 @@ class StreamCalls:
         that book and fails the watch; the next call re-subscribes and re-snapshots. That is
         reported here as `resyncing`, not raised, since the stream itself is fine. A book
         waiting for its snapshot (nonce None) is never returned: its levels would be old.
+
+        Venues whose books carry no update id but a checksum (Kraken) are checked by the door
+        (exchanges.client.bookcheck): a book whose checksum failed is dropped the same way,
+        listed in `mismatched` too. `snapshot_limit` None: the venue's `book_watch_limit`.
         """
+        if snapshot_limit is None:
+            snapshot_limit = self.venue.book_watch_limit
         books = self.ccxt.orderbooks
+        given_up = [s for s in symbols if s in self.books_given_up]
+        if given_up:  # a checksum mismatch (exchanges.client.bookcheck)
+            return self._dropped(given_up)
         fresh = self._fresh_books(symbols, depth)
         if fresh:  # see watch_tickers: changed while the caller was busy
             return BookUpdate(fresh, [])
@@ -98,11 +112,19 @@ class StreamCalls:
             dropped = [s for s in symbols if s in self._books_known and s not in books]
             if not dropped:
                 raise
-            for symbol in dropped:
-                self._books_known.discard(symbol)
-                self._seen_books.pop(symbol, None)
-            return BookUpdate([], dropped)
+            return self._dropped(dropped)
         return BookUpdate(self._fresh_books(symbols, depth), [])
+
+    def _dropped(self, dropped: list[str]) -> BookUpdate:
+        mismatched = []
+        for symbol in dropped:
+            self._books_known.discard(symbol)
+            self._seen_books.pop(symbol, None)
+            self.books_given_up.discard(symbol)
+            check = self.book_checks.get(symbol)
+            if check is not None and check.state == MISMATCH:
+                mismatched.append(symbol)
+        return BookUpdate([], dropped, mismatched)
 
     def _fresh_books(self, symbols: list[str], depth: int) -> list[OrderBook]:
         fresh = []
@@ -110,19 +132,26 @@ class StreamCalls:
             book = self.ccxt.orderbooks.get(symbol)
             if book is not None:
                 self._books_known.add(symbol)
-            if book is None or book["nonce"] is None:
+            version = book["nonce"] if book is not None else None
+            if book is not None and not self.venue.books_sequenced:
+                version = self.book_versions.get(symbol)
+            if book is None or version is None:
                 continue
-            if self._seen_books.get(symbol) == book["nonce"]:
+            if self._seen_books.get(symbol) == version:
                 continue
-            self._seen_books[symbol] = book["nonce"]
+            self._seen_books[symbol] = version
+            check = self.book_checks.get(symbol) or BookCheck()
             fresh.append(
                 OrderBook(
                     symbol=symbol,
                     bids=self._levels(book["bids"], depth, "book.bid"),
                     asks=self._levels(book["asks"], depth, "book.ask"),
-                    nonce=book["nonce"],
+                    nonce=version,
                     exchange_ts=book.get("timestamp"),
                     received_ts=time.time(),
+                    checksum=check.state,
+                    checksum_verified=check.verified,
+                    checksum_mismatches=check.mismatches,
                 )
             )
         return fresh

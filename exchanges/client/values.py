@@ -8,7 +8,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -86,9 +86,17 @@ class OrderBook:
     """(price, amount), best first."""
     asks: list[tuple[Decimal, Decimal]]
     nonce: int | None
-    """The venue's last applied update id."""
+    """The venue's last applied update id (or, where its books carry none, the door's count
+    of applied book messages)."""
     exchange_ts: int | None
     received_ts: float
+    checksum: str = ""
+    """The venue checksum's state for this book: "" (the venue sends none), "ok" (the last
+    message's checksum matched the book), "unverifiable" (decimals unknown)."""
+    checksum_verified: int = 0
+    """Messages whose checksum matched, on this connection."""
+    checksum_mismatches: int = 0
+    """Checksum mismatches on this connection (each one resubscribed the book)."""
 
 
 @dataclass(frozen=True)
@@ -103,6 +111,8 @@ class BookUpdate:
 
     books: list[OrderBook]
     resyncing: list[str]
+    mismatched: list[str] = field(default_factory=list)
+    """Of `resyncing`, the books given up because the venue's checksum did not match."""
 
 
 @dataclass(frozen=True)

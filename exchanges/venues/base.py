@@ -10,7 +10,7 @@ never import ccxt: the client door hands them plain dicts and strings.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, ClassVar
@@ -19,6 +19,16 @@ from urllib.parse import urlsplit, urlunsplit
 from exchanges import errors, venuestate
 from exchanges.marketrules import MarketRules, Unified, completed, unified
 from exchanges.ratelimit.policy import Cost, Feedback, Policy
+
+
+@dataclass(frozen=True)
+class BookMessage:
+    """What one streamed book message says of itself (venues that checksum their books)."""
+
+    symbol: str
+    snapshot: bool
+    #: the venue's checksum of the book after this message (None: it sent none)
+    checksum: int | None
 
 
 @dataclass(frozen=True)
@@ -79,6 +89,11 @@ class Venue:
             else:
                 out[key] = walk(value, ws_url if is_ws else rest_url)
         return out
+
+    def credential_problems(self, api_key: str, secret: str, passphrase: str) -> list[str]:
+        """What is wrong with credentials typed for this venue, in plain words (the admin
+        refuses them before anything is stored); [] where the venue states no format."""
+        return []
 
     def map_error(self, message: str) -> errors.ExchangeError | None:
         """Map a venue error (ccxt's exception text carries the venue's body) to ours."""
@@ -177,6 +192,49 @@ class Venue:
     #: symbols in one multi-symbol watch (one subscription, one connection); more take more
     #: connections. 200 is what xcon has always used where a venue states no lower figure.
     max_symbols_per_watch: ClassVar[int] = 200
+    #: whether ccxt's books of this venue carry the venue's update id (`nonce`); where not,
+    #: the door counts the book messages itself to tell a changed book
+    books_sequenced: ClassVar[bool] = True
+    #: the `limit` a book watch subscribes with (ccxt's snapshot or subscription depth)
+    book_watch_limit: ClassVar[int] = 100
+
+    def ticker_time_ms(self, info: Mapping[str, Any]) -> int | None:
+        """The event time (ms) in a ticker's raw record (ccxt's `info`) where ccxt leaves its
+        unified `timestamp` empty; None: the venue's record has none."""
+        return None
+
+    def book_message(self, message: Any) -> BookMessage | None:
+        """The book message a streamed `message` (ccxt's parsed JSON) is, where this venue
+        sends checksummed books; None otherwise (and for every venue that does not)."""
+        return None
+
+    def book_checksum(self, record: Mapping[str, Any], asks: Any, bids: Any) -> int | None:
+        """The venue's checksum of a book (sides best first, [price, amount] levels) of the
+        market whose own record is `record`; None where the venue has none."""
+        return None
+
+    def book_unsubscribe(self, symbol: str) -> dict[str, Any] | None:
+        """The frame that ends `symbol`'s book subscription before a re-subscription (None: a
+        re-subscription alone takes a fresh snapshot)."""
+        return None
+
+    # -- symbols -----------------------------------------------------------------------------
+
+    def venue_names(self, exchange_symbol: str, raw: Mapping[str, Any]) -> dict[str, str]:
+        """The venue's own names of a market, labelled (pages show them on hover beside the
+        unified symbol; a watched symbol typed in one of them is pointed to the unified one)."""
+        return {"id": exchange_symbol} if exchange_symbol else {}
+
+    def names_index(
+        self, markets: Iterable[tuple[str, str, Mapping[str, Any]]]
+    ) -> dict[str, tuple[str, str]]:
+        """Each venue name of `markets` ((unified symbol, venue id, own record) each) ->
+        (what the name is, the unified symbol it names), matched exactly."""
+        out: dict[str, tuple[str, str]] = {}
+        for symbol, exchange_symbol, raw in markets:
+            for label, name in self.venue_names(exchange_symbol, raw).items():
+                out.setdefault(name, (label, symbol))
+        return out
 
     # -- orders ------------------------------------------------------------------------------
 

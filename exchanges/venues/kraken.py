@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import base64
+import binascii
+from collections.abc import Iterable, Mapping
 from dataclasses import replace
 from decimal import Decimal
 from typing import Any
@@ -19,7 +21,8 @@ from exchanges.marketrules import as_decimal as _d
 from exchanges.marketrules import split_symbol as _pair
 from exchanges.ratelimit import orderhint
 from exchanges.ratelimit.policy import Cost, Feedback, Lane, Policy, Pool
-from exchanges.venues.base import Venue
+from exchanges.venues import kraken_books, kraken_symbols
+from exchanges.venues.base import BookMessage, Venue
 
 # docs.kraken.com "Spot REST rate limits" and "Trading rate limits", by verification tier:
 # (REST counter max, REST decay per s, trading counter max per pair, trading decay per s)
@@ -88,25 +91,19 @@ _SYSTEM_STATES = frozenset(
 )
 
 
-#: Kraken hosts whose endpoints live under a path prefix on one override host
-_HOST_PREFIXES = {
-    "ws.kraken.com": "/ws",
-    "ws-auth.kraken.com": "/ws-auth",
-    "beta-ws.kraken.com": "/beta-ws",
-    "beta-ws-auth.kraken.com": "/beta-ws-auth",
-    "kraken.zendesk.com": "/zendesk",
-}
-
-
-def _host_as_path(node: Any) -> Any:
-    if isinstance(node, dict):
-        return {k: _host_as_path(v) for k, v in node.items()}
-    if isinstance(node, str) and "://" in node:
-        parts = urlsplit(node)
-        prefix = _HOST_PREFIXES.get(parts.hostname or "")
-        if prefix is not None:
-            return urlunsplit(parts._replace(path=prefix + parts.path))
-    return node
+def _host_prefixed(original: Any, rebased: Any) -> Any:
+    """`rebased` (an endpoint moved onto the override host, path kept) with the first label
+    of the `original` URL's host put before its path: wss://ws-auth.kraken.com/v2 on
+    ws://sim:8900 is ws://sim:8900/ws-auth/v2."""
+    if isinstance(original, dict):
+        return {k: _host_prefixed(v, rebased[k]) for k, v in original.items()}
+    if not (isinstance(original, str) and "://" in original):
+        return rebased
+    label = (urlsplit(original).hostname or "").split(".")[0]
+    kept = urlsplit(original).path
+    parts = urlsplit(rebased)
+    base = parts.path[: len(parts.path) - len(kept)] if parts.path.endswith(kept) else ""
+    return urlunsplit((parts.scheme, parts.netloc, f"{base.rstrip('/')}/{label}{kept}", "", ""))
 
 
 def trading_cost(method: str, age_s: float | None) -> float:
@@ -159,11 +156,68 @@ class Kraken(Venue):
     def ccxt_config(self, *, keyed: bool) -> dict[str, Any]:
         return {"has": {"fetchCurrencies": False}}
 
+    def credential_problems(self, api_key: str, secret: str, passphrase: str) -> list[str]:
+        # ccxt signs with base64decode(secret): a secret that is not base64 fails every
+        # private call with "EAPI:Invalid signature" (or raises inside ccxt)
+        try:
+            decoded = base64.b64decode(secret, validate=True)
+        except (binascii.Error, ValueError):
+            decoded = b""
+        if not decoded:
+            return [
+                "This is not a Kraken API secret: Kraken's private keys are base64 (letters, "
+                "digits, + and /, usually 88 characters ending in ==), as Kraken shows them when "
+                "the key is created. Paste the private key, not the API key or a password."
+            ]
+        return []
+
+    # -- streams and symbols (kraken_books, kraken_symbols) ------------------------------
+
+    #: ccxt's Kraken books have no update id; every message carries a checksum instead
+    books_sequenced = False
+    #: the venue's default depth: the checksum then covers the whole book held
+    book_watch_limit = 10
+
+    def ticker_time_ms(self, info: Mapping[str, Any]) -> int | None:
+        # ccxt.pro 4.5.90 sets a v2 ticker's timestamp to None; the record has its RFC 3339 time
+        return kraken_books.rfc3339_ms(info.get("timestamp"))
+
+    def book_message(self, message: Any) -> BookMessage | None:
+        return kraken_books.book_message(message)
+
+    def book_checksum(self, record: Mapping[str, Any], asks: Any, bids: Any) -> int | None:
+        return kraken_books.book_checksum(record, asks, bids)
+
+    def book_unsubscribe(self, symbol: str) -> dict[str, Any] | None:
+        return kraken_books.unsubscribe(symbol)
+
+    def venue_names(self, exchange_symbol: str, raw: Mapping[str, Any]) -> dict[str, str]:
+        try:
+            return kraken_symbols.pair_names(exchange_symbol, raw).ids()
+        except ValueError:
+            return super().venue_names(exchange_symbol, raw)
+
+    def names_index(
+        self, markets: Iterable[tuple[str, str, Mapping[str, Any]]]
+    ) -> dict[str, tuple[str, str]]:
+        # the venue's one map (kraken_symbols.SymbolMap): it refuses a name naming two pairs
+        records = {exchange_symbol: raw for _, exchange_symbol, raw in markets}
+        names = kraken_symbols.SymbolMap.from_asset_pairs(records)
+        return {
+            name: (label, pair.symbol)
+            for pair in names
+            for label, name in pair.ids().items()
+            if name
+        }
+
     def override_urls(self, api_urls: dict[str, Any], rest_url: str, ws_url: str) -> dict[str, Any]:
-        # Kraken tells its endpoints apart by host (ws.kraken.com/v2 public, ws-auth.kraken.com
-        # /v2 private): under one override host the host becomes a path prefix, as the
-        # simulator serves them (/ws/v2, /ws-auth/v2); the base class then rebases the paths
-        return super().override_urls(_host_as_path(api_urls), rest_url, ws_url)
+        """Kraken tells its WebSocket endpoints apart by host (ws.kraken.com/v2 public,
+        ws-auth.kraken.com/v2 private); behind one override host they keep that host's first
+        label as a path prefix: <ws>/ws/v2 and <ws>/ws-auth/v2 (as the simulator serves them)."""
+        out = super().override_urls(api_urls, rest_url, ws_url)
+        for key in self.ws_url_keys & set(api_urls):
+            out[key] = _host_prefixed(api_urls[key], out[key])
+        return out
 
     def rate_limit_policy(self, tier: str = "starter") -> Policy:
         rest_max, rest_decay, trade_max, trade_decay = TIERS[tier]

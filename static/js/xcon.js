@@ -45,6 +45,20 @@
       el.textContent = "(last " + formatAge(Math.max(0, now - parseFloat(el.dataset.ts))) + " ago)";
     });
   }
+  // Unified symbols carry the venue's own names on hover (Kraken: pair id, altname, wsname),
+  // from the panel's map (exchanges/watchlist.py); pushed rows get theirs once swapped in.
+  function venueTitles() {
+    document.querySelectorAll("section[data-venue-names]").forEach(function (panel) {
+      var names;
+      try { names = JSON.parse(panel.dataset.venueNames || "{}"); } catch (e) { return; }
+      panel.querySelectorAll(".sym:not([title])").forEach(function (el) {
+        var title = names[el.textContent.trim()];
+        if (title) el.title = title;
+      });
+    });
+  }
+  document.addEventListener("DOMContentLoaded", venueTitles);
+  document.addEventListener("htmx:wsAfterMessage", venueTitles);
   setInterval(updateAges, 500);
   setInterval(updateCountdowns, 500);
   document.addEventListener("htmx:wsAfterMessage", updateCountdowns);
