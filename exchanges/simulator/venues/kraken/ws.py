@@ -305,7 +305,10 @@ class KrakenStreams(ConnectionHub):
             return
         self.public.begin_batch()
         withheld = self._withheld_books(batch) if self.faults.depth_gaps else frozenset()
-        texts: dict[int, str] = {}
+        # id(message) -> (message, text): the message is kept alive with its text, else a
+        # per-subscription message freed after sending could lend its id to another one of
+        # this batch, which would then be sent the first one's text
+        texts: dict[int, tuple[Any, str]] = {}
         for conn in sorted(self.conns, key=lambda c: c.id):
             for sub in list(conn.subs.values()):
                 if sub.channel in PRIVATE_CHANNELS:
@@ -317,12 +320,12 @@ class KrakenStreams(ConnectionHub):
                     continue
                 if message is None or (sub.channel == "book" and sub.market in withheld):
                     continue
-                text = texts.get(id(message))
-                if text is None:  # first time out: shared messages are spoiled once
+                cached = texts.get(id(message))
+                if cached is None:  # first time out: shared messages are spoiled once
                     if self.faults.bad_numbers:
                         spoil_message(self.faults.bad_numbers, sub.market, message)
-                    text = texts[id(message)] = dumps(message)
-                self._send(conn, text)
+                    cached = texts[id(message)] = (message, dumps(message))
+                self._send(conn, cached[1])
         if (batch.executions or batch.account_updates) and any(c.api_key for c in self.conns):
             # The engine reports an order inside place_order, before the REST handler that
             # called it has filed the order's txid; rendering once that handler's synchronous
