@@ -171,9 +171,11 @@ async def test_a_jwt_signed_with_another_key_is_refused(sim: SimulatorHandle) ->
 @pytest.mark.parametrize(
     ("spoil", "reason"),
     [
-        ({"claims": {"nbf": int(time.time()) - 300, "exp": int(time.time()) - 180}}, "expired"),
-        ({"claims": {"nbf": int(time.time()) + 60}}, "not yet valid"),
-        ({"claims": {"exp": int(time.time()) + 3600}}, "lifetime"),
+        # times as offsets from now, resolved when the test runs (not when it is collected:
+        # a suite runs for minutes)
+        ({"claims": {"nbf": -300, "exp": -180}, "relative": True}, "expired"),
+        ({"claims": {"nbf": 60, "exp": 180}, "relative": True}, "not yet valid"),
+        ({"claims": {"exp": 3600}, "relative": True}, "lifetime"),
         (
             {"claims": {"uri": "GET api.coinbase.com/api/v3/brokerage/orders/historical/batch"}},
             "uri",
@@ -190,6 +192,10 @@ async def test_a_spoiled_jwt_is_refused_with_its_reason(
     sim: SimulatorHandle, spoil: dict[str, Any], reason: str
 ) -> None:
     path = f"{V3}/accounts"
+    spoil = dict(spoil)
+    if spoil.pop("relative", False):
+        now = int(time.time())
+        spoil = {"claims": {name: now + delta for name, delta in spoil["claims"].items()}}
     status, _, headers = await call(sim, "GET", path, token=token_for(sim, "GET", path, **spoil))
     assert status == 401 and reason in headers["X-Sim-Auth-Reason"]
 
