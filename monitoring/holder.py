@@ -17,7 +17,6 @@ import asyncio
 import json
 import logging
 import threading
-from dataclasses import replace
 from decimal import Decimal
 
 import redis
@@ -253,14 +252,8 @@ async def _watch(unit: share.Unit, symbols: list[str], spec: ClientSpec, lease: 
         current = await sync_to_async(_load)(unit.account_id)
         if current is None:
             return "changed"
-        if unit.symbols(current[1]) != symbols or not same_connection(current[0], spec):
+        if unit.symbols(current[1]) != symbols or not current[0].dials_like(spec):
             return "changed"
-
-
-def same_connection(a: ClientSpec, b: ClientSpec) -> bool:
-    """Whether two specs dial the venue alike: the clock offset the holder itself stores on
-    the account every minute must not restart the streams."""
-    return replace(a, clock_offset_ms=0.0) == replace(b, clock_offset_ms=0.0)
 
 
 async def clock_loop(spec: ClientSpec, stop: asyncio.Event, every_s: float) -> None:

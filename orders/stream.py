@@ -300,7 +300,10 @@ async def hold(account_id: int, *, stop: asyncio.Event | None = None) -> str:
                 lease_lost = True
                 stop.set()
                 break
-            if await sync_to_async(_load)(account_id) != loaded:
+            current = await sync_to_async(_load)(account_id)
+            # a new clock offset (saved every minute by the market holder) is no reason to
+            # restart: that would also disarm and re-arm the dead man's switch
+            if current is None or current[1] != switch_s or not current[0].dials_like(spec):
                 stop.set()
                 break
         stop.set()

@@ -230,8 +230,8 @@ async def test_a_spec_that_differs_only_by_clock_offset_is_the_same_connection()
     spec = ClientSpec(venue="binance", account_id=1, rest_url="http://sim")
     from dataclasses import replace
 
-    assert holder.same_connection(spec, replace(spec, clock_offset_ms=1234.5))
-    assert not holder.same_connection(spec, replace(spec, rest_url="http://other"))
+    assert spec.dials_like(replace(spec, clock_offset_ms=1234.5))
+    assert not spec.dials_like(replace(spec, rest_url="http://other"))
 
 
 async def test_the_clock_offset_is_the_median_of_the_quicker_round_trips() -> None:

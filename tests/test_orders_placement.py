@@ -496,6 +496,39 @@ def holding_order_stream(account: ExchangeAccount) -> Iterator[None]:
         thread.join(timeout=15)
 
 
+def test_the_order_stream_outlives_a_new_clock_offset_and_stops_when_disabled(
+    account: ExchangeAccount,
+) -> None:
+    """The market holder saves the venue clock on the account every minute; the own-order
+    stream must not restart for it (a restart also disarms a dead man's switch), but must
+    for a real change."""
+    import asyncio
+    import threading
+
+    from orders import stream
+
+    loop = asyncio.new_event_loop()
+    stop = asyncio.Event()
+    ended: list[str] = []
+    thread = threading.Thread(
+        target=lambda: ended.append(loop.run_until_complete(stream.hold(account.pk, stop=stop))),
+        daemon=True,
+    )
+    thread.start()
+    try:
+        thread.join(timeout=stream.RENEW_EVERY_S)  # held and compared once: still running
+        assert thread.is_alive() and not ended, ended
+        ExchangeAccount.objects.filter(pk=account.pk).update(clock_offset_ms=1234.5)
+        thread.join(timeout=3 * stream.RENEW_EVERY_S)
+        assert thread.is_alive() and not ended, ended
+        ExchangeAccount.objects.filter(pk=account.pk).update(enabled=False)
+        thread.join(timeout=3 * stream.RENEW_EVERY_S + 5)
+        assert ended == ["stopped"]
+    finally:
+        loop.call_soon_threadsafe(stop.set)
+        thread.join(timeout=15)
+
+
 @pytest.fixture
 def order_stream(account: ExchangeAccount) -> Iterator[None]:
     with holding_order_stream(account):

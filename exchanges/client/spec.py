@@ -56,6 +56,12 @@ class ClientSpec:
             timeout_s=account.request_timeout_s or DEFAULT_TIMEOUT_S,
         )
 
+    def dials_like(self, other: ClientSpec) -> bool:
+        """Whether a client of `other` would dial the venue as one of this spec does: the
+        clock offset the stream holder stores on the account every minute is applied live
+        (exchanges/client/clock.py) and must not restart a stream."""
+        return replace(self, clock_offset_ms=0.0) == replace(other, clock_offset_ms=0.0)
+
     def with_heartbeat(self, heartbeat_s: float) -> ClientSpec:
         """This spec with a WebSocket keepalive that finds a silent connection in time.
 
