@@ -310,17 +310,20 @@ def _missing_keys(theirs: Any, ours: Any, prefix: str = "") -> list[str]:
     return out
 
 
-def ccxt_binance_config(
-    handle: SimulatorHandle,
+def ccxt_config(
+    handle: _Speaks,
+    exchange_id: str,
     api_key: str | None = None,
     secret: str | None = None,
     options: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Constructor config for ccxt.async_support.binance / ccxt.pro.binance against `handle`:
-    the simulator's own GET /_sim/ccxt config (spot-only market loading, every URL on the
-    simulator) with rate limiting off. Credentials only when given. `options` are merged over
-    the defaults."""
-    answer = handle.ccxt("binance")
+    """Constructor config for ccxt.async_support.<exchange_id> / ccxt.pro.<exchange_id>
+    against `handle`: the simulator's own GET /_sim/ccxt config (every URL on the simulator,
+    the options it needs) with ccxt's rate limiting off (ccxt spaces Kraken's private calls
+    3 s apart, for one). Credentials only when given (Kraken: the secret base64; Coinbase:
+    the key name and the PEM EC P-256 or base64 Ed25519 private key). `options` are merged
+    over the defaults."""
+    answer = handle.ccxt(exchange_id)
     config: dict[str, Any] = {
         "enableRateLimit": False,
         "options": {**answer["options"], **(options or {})},
@@ -331,50 +334,30 @@ def ccxt_binance_config(
     if secret is not None:
         config["secret"] = secret
     return config
+
+
+def ccxt_binance_config(
+    handle: _Speaks,
+    api_key: str | None = None,
+    secret: str | None = None,
+    options: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    return ccxt_config(handle, "binance", api_key, secret, options)
 
 
 def ccxt_kraken_config(
-    handle: SimulatorHandle,
+    handle: _Speaks,
     api_key: str | None = None,
     secret: str | None = None,
     options: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Constructor config for ccxt.async_support.kraken / ccxt.pro.kraken against `handle`:
-    the simulator's own GET /_sim/ccxt config (every URL on the simulator) with ccxt's rate
-    limiting off (it spaces Kraken private calls 3 s apart). Credentials only when given (the
-    secret base64, as Kraken's are). `options` are merged over the defaults."""
-    answer = handle.ccxt("kraken")
-    config: dict[str, Any] = {
-        "enableRateLimit": False,
-        "options": {**answer["options"], **(options or {})},
-        "urls": {"api": answer["urls"]["api"]},
-    }
-    if api_key is not None:
-        config["apiKey"] = api_key
-    if secret is not None:
-        config["secret"] = secret
-    return config
+    return ccxt_config(handle, "kraken", api_key, secret, options)
 
 
 def ccxt_coinbase_config(
-    handle: SimulatorHandle,
+    handle: _Speaks,
     api_key: str | None = None,
     secret: str | None = None,
     options: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Constructor config for ccxt.async_support.coinbase / ccxt.pro.coinbase against
-    `handle`: the simulator's own GET /_sim/ccxt config (REST and WebSocket on the simulator)
-    with ccxt's rate limiting off. Credentials only when given: the key name and the private
-    key (PEM EC P-256, or base64 Ed25519) of a simulator account. `options` are merged over
-    the defaults."""
-    answer = handle.ccxt("coinbase")
-    config: dict[str, Any] = {
-        "enableRateLimit": False,
-        "options": {**answer["options"], **(options or {})},
-        "urls": {"api": answer["urls"]["api"]},
-    }
-    if api_key is not None:
-        config["apiKey"] = api_key
-    if secret is not None:
-        config["secret"] = secret
-    return config
+    return ccxt_config(handle, "coinbase", api_key, secret, options)
