@@ -74,7 +74,7 @@ def refusal(state: VenueState | None, order_type: str, venue_name: str) -> str |
     if state is None or not state.restricted:
         return None
     if state.status in (MAINTENANCE, CANCEL_ONLY):
-        return f"New orders are refused: {state.meaning(venue_name)}"
+        return state.meaning(venue_name)  # says that new orders are refused, and why
     if state.status == POST_ONLY and order_type != "limit_maker":
         return (
             f"{venue_name} is in post-only mode: only post-only limit orders are accepted "
