@@ -15,6 +15,11 @@ ccxt over loopback), each against a baseline taken in the same run:
   the account's open orders to the desk (grows with the number of open orders: the bench
   leaves every order resting).
 
+A third figure puts the 3 x target in proportion: the *floor*, bare ccxt plus the least any
+exactly-once placement must do around it (a durable claim and a durable answer with its
+audit row, raw prepared SQL on an async connection, and one Redis round trip), on one event
+loop with no framework. Both loops start an order every PACE_S, as xcon's does.
+
 The simulator runs in its own process by default, as a venue runs elsewhere: in a thread of
 this process (`--sim thread`) it would take the interpreter lock from the threads measured
 (the door's event loop, the caller) while it serves the very request being timed.
@@ -105,10 +110,35 @@ def feed_ticker(account: Any, stop: threading.Event) -> None:
     asyncio.run(go())
 
 
+#: one order every this long, in both loops: under the simulator's (and Binance's) 50 new
+#: orders per 10 s, so that neither the venue nor xcon's shared limiter holds any of them
+#: back, and with the same idle time before each order in both (this machine wakes an idle
+#: process noticeably slower than a busy one: a faster-paced baseline would be warmer)
+PACE_S = 0.21
+
+
+class Pace:
+    """Orders started PACE_S apart."""
+
+    def __init__(self) -> None:
+        self.last = 0.0
+
+    def due_in(self) -> float:
+        return max(0.0, self.last + PACE_S - time.monotonic())
+
+    def started(self) -> None:
+        self.last = time.monotonic()
+
+    def wait(self) -> None:
+        time.sleep(self.due_in())
+        self.started()
+
+
 @contextlib.contextmanager
 def commits_timed() -> Iterator[list[float]]:
     """While inside: `[perf_counter() when this thread's last COMMIT returned]`: the end of a
-    transaction, or of a statement run in autocommit mode (which commits as it returns)."""
+    transaction, or of a writing statement run in autocommit mode (which commits as it
+    returns)."""
     from django.db import DEFAULT_DB_ALIAS, connections
 
     wrapper = connections[DEFAULT_DB_ALIAS]  # this thread's: placement commits on it
@@ -121,7 +151,10 @@ def commits_timed() -> Iterator[list[float]]:
 
     def statement(execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
         result = execute(sql, params, many, context)
-        if not wrapper.in_atomic_block and wrapper.get_autocommit():
+        # a write run in autocommit mode (the reads of the desk push after the ack are not
+        # the ack: stamping them too put that push's queries into the figure)
+        writes = not sql.lstrip()[:6].upper().startswith("SELECT")
+        if writes and not wrapper.in_atomic_block and wrapper.get_autocommit():
             stamp[0] = time.perf_counter()
         return result
 
@@ -133,8 +166,20 @@ def commits_timed() -> Iterator[list[float]]:
         del wrapper.commit
 
 
+def connection_string() -> str:
+    """libpq parameters of Django's (test) database, for the floor's own connection."""
+    from django.db import connection
+
+    params = connection.get_connection_params()
+    keys = ("dbname", "host", "port", "user", "password")
+    return " ".join(f"{k}={params[k]}" for k in keys if params.get(k))
+
+
 def run(n_check: int, n_orders: int, sim_mode: str) -> None:
     import ccxt.pro as ccxtpro
+    import psycopg
+    import redis.asyncio as aredis
+    from django.conf import settings
     from django.contrib.auth.models import User
     from django.test import Client
 
@@ -215,12 +260,14 @@ def run(n_check: int, n_orders: int, sim_mode: str) -> None:
 
         ack_ms: list[float] = []
         submit_ms: list[float] = []
+        pace = Pace()
         with commits_timed() as last_commit:
             for _ in range(n_orders):
                 draft = services.Draft(
                     account.pk, "BTC/USDT", "buy", "limit", Decimal("0.001"), Decimal(price)
                 )
                 order, _ = services.confirm(user, draft, uuid.uuid4())
+                pace.wait()
                 t0 = time.perf_counter()
                 outcome = placement.submit(order.pk)
                 returned = time.perf_counter()
@@ -237,9 +284,32 @@ def run(n_check: int, n_orders: int, sim_mode: str) -> None:
         # its own account: the xcon orders above still rest on the book (MAX_NUM_ORDERS)
         key, secret = sim.create_account(balances={"USDT": "100000000", "BTC": "1000"})
 
-        async def bare() -> list[float]:
+        async def bare(floor: bool = False) -> list[float]:
+            """Bare ccxt; with `floor`, also the least any exactly-once placement must do
+            around the call: a durable claim before it and a durable answer with its audit
+            row after it (raw prepared statements on an async connection, as short as SQL
+            gets), and one Redis round trip (the shared limiter) before it; all on one
+            event loop, no framework. What xcon adds beyond that is its own overhead."""
             out = []
+            pace = Pace()
+            pg: Any = None
+            if floor:
+                pg = await psycopg.AsyncConnection.connect(
+                    connection_string(), autocommit=True, prepare_threshold=0
+                )
+                await pg.execute(
+                    "CREATE TEMP TABLE floor_order (id serial PRIMARY KEY, sent_at timestamptz,"
+                    " state text NOT NULL DEFAULT 'pending', venue_id text)"
+                )
+                await pg.execute(
+                    "CREATE TEMP TABLE floor_event (id serial PRIMARY KEY, order_id int, raw jsonb)"
+                )
+                r = aredis.Redis.from_url(settings.REDIS_URL)
+                limiter = r.register_script("return redis.call('INCR', KEYS[1])")
             for i in range(n_orders):
+                if floor:
+                    cur = await pg.execute("INSERT INTO floor_order DEFAULT VALUES RETURNING id")
+                    (row_id,) = await cur.fetchone()
                 ex = ccxtpro.binance(
                     {
                         "apiKey": key,
@@ -251,22 +321,47 @@ def run(n_check: int, n_orders: int, sim_mode: str) -> None:
                 )
                 point_ccxt_at(ex, sim)
                 await ex.load_markets()  # xcon reuses parsed markets between clients too
+                await asyncio.sleep(pace.due_in())
+                pace.started()
                 t0 = time.perf_counter()
-                await ex.create_order(
+                if floor:
+                    await pg.execute(
+                        "UPDATE floor_order SET sent_at = now() WHERE id = %s AND sent_at IS NULL"
+                        " RETURNING id",
+                        [row_id],
+                    )
+                    await limiter(keys=["bench:floor"])
+                placed = await ex.create_order(
                     "BTC/USDT",
                     "limit",
                     "buy",
                     0.001,
                     float(price),
-                    {"clientOrderId": f"bench{i}"},
+                    {"clientOrderId": f"bench{'f' if floor else ''}{i}"},
                 )
+                if floor:
+                    await pg.execute(
+                        "WITH moved AS (UPDATE floor_order SET state = 'open', venue_id = %s"
+                        " WHERE id = %s AND state = 'pending' RETURNING id)"
+                        " INSERT INTO floor_event (order_id, raw)"
+                        " SELECT id, %s::jsonb FROM moved RETURNING id",
+                        [placed["id"], row_id, json.dumps(placed["info"])],
+                    )
                 out.append((time.perf_counter() - t0) * 1000)
                 await ex.close()
+            if floor:
+                await pg.close()
+                await r.aclose()
             return out
 
         bare_ms = asyncio.run(bare())
         print(f"submit -> ack (bare ccxt) (ms): {summary(bare_ms)}")
+        # another account again: the orders above rest too
+        key, secret = sim.create_account(balances={"USDT": "100000000", "BTC": "1000"})
+        floor_ms = asyncio.run(bare(floor=True))
+        print(f"floor: bare + 2 durable writes + 1 Redis (ms): {summary(floor_ms)}")
         print(f"submit -> ack p50, xcon / bare ccxt: {pct(ack_ms, 50) / pct(bare_ms, 50):.2f}")
+        print(f"floor p50 / bare ccxt: {pct(floor_ms, 50) / pct(bare_ms, 50):.2f}")
         emit(
             {
                 "check_p50_ms": round(pct(check_ms, 50), 2),
@@ -279,6 +374,8 @@ def run(n_check: int, n_orders: int, sim_mode: str) -> None:
                 "bare_ccxt_ack_p50_ms": round(pct(bare_ms, 50), 2),
                 "bare_ccxt_ack_p99_ms": round(pct(bare_ms, 99), 2),
                 "ack_over_bare_p50": round(pct(ack_ms, 50) / pct(bare_ms, 50), 2),
+                "floor_p50_ms": round(pct(floor_ms, 50), 2),
+                "floor_over_bare_p50": round(pct(floor_ms, 50) / pct(bare_ms, 50), 2),
                 "n_check": n_check,
                 "n_orders": n_orders,
                 "simulator": sim_mode,

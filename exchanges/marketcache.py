@@ -36,9 +36,15 @@ def seed(client: Any) -> bool:
         entry = _cache.get(_key(client))
     if entry is None or time.monotonic() - entry[0] > TTL_S:
         return False
-    _, markets, currencies, helpers = entry
+    stamp, markets, currencies, helpers = entry
+    if client._seeded_markets == stamp and client.ccxt.markets:
+        # a long-lived (pooled) client holds these very markets already: set_markets would
+        # rebuild its indexes over every market of the venue on each call (milliseconds on
+        # the order path, bench/order_entry.py)
+        return True
     client.ccxt.set_markets(markets, currencies)
     client.ccxt.options.update(helpers)
+    client._seeded_markets = stamp
     return True
 
 
@@ -47,8 +53,10 @@ def remember(client: Any) -> None:
     markets = client.ccxt.markets
     if markets:
         helpers = _helpers(client.ccxt.options)
+        stamp = time.monotonic()
         with _lock:
-            _cache[_key(client)] = (time.monotonic(), markets, client.ccxt.currencies, helpers)
+            _cache[_key(client)] = (stamp, markets, client.ccxt.currencies, helpers)
+        client._seeded_markets = stamp  # it holds them: no seed needed until they change
 
 
 def _helpers(options: dict[str, Any]) -> dict[str, Any]:

@@ -188,18 +188,22 @@ async def create_order(client: ExchangeClient, req: OrderRequest) -> VenueOrder:
     precision *silently* (truncating), so refuse to send anything it would change."""
     ccxt_type, params = order_params(req, client.venue)
     await load_markets(client)
-    checks: list[tuple[str, Decimal, Any]] = []
+    checks: list[tuple[str, Decimal, Any, str]] = []
     if req.amount is not None:
-        checks.append(("quantity", req.amount, client.ccxt.amount_to_precision))
+        checks.append(("quantity", req.amount, client.ccxt.amount_to_precision, "amount"))
     if req.quote_amount is not None:
-        checks.append(("quote amount", req.quote_amount, _quote_amount_to_precision(client)))
+        checks.append(("quote amount", req.quote_amount, _quote_amount_to_precision(client), ""))
     if req.price is not None:
-        checks.append(("price", req.price, client.ccxt.price_to_precision))
+        checks.append(("price", req.price, client.ccxt.price_to_precision, "price"))
     if req.stop_price is not None:
-        checks.append(("stop price", req.stop_price, client.ccxt.price_to_precision))
+        checks.append(("stop price", req.stop_price, client.ccxt.price_to_precision, "price"))
     if req.iceberg_qty is not None:
-        checks.append(("iceberg quantity", req.iceberg_qty, client.ccxt.amount_to_precision))
-    for what, value, to_precision in checks:
+        checks.append(
+            ("iceberg quantity", req.iceberg_qty, client.ccxt.amount_to_precision, "amount")
+        )
+    for what, value, to_precision, grid in checks:
+        if grid and client.on_grid(req.symbol, grid, value):
+            continue  # on the market's step: ccxt sends it unchanged (asking it is slow)
         try:
             sent = Decimal(str(to_precision(req.symbol, _str(value))))
         except Exception as exc:  # ccxt raises for values below its precision

@@ -16,6 +16,14 @@ autocommitted statement:
   merges whatever is there (orders/records.py `settle_report`). The guard is what the lock
   would have checked, so the outcome is the same; only the round trips differ.
 
+Both statements are *prepared* on the connection (a server-side binding cursor executing with
+`prepare=True`): Django binds client-side and never prepares, so PostgreSQL would plan each
+one afresh, about half a millisecond of the round trip (bench/order_entry.py). The plan is
+kept per connection: a worker keeps its connection between tasks (DATABASE_CONN_MAX_AGE, set
+for the worker processes in the Procfile and docker-compose.yml). Behind a transaction-
+pooling PgBouncer, prepared statements need its `max_prepared_statements` (or turn them
+off: XCON_DB_PREPARE=false).
+
 Other databases (the SQLite demo) have no data-modifying CTEs: both return None there and the
 caller uses the ORM path.
 """
@@ -25,10 +33,12 @@ from __future__ import annotations
 import datetime as dt
 import json
 from collections.abc import Sequence
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import connection
+from django.db.backends.postgresql import base as postgresql_base
 from django.db.models import Model
 from django.utils import timezone
 
@@ -43,6 +53,36 @@ M = TypeVar("M", bound=Model)
 
 def available() -> bool:
     return connection.vendor == "postgresql"
+
+
+#: Django's psycopg cursor that binds server-side (the stubs do not know its base)
+_ServerBindingCursor: Any = postgresql_base.ServerBindingCursor
+
+
+class _PreparedCursor(_ServerBindingCursor):
+    """Binds server-side and prepares every statement it executes (see the module docstring)."""
+
+    def execute(self, query: Any, params: Any = None, **kwargs: Any) -> Any:
+        kwargs["prepare"] = True
+        return super().execute(query, params, **kwargs)
+
+
+#: psycopg never auto-prepares past this count; only `_PreparedCursor`'s statements are
+#: prepared (Django's own cursors bind client-side, which never prepares)
+_NEVER = 2**31 - 1
+
+
+def _cursor() -> Any:
+    """A cursor of Django's connection for this thread, wrapped as `connection.cursor()` wraps
+    its own (execute wrappers, query logging, the thread check); preparing its statements
+    unless XCON_DB_PREPARE is off (Django leaves `prepare_threshold` None: no statement of the
+    connection may be prepared, `prepare=True` included)."""
+    connection.ensure_connection()
+    raw = connection.connection
+    if settings.XCON_DB_PREPARE and raw.prepare_threshold is None:
+        raw.prepare_threshold = _NEVER
+    cursor = _PreparedCursor(raw) if settings.XCON_DB_PREPARE else _ServerBindingCursor(raw)
+    return cast(Any, connection)._prepare_cursor(cursor)
 
 
 def _columns(model: type[Model], alias: str) -> tuple[str, list[str]]:
@@ -87,7 +127,7 @@ def claim(order_id: int, now: dt.datetime, oldest: dt.datetime) -> Order | None:
         LEFT JOIN "{cred_t}" c ON c."account_id" = a."id"
         LEFT JOIN "{user_t}" u ON u."id" = o."created_by_id"
     """  # noqa: S608 (table and column names come from the models, values are parameters)
-    with connection.cursor() as cur:
+    with _cursor() as cur:
         cur.execute(sql, [now, order_id, S.PENDING_SUBMIT, oldest])
         row = cur.fetchone()
     if row is None:
@@ -161,7 +201,7 @@ def ack(order: Order, report: trading.VenueOrder, source: str) -> bool:
         target,
         json.dumps(report.raw or {}, default=str),
     ]
-    with connection.cursor() as cur:
+    with _cursor() as cur:
         cur.execute(sql, params)
         done = cur.fetchone() is not None
     if done:

@@ -152,3 +152,31 @@ def test_ack_leaves_every_other_answer_to_the_locked_path(
     assert not fastpath.ack(claimed, answer(**changes), OrderEvent.Source.PLACEMENT)
     assert Order.objects.get(pk=order.pk).state == S.PENDING_SUBMIT
     assert not OrderEvent.objects.filter(order=order).exists()
+
+
+def prepared_statements() -> list[str]:
+    with connection.cursor() as cur:
+        cur.execute("SELECT statement FROM pg_prepared_statements")
+        return [row[0] for row in cur.fetchall()]
+
+
+def test_claim_and_ack_are_prepared_on_their_connection(order: Order) -> None:
+    before = prepared_statements()
+    now, oldest = window()
+    claimed = fastpath.claim(order.pk, now, oldest)
+    assert claimed is not None and fastpath.ack(claimed, answer(), OrderEvent.Source.PLACEMENT)
+    new = [s for s in prepared_statements() if s not in before]
+    assert any('UPDATE "orders_order" SET "sent_at"' in s for s in new), new
+    assert any('INSERT INTO "orders_orderevent"' in s for s in new), new
+    # Django's own statements are not prepared (they bind client-side)
+    assert not any("pg_prepared_statements" in s for s in prepared_statements())
+
+
+def test_prepared_statements_can_be_turned_off(order: Order, settings: object) -> None:
+    settings.XCON_DB_PREPARE = False  # type: ignore[attr-defined]
+    connection.close()  # a new connection: nothing prepared on it yet
+    now, oldest = window()
+    claimed = fastpath.claim(order.pk, now, oldest)
+    assert claimed is not None and fastpath.ack(claimed, answer(), OrderEvent.Source.PLACEMENT)
+    assert Order.objects.get(pk=order.pk).state == S.OPEN
+    assert prepared_statements() == []

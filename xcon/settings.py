@@ -119,8 +119,14 @@ DATABASES = {
     "default": dj_database_url.parse(
         env_str("DATABASE_URL", f"sqlite:///{VAR_DIR / 'xcon.sqlite3'}"),
         conn_max_age=env_int("DATABASE_CONN_MAX_AGE", 0),
+        # a kept connection is checked before each use (worker processes keep theirs: the
+        # Procfile and docker-compose.yml set DATABASE_CONN_MAX_AGE for them)
+        conn_health_checks=True,
     )
 }
+# The order's claim and ack statements are prepared on their connection (orders/fastpath.py);
+# off behind a transaction-pooling PgBouncer without max_prepared_statements.
+XCON_DB_PREPARE = env_bool("XCON_DB_PREPARE", True)
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # The embedded default is written by the web server and the worker at once. WAL lets
     # readers run beside the one writer; IMMEDIATE takes the write lock when a transaction
