@@ -20,6 +20,7 @@ import redis.asyncio as aredis
 from redis.exceptions import RedisError
 
 from exchanges import errors
+from exchanges.ratelimit.limiter import RideAlong
 
 log = logging.getLogger(__name__)
 
@@ -145,6 +146,7 @@ class CircuitBreaker:
         self._before = redis.register_script(_BEFORE)
         self._after = redis.register_script(_AFTER)
         self._token = f"{os.getpid()}:{id(self)}"
+        self._probe_ms = int(self.policy.probe_timeout_s * 1000)
 
     async def before_call(self) -> Transition | None:
         """Raise CircuitOpen while open (or while another caller probes); may grant a probe."""
@@ -152,15 +154,27 @@ class CircuitBreaker:
 
     async def admit(self) -> Admission:
         """`before_call`, also saying whether the breaker was closed (no probe granted)."""
+        request = self.admission_request()
         try:
-            verdict, ms, detail = await self._before(
-                keys=[self.key], args=[self._token, int(self.policy.probe_timeout_s * 1000)]
-            )
+            reply = await request.script(keys=request.keys, args=request.args)
         except (RedisError, OSError) as exc:
+            reply = exc
+        return self.admission_from(reply)
+
+    def admission_request(self) -> RideAlong:
+        """The admission as a script call, to send along with the call's first limiter
+        acquire (one Redis round trip for both); `admission_from` reads its reply."""
+        return RideAlong(self._before, [self.key], [self._token, self._probe_ms])
+
+    def admission_from(self, reply: Any) -> Admission:
+        """The admission's reply (or the Redis error that came instead) as an Admission;
+        raises CircuitOpen when the call may not go."""
+        if isinstance(reply, (RedisError, OSError)):
             log.warning(
-                "%s: circuit breaker state unreadable (%s); calling anyway", self.label, exc
+                "%s: circuit breaker state unreadable (%s); calling anyway", self.label, reply
             )
             return Admission(closed=False)
+        verdict, ms, detail = reply
         verdict = _text(verdict)
         if verdict == "go":
             return Admission(closed=True)

@@ -197,3 +197,66 @@ def test_a_ban_opens_the_breaker_until_it_ends(monkeypatch: pytest.MonkeyPatch) 
     assert isinstance(second, errors.CircuitOpen)
     assert state["state"] == "open" and state["reason"].startswith("banned")
     assert 15 <= (second.retry_after_s or 0) <= 20
+
+
+# -- the admission rides with the limiter's acquire ----------------------------------------
+
+
+def sim_post(port: int, path: str, body: dict[str, Any]) -> Any:
+    import urllib.request
+
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}{path}",
+        data=json.dumps(body).encode(),
+        headers={"Content-Type": "application/json"},
+        method="POST",
+    )
+    with urllib.request.urlopen(request, timeout=10) as answer:
+        return json.loads(answer.read())
+
+
+def test_an_open_breaker_refuses_before_the_request_leaves(
+    transitions: list[tuple[str, str, str]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The admission now travels with the limiter's acquire, just before the request: a
+    refusal must still stop it there (the venue sees nothing)."""
+    monkeypatch.setenv("XCON_EGRESS_IP", f"ip-{uuid.uuid4().hex[:6]}")
+    with run_in_thread(SimulatorConfig(venue="binance", seed=4)) as sim:
+        sim_post(sim.port, "/_sim/maintenance", {"on": True})  # 503s: failures that count
+
+        async def scenario() -> tuple[list[Any], int, int]:
+            async with ExchangeClient(spec_at(sim.port)) as client:
+                failed = [await time_call(client) for _ in range(3)]
+                before = sim.stats()["requests"]
+                refused = [await time_call(client) for _ in range(3)]
+                return [*failed, *refused], before, sim.stats()["requests"]
+
+        results, before, after = run_sync(scenario)
+    assert all(isinstance(r, errors.ExchangeUnavailable) for r in results[:3]), results
+    assert all(isinstance(r, errors.CircuitOpen) for r in results[3:]), results
+    assert after == before  # not one of the refused calls reached the venue
+    assert [t[:2] for t in transitions] == [("closed", "open")]
+
+
+def test_calls_go_on_after_redis_forgot_the_scripts(
+    redis_client: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A Redis restart loses its scripts: the pipelined admission and acquire both answer
+    NOSCRIPT, and are sent again on their own (which loads them)."""
+    monkeypatch.setenv("XCON_EGRESS_IP", f"ip-{uuid.uuid4().hex[:6]}")
+    with run_in_thread(SimulatorConfig(venue="binance", seed=6)) as sim:
+
+        async def scenario() -> list[Any]:
+            async with ExchangeClient(spec_at(sim.port)) as client:
+                first = await time_call(client)
+                redis_client.script_flush()
+                second = await time_call(client)
+                sim_post(sim.port, "/_sim/maintenance", {"on": True})
+                failures = [await time_call(client) for _ in range(3)]
+                redis_client.script_flush()
+                return [first, second, *failures, await time_call(client)]
+
+        results = run_sync(scenario)
+    assert results[:2] == [None, None]
+    assert all(isinstance(r, errors.ExchangeUnavailable) for r in results[2:5]), results
+    assert isinstance(results[5], errors.CircuitOpen)  # the breaker's state survived

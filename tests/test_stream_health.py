@@ -185,36 +185,39 @@ async def test_rest_fallback_rows_appear_while_the_stream_is_down_and_stop_when_
 
 
 @pytest.mark.asyncio
-async def test_the_connection_budget_holds_under_a_flapping_venue(
-    simulator,
-    monkeypatch,  # type: ignore[no-untyped-def]
-) -> None:
-    # A pool of its own (another egress IP) so other tests' dials do not count against it.
-    monkeypatch.setenv("XCON_EGRESS_IP", f"flap-{uuid.uuid4().hex[:8]}")
-    budget = {"pools": {"WS_CONNECTIONS": {"limit": 5, "window_s": 3600}}}  # market lane: 4
-    options = StreamOptions(fallback_after_s=None, stale_after_s=60)
-    sink = Collect()
-    stop = asyncio.Event()
-    before = (await acontrol(simulator, "/_sim/stats"))["ws_connections_total"]
-    task = asyncio.create_task(
-        hold_ticker_stream(
-            spec(simulator, rate_limits=budget), ["BTC/USDT"], sink, stop, options=options
-        )
+async def test_the_connection_budget_holds_under_a_flapping_venue(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    # A simulator of its own: the dials it counts are this test's alone (the session's
+    # simulator also sees the other tests' streams, redialling as they stop).
+    config = SimulatorConfig(
+        venue="binance", seed=19, tick_interval=0.2, accounts=[("test-key", "test-secret")]
     )
-    try:
-        deadline = time.monotonic() + 6
-        while time.monotonic() < deadline:  # the venue drops every connection, repeatedly
-            await acontrol(simulator, "/_sim/ws/disconnect", {})
-            await asyncio.sleep(0.2)
-        # The fifth attempt may still be in its backoff (full jitter, up to 4 s by now).
-        await sink.until(lambda: "connection budget" in sink.states[-1].reason, timeout=10)
-        assert sink.states[-1].state == "down"
-        dials = (await acontrol(simulator, "/_sim/stats"))["ws_connections_total"] - before
-        print(f"dials in 6 s of flapping: {dials}")
-        assert dials == 4
-    finally:
-        stop.set()
-        await asyncio.wait_for(task, 10)
+    with run_in_thread(config) as simulator:
+        # A pool of its own (another egress IP) so other tests' dials do not count against it.
+        monkeypatch.setenv("XCON_EGRESS_IP", f"flap-{uuid.uuid4().hex[:8]}")
+        budget = {"pools": {"WS_CONNECTIONS": {"limit": 5, "window_s": 3600}}}  # market lane: 4
+        options = StreamOptions(fallback_after_s=None, stale_after_s=60)
+        sink = Collect()
+        stop = asyncio.Event()
+        before = (await acontrol(simulator, "/_sim/stats"))["ws_connections_total"]
+        task = asyncio.create_task(
+            hold_ticker_stream(
+                spec(simulator, rate_limits=budget), ["BTC/USDT"], sink, stop, options=options
+            )
+        )
+        try:
+            deadline = time.monotonic() + 6
+            while time.monotonic() < deadline:  # the venue drops every connection, repeatedly
+                await acontrol(simulator, "/_sim/ws/disconnect", {})
+                await asyncio.sleep(0.2)
+            # The fifth attempt may still be in its backoff (full jitter, up to 4 s by now).
+            await sink.until(lambda: "connection budget" in sink.states[-1].reason, timeout=10)
+            assert sink.states[-1].state == "down"
+            dials = (await acontrol(simulator, "/_sim/stats"))["ws_connections_total"] - before
+            print(f"dials in 6 s of flapping: {dials}")
+            assert dials == 4
+        finally:
+            stop.set()
+            await asyncio.wait_for(task, 10)
 
 
 @pytest.mark.asyncio

@@ -17,7 +17,7 @@ import ccxt.async_support
 import ccxt.pro
 
 from exchanges import errors, marketcache
-from exchanges.breaker import CircuitBreaker, Transition
+from exchanges.breaker import Admission, CircuitBreaker, Transition
 from exchanges.client.bookcheck import BookCheck, install_book_check
 from exchanges.client.clock import (
     DoorClock,
@@ -28,7 +28,7 @@ from exchanges.client.clock import (
 )
 from exchanges.client.errormap import CCXT_FAILURES, map_exception
 from exchanges.client.guard import MALFORMED, install_message_guard, malformed
-from exchanges.client.hooks import after_answer, install_limiter
+from exchanges.client.hooks import Admitting, after_answer, call_admission, install_limiter
 from exchanges.client.nonce import NonceSource, install_nonce
 from exchanges.client.spec import ClientSpec, merge_options
 from exchanges.client.streams import StreamCalls
@@ -163,6 +163,11 @@ class ExchangeClient(StreamCalls):
 
     async def close(self) -> None:
         await self.ccxt.close()
+        await self.settle()
+
+    async def settle(self) -> None:
+        """Wait until the background writes of the calls made so far are done (their
+        timings, the venue's usage feedback, breaker outcomes: hooks.after_answer)."""
         await self._drain(*self._feedback, *self._timings, *self._breaker_writes)
         if self._redis is not None:
             await self._redis.aclose()
@@ -217,39 +222,64 @@ class ExchangeClient(StreamCalls):
             raise recover_ws_refusal(self, exc) from None
 
     async def _call_once(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        """One ccxt call behind the breaker: admitted first (refused while it is open), its
+        outcome recorded after. A REST call's admission rides in the Redis round trip of
+        its first request's limiter acquire (hooks.Admitting): one round trip before the
+        request leaves instead of two; a call that sends no request is not admitted, and
+        leaves the breaker untouched."""
         guarded = self.breaker is not None and not method.startswith("watch_")
-        closed = False
+        admitting: Admitting | None = None
+        admission: Admission | None = None
         if guarded:
+            assert self.breaker is not None
             await self._settle_breaker_writes()
-            admission = await self.breaker.admit()  # type: ignore[union-attr]
-            closed = admission.closed
-            await self._announce(admission.transition)
+            if self.limiter is not None and not method.endswith("_ws"):
+                admitting = Admitting(self.breaker)
+            else:  # signed over a WebSocket: no limiter acquire to ride along with
+                admission = await self.breaker.admit()
+                await self._announce(admission.transition)
+        token = call_admission.set(admitting)
         try:
             result = await getattr(self.ccxt, method)(*args, **kwargs)
         except CCXT_FAILURES as exc:
             # A 429/418 must stop every process before anyone acts on this error.
             await self._drain(*self._feedback)
             mapped = self.map_exception(exc)
-            if guarded:
+            if await self._admitted(admitting, admission):
                 await self._judge(mapped)
             raise mapped from None
         except errors.ExchangeError as exc:  # refused by our own limiter: nothing was sent
-            if guarded and isinstance(exc, errors.IpBanned):
+            if await self._admitted(admitting, admission) and isinstance(exc, errors.IpBanned):
                 await self._judge(exc)
             raise
         except MALFORMED as exc:  # ccxt choked on the answer (or a bug of ours): see guard
             mapped = malformed(self, method, exc)
-            if guarded:
+            if await self._admitted(admitting, admission):
                 await self._judge(mapped)
             raise mapped from None
-        if guarded and closed:
+        finally:
+            call_admission.reset(token)
+        admission = await self._admitted(admitting, admission)
+        if admission is not None and admission.closed:
             # An ok after a closed admission changes no state and announces nothing: record
             # it after the answer is returned. The client's next breaker read or write waits
             # for it (`_settle_breaker_writes`), so its own outcomes reach Redis in order.
             self._record_ok_later()
-        elif guarded:
+        elif admission is not None:
             await self._announce(await self.breaker.record("ok"))  # type: ignore[union-attr]
         return result
+
+    async def _admitted(
+        self, admitting: Admitting | None, admission: Admission | None
+    ) -> Admission | None:
+        """The call's admission, announced when it came with its request (None when the
+        breaker was not asked, or refused it)."""
+        if admitting is None:
+            return admission
+        granted = admitting.granted()
+        if granted is not None:
+            await self._announce(granted.transition)
+        return granted
 
     def _record_ok_later(self) -> None:
         assert self.breaker is not None

@@ -20,7 +20,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from redis.exceptions import RedisError
 
-from exchanges.breaker import CircuitBreaker, breaker_name
+from exchanges import errors
+from exchanges.breaker import Admission, CircuitBreaker, breaker_name
 from exchanges.client.timing import (
     path_template,
     record_rest_timing,
@@ -39,6 +40,55 @@ log = logging.getLogger("exchanges.client")
 
 #: the cost of the REST request this task is sending (set by the throttle)
 request_cost: ContextVar[Cost | None] = ContextVar("xcon_request_cost", default=None)
+
+
+class Admitting:
+    """The breaker admission of the door call under way (`call_admission`), sent with the
+    limiter acquire of the call's first request: one Redis round trip where there were
+    two. The other requests of the call (ccxt may send several at once) wait for its
+    verdict; a refusal (CircuitOpen) stops each before it is sent."""
+
+    def __init__(self, breaker: CircuitBreaker) -> None:
+        self.breaker = breaker
+        self.request = breaker.admission_request()
+        self.verdict: asyncio.Future[Admission | None] | None = None
+
+    async def acquire(self, limiter: RateLimiter, cost: Cost) -> None:
+        if self.verdict is not None:  # another request of the call asked already
+            await limiter.acquire(cost)
+            await asyncio.shield(self.verdict)  # raises its CircuitOpen
+            return
+        verdict = self.verdict = asyncio.get_running_loop().create_future()
+        self.request.on_reply = self._answered
+        try:
+            await limiter.acquire(cost, self.request)
+        finally:
+            if not verdict.done():  # the round trip never happened
+                verdict.set_result(None)
+
+    def _answered(self, reply: Any) -> None:
+        """The breaker's answer, read before the limiter's: a refusal (CircuitOpen) wins over
+        a wait or a refusal of the limiter, as when the breaker was asked first."""
+        assert self.verdict is not None
+        try:
+            admission = self.breaker.admission_from(reply)
+        except errors.CircuitOpen as exc:
+            self.verdict.set_exception(exc)
+            raise
+        self.verdict.set_result(admission)
+
+    def granted(self) -> Admission | None:
+        """The admission given (None: no request asked for one, or the breaker refused)."""
+        verdict = self.verdict
+        if verdict is None or not verdict.done() or verdict.cancelled():
+            return None
+        if verdict.exception() is not None:
+            return None
+        return verdict.result()
+
+
+#: the admission of the door call this task is making (None: the breaker is not asked)
+call_admission: ContextVar[Admitting | None] = ContextVar("xcon_call_admission", default=None)
 
 
 #: how long the background writes a call leaves behind wait before they start
@@ -114,7 +164,11 @@ def install_limiter(client: ExchangeClient) -> None:
         pending, client._pending_cost = client._pending_cost, None
         # task-local: the answer's feedback names this request's market (per-pair pools)
         request_cost.set(pending)
-        await limiter.acquire(pending or Cost({}, Lane.MARKET))
+        admitting = call_admission.get()
+        if admitting is None:
+            await limiter.acquire(pending or Cost({}, Lane.MARKET))
+        else:
+            await admitting.acquire(limiter, pending or Cost({}, Lane.MARKET))
 
     def on_response(
         code: Any, reason: Any, url: Any, method: Any, headers: Any, body: Any, *rest: Any

@@ -15,11 +15,12 @@ import itertools
 import logging
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import redis.asyncio as aredis
-from redis.exceptions import RedisError
+from redis.exceptions import NoScriptError, RedisError
 
 from exchanges import errors
 from exchanges.ratelimit import scripts
@@ -29,6 +30,27 @@ log = logging.getLogger(__name__)
 
 PREFIX = "xcon:rl"
 _tickets = itertools.count()
+
+
+@dataclass
+class RideAlong:
+    """Another Lua script call sent in the same Redis round trip as a limiter acquire (the
+    circuit breaker's admission: exchanges/client/hooks.py). `reply` is its answer, or the
+    RedisError/OSError that came instead; `sent` once it went. `on_reply`, when given, is
+    called with it as soon as it is there, before the limiter acts on its own answer (waits
+    or refuses): what it raises comes out of `acquire` instead."""
+
+    script: Any  # a registered redis-py Script
+    keys: list[str]
+    args: list[Any]
+    reply: Any = None
+    sent: bool = False
+    on_reply: Callable[[Any], None] | None = None
+
+    def answered(self, reply: Any) -> None:
+        self.reply, self.sent = reply, True
+        if self.on_reply is not None:
+            self.on_reply(reply)
 
 
 def key_identity(api_key: str) -> str:
@@ -174,12 +196,15 @@ class RateLimiter:
             self._packed[self._cache_key(cost)] = packed
         return packed
 
-    async def acquire(self, cost: Cost) -> float:
+    async def acquire(self, cost: Cost, ride_along: RideAlong | None = None) -> float:
         """Wait until the request may be sent; return the seconds waited.
 
         Raises RateLimited when it could not go within the lane's max wait (market data is
         shed rather than queued behind a full pool), IpBanned during a ban, and
         RateLimiterUnavailable for orders while Redis is unreachable (fail closed).
+
+        `ride_along`: a script call sent in the same round trip as the first attempt (one
+        pipeline, no transaction); its answer is left in it, whatever the limiter decides.
         """
         packed = self._packed.get(self._cache_key(cost))
         if packed is None:
@@ -192,8 +217,13 @@ class RateLimiter:
             packed,
         ]
         try:
-            code, wait_ms, detail = await self._acquire(keys=self._keys, args=args)
+            if ride_along is None:
+                code, wait_ms, detail = await self._acquire(keys=self._keys, args=args)
+            else:
+                code, wait_ms, detail = await self._acquire_with(args, ride_along)
         except (RedisError, OSError) as exc:
+            if ride_along is not None and not ride_along.sent:
+                ride_along.answered(exc)
             return await self._redis_down(cost, exc)
         if self.degraded:
             self.degraded = False
@@ -226,6 +256,25 @@ class RateLimiter:
             retry_after_s=wait_s,
             rule=pool_name,
         )
+
+    async def _acquire_with(self, args: list[Any], other: RideAlong) -> Any:
+        """The acquire script and `other`'s in one pipeline; either one whose script Redis
+        no longer holds (a restart) is sent again on its own, which loads it."""
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.evalsha(self._acquire.sha, len(self._keys), *self._keys, *args)
+        pipe.evalsha(other.script.sha, len(other.keys), *other.keys, *other.args)
+        mine, theirs = await pipe.execute(raise_on_error=False)
+        if isinstance(theirs, NoScriptError):
+            try:
+                theirs = await other.script(keys=other.keys, args=other.args)
+            except (RedisError, OSError) as exc:
+                theirs = exc
+        other.answered(theirs)
+        if isinstance(mine, NoScriptError):
+            return await self._acquire(keys=self._keys, args=args)
+        if isinstance(mine, BaseException):
+            raise mine
+        return mine
 
     async def _redis_down(self, cost: Cost, exc: BaseException) -> float:
         if cost.lane == Lane.ORDER:
