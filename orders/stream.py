@@ -62,13 +62,36 @@ def accounts_to_hold() -> list[int]:
 
 
 # ------------------------------------------------------------------ balances
-def store_balances(r: Any, account_id: int, balances: dict[str, dict[str, Decimal | None]]) -> None:
-    payload = {
-        asset: json.dumps({k: None if v is None else str(v) for k, v in b.items()})
-        for asset, b in balances.items()
-    }
+#: a stream update with totals only asks REST for the free part at most this often
+TOTALS_ONLY_REST_EVERY_S = 2.0
+
+
+def store_balances(r: Any, account_id: int, balances: dict[str, dict[str, Decimal | None]]) -> bool:
+    """Store balances; True when some asset came with its total but without the free part.
+
+    Kraken's `balances` channel reports totals only (ccxt: free and used None). Such an
+    update never erases a free part known from REST: the stored one is kept, capped at the
+    new total (free cannot exceed it), until REST tells the new one (the stream asks:
+    `_session`)."""
+    key = balances_key(account_id)
+    partial = [
+        a for a, b in balances.items() if b.get("total") is not None and b.get("free") is None
+    ]
+    known = dict(zip(partial, r.hmget(key, partial), strict=True)) if partial else {}
+    payload = {}
+    for asset, b in balances.items():
+        merged = dict(b)
+        old = known.get(asset)
+        if old is not None:
+            was = json.loads(old)
+            total = b["total"]
+            if was.get("free") is not None and total is not None:
+                free = min(Decimal(was["free"]), total)
+                merged["free"], merged["used"] = free, total - free
+        payload[asset] = json.dumps({k: None if v is None else str(v) for k, v in merged.items()})
     if payload:
-        r.hset(balances_key(account_id), mapping={**payload, "_ts": str(time.time())})
+        r.hset(key, mapping={**payload, "_ts": str(time.time())})
+    return bool(partial)
 
 
 def read_balances(account_id: int) -> tuple[dict[str, dict[str, Decimal | None]], float | None]:
@@ -387,6 +410,24 @@ async def _session(
         known = trades_waiting.take_known(account_id)
         return apply_trades(account_id, [*known, *updates], trades_waiting)
 
+    rest_balances_at = [0.0]
+    rest_balances_owed = [False]
+
+    def balances_by_rest() -> None:
+        rest_balances_at[0], rest_balances_owed[0] = time.monotonic(), False
+        refresh_balances(account_id)
+
+    def apply_balances(balances: dict[str, dict[str, Decimal | None]]) -> None:
+        if not store_balances(sync_redis, account_id, balances):
+            return
+        # totals only (Kraken): the free part from REST, right after the move; a burst of
+        # fills costs one private call per TOTALS_ONLY_REST_EVERY_S, the last one owed is
+        # made by `offer_again`
+        if time.monotonic() - rest_balances_at[0] >= TOTALS_ONLY_REST_EVERY_S:
+            balances_by_rest()
+        else:
+            rest_balances_owed[0] = True
+
     async def offer_again() -> None:
         while not stop.is_set():
             await asyncio.sleep(UNMATCHED_RETRY_S)
@@ -394,16 +435,14 @@ async def _session(
                 await sync_to_async(apply_order_updates, thread_sensitive=False)([])
             if trades_waiting:
                 await sync_to_async(apply_trade_updates, thread_sensitive=False)([])
+            due = time.monotonic() - rest_balances_at[0] >= TOTALS_ONLY_REST_EVERY_S
+            if rest_balances_owed[0] and due:
+                await sync_to_async(balances_by_rest, thread_sensitive=False)()
 
     watchers = [
         asyncio.create_task(loop(lambda: trading.watch_orders(client), apply_order_updates)),
         asyncio.create_task(loop(lambda: trading.watch_my_trades(client), apply_trade_updates)),
-        asyncio.create_task(
-            loop(
-                lambda: trading.watch_balance(client),
-                lambda b: store_balances(sync_redis, account_id, b),
-            )
-        ),
+        asyncio.create_task(loop(lambda: trading.watch_balance(client), apply_balances)),
     ]
     # give the subscriptions a moment to be on the wire, then catch up on what was missed
     await asyncio.sleep(0.2)

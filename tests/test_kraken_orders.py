@@ -479,3 +479,50 @@ def test_a_good_till_date_order_expires_through_the_stream(
         placement.submit(order.pk)
         wait_for(lambda: Order.objects.get(pk=order.pk).state == S.EXPIRED, 10, "expired")
     assert Order.objects.get(pk=order.pk).events.get(to_state=S.EXPIRED).source == "stream"
+
+
+# ------------------------------------------------------------------ balances: totals only
+def test_a_totals_only_balance_update_never_loses_the_free_part(
+    trader: User, account: ExchangeAccount, sim: SimulatorHandle
+) -> None:
+    """Kraken's `balances` channel moves totals only (ccxt: free None). The free part known
+    from REST stays (capped at the new total) and REST tells the new one right after."""
+    import threading
+    import time
+
+    seen_unknown: list[str] = []
+    watching = threading.Event()
+
+    def watch() -> None:  # the desk reads these at any moment
+        while not watching.is_set():
+            balances, _ = stream.read_balances(account.pk)
+            seen_unknown.extend(a for a, b in balances.items() if b.get("free") is None)
+            time.sleep(0.01)
+
+    with holding_order_stream(account):
+        before, _ = stream.read_balances(account.pk)
+        watcher = threading.Thread(target=watch, daemon=True)
+        watcher.start()
+        try:
+            ask = sim.call(lambda e: e.top_of_book(PAIR)).ask_price
+            price = (ask * Decimal("1.02")).quantize(Decimal("0.1"))
+            order = resting_buy(trader, account, sim, price=price)  # marketable: it fills
+            placement.submit(order.pk)
+
+            def moved() -> bool:
+                btc = stream.read_balances(account.pk)[0]["BTC"]
+                return btc["total"] == before["BTC"]["total"] + Decimal("0.01")
+
+            wait_for(moved, 10, "the fill's balance update")
+
+            def settled() -> bool:  # nothing is held any more: free is the whole total
+                now, _ = stream.read_balances(account.pk)
+                return all(now[a]["free"] == now[a]["total"] for a in ("BTC", "USD"))
+
+            wait_for(settled, 10, "the free part from REST")
+        finally:
+            watching.set()
+            watcher.join(5)
+    assert seen_unknown == []
+    after, _ = stream.read_balances(account.pk)
+    assert after["USD"]["total"] < before["USD"]["total"]
