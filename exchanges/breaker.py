@@ -140,7 +140,7 @@ class CircuitBreaker:
         self, redis: aredis.Redis, name: str, label: str, policy: BreakerPolicy | None = None
     ) -> None:
         self.redis = redis
-        self.key = f"xcon:cb:{{{name}}}"  # read_breaker() reads the same key
+        self.key = breaker_key(name)  # read_breaker() reads the same key
         self.label = label
         self.policy = policy or BreakerPolicy()
         self._before = redis.register_script(_BEFORE)
@@ -250,11 +250,21 @@ class BreakerView:
     failures: int
 
 
+def breaker_key(name: str) -> str:
+    """The Redis hash of the breaker `name` (breaker_name)."""
+    return f"xcon:cb:{{{name}}}"
+
+
 def read_breaker(r: Any, name: str) -> BreakerView:
     """Sync read for pages and metrics: state, reason, seconds until the next probe."""
-    raw = {_text(k): _text(v) for k, v in r.hgetall(f"xcon:cb:{{{name}}}").items()}
-    seconds, micros = r.time()
-    now_ms = seconds * 1000 + micros // 1000
+    return breaker_view(r.hgetall(breaker_key(name)), r.time())
+
+
+def breaker_view(hash_: dict[Any, Any], redis_time: tuple[int, int]) -> BreakerView:
+    """A breaker's hash and Redis's TIME (the clock its scripts use) as a BreakerView."""
+    raw = {_text(k): _text(v) for k, v in hash_.items()}
+    seconds, micros = redis_time
+    now_ms = int(seconds) * 1000 + int(micros) // 1000
     until = float(raw.get("until") or 0)
     state = raw.get("state") or "closed"
     remaining = max(0.0, (until - now_ms) / 1000) if state == "open" else 0.0

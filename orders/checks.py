@@ -26,6 +26,7 @@ from django.forms import ModelChoiceField
 from redis.exceptions import RedisError
 
 from exchanges import trading, venuestate
+from exchanges.breaker import BreakerView, breaker_key, breaker_name, breaker_view
 from exchanges.models import AccountFee, ExchangeAccount, Market
 from exchanges.streaming import books, tickers, venuestatus
 from exchanges.venues import get_venue
@@ -134,6 +135,8 @@ class Live:
     balance_note: str = ""
     #: the venue's own status as the account's stream unit last read it (None: unknown)
     venue_state: VenueState | None = None
+    #: the account's circuit breaker (None: not read)
+    breaker: BreakerView | None = None
 
 
 def read_live(account: ExchangeAccount, market: Market, *, balances: bool = True) -> Live:
@@ -156,10 +159,24 @@ def read_live(account: ExchangeAccount, market: Market, *, balances: bool = True
             pipe.hget(books.BOOK_KEY.format(account_id=account.pk), market.symbol)
             pipe.hgetall(stream.balances_key(account.pk))
             pipe.get(venuestatus.key(account.pk))
-            avg_raw, order_stream_held, tick_raw, book_raw, balances_raw, venue_raw = pipe.execute()
+            pipe.hgetall(breaker_key(breaker_name(account.pk, account.venue, account.rest_url)))
+            pipe.time()
+            (
+                avg_raw,
+                order_stream_held,
+                tick_raw,
+                book_raw,
+                balances_raw,
+                venue_raw,
+                breaker_raw,
+                redis_time,
+            ) = pipe.execute()
     except (RedisError, OSError):
         return Live(down=True, price_note=REDIS_DOWN, balance_note=REDIS_DOWN)
-    live = Live(venue_state=venuestatus.decode(venue_raw, time.time()))
+    live = Live(
+        venue_state=venuestatus.decode(venue_raw, time.time()),
+        breaker=breaker_view(breaker_raw, redis_time),
+    )
     _read_prices(live, tick_raw, book_raw)
     if venue.publishes_average_price:
         _read_avg_price(live, account, market, avg_raw)
@@ -168,6 +185,19 @@ def read_live(account: ExchangeAccount, market: Market, *, balances: bool = True
     if balances:
         _read_balances(live, account, balances_raw, bool(order_stream_held))
     return live
+
+
+def breaker_refusal(view: BreakerView | None, label: str) -> str:
+    """Why an order cannot go while the account's circuit breaker is open ('' otherwise):
+    the door would refuse it (CircuitOpen) and it would wait, expiring after
+    XCON_ORDER_MAX_SEND_AGE_S. Half-open lets a probe through: no refusal."""
+    if view is None or view.state != "open" or view.remaining_s <= 0:
+        return ""
+    reason = f" ({view.reason})" if view.reason else ""
+    return (
+        f"Orders to {label} are paused: its circuit breaker is open{reason}. The next try "
+        f"is in {view.remaining_s:.0f} s; enter the order then."
+    )
 
 
 def _price(text: str | None) -> Decimal | None:
@@ -334,6 +364,9 @@ def evaluate(form: OrderForm, *, initial: bool = False) -> Evaluation:
     why = venuestate.refusal(live.venue_state, str(data.get("type") or ""), venue_name)
     if why:
         result.problems.append(Problem("type", "VENUE_STATE", why))
+    paused = breaker_refusal(live.breaker, account.label)
+    if paused:
+        result.problems.append(Problem("", "BREAKER", paused))
     try:
         _apply_rules(result, form, account, market, live)
     except ArithmeticError:

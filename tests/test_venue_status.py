@@ -225,6 +225,50 @@ def test_the_desk_refuses_what_the_venue_would_refuse_and_says_why(
     assert ("Confirm:" in review.content.decode()) == (not refused)
 
 
+@pytest.mark.django_db(transaction=True)
+def test_the_desk_refuses_while_the_accounts_breaker_is_open_and_says_until_when(
+    sim: SimulatorHandle,
+) -> None:
+    """A venue that locked the key out (Kraken's EGeneral:Temporary lockout) or banned the
+    IP holds the account's breaker open: the door would refuse the order and it would wait
+    (and expire). The desk says so before review, with the reason and the time left."""
+    from exchanges.breaker import CircuitBreaker, breaker_name
+
+    account = keyed_account(sim, "breaker-desk", {"USDT": "50000", "BTC": "2"})
+    bid = Decimal(publish_ticker(account).bid or "0")
+    data = {
+        "account": str(account.pk),
+        "symbol": "BTC/USDT",
+        "side": "buy",
+        "type": "limit",
+        "time_in_force": "GTC",
+        "amount": "0.001",
+        "price": format((bid * Decimal("0.98")).quantize(Decimal("0.01")), "f"),
+        "stop_price": "",
+    }
+    client = Client()
+    client.force_login(trader(account))
+    assert 'data-rule="BREAKER"' not in client.post("/orders/check", data).content.decode()
+
+    async def record(outcome: str, ban_s: float) -> None:
+        r = store.async_client()
+        try:
+            name = breaker_name(account.pk, account.venue, account.rest_url)
+            await CircuitBreaker(r, name, account.label).record(
+                outcome, "EGeneral:Temporary lockout", ban_s=ban_s
+            )
+        finally:
+            await r.aclose()
+
+    run_sync(lambda: record("ban", 120.0))
+    html = client.post("/orders/check", data).content.decode()
+    assert 'data-rule="BREAKER"' in html
+    assert "circuit breaker is open" in html and "Temporary lockout" in html
+    assert "next try is in 1" in html  # 120 s or a moment less
+    assert "disabled" in html.split('id="review-button"')[1].split(">")[0]
+    assert "Confirm:" not in client.post("/orders/review", data).content.decode()
+
+
 # ------------------------------------------------------------------ the dashboard
 @pytest.mark.django_db(transaction=True)
 def test_the_dashboard_shows_the_venue_status_and_gets_its_changes_pushed(
