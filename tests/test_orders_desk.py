@@ -14,6 +14,7 @@ from exchanges.models import ExchangeAccount
 from exchanges.simulator import SimulatorConfig
 from exchanges.simulator.testing import SimulatorHandle, run_in_thread
 from orders.models import Order, OrderState
+from tests.helpers.order_accounts import desk_form as form
 from tests.helpers.order_accounts import keyed_account, user_with
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -34,21 +35,6 @@ def logged_in(user: User) -> Client:
     client = Client(enforce_csrf_checks=False)
     client.force_login(user)
     return client
-
-
-def form(account: ExchangeAccount, **over: str) -> dict[str, str]:
-    data = {
-        "account": str(account.pk),
-        "symbol": "BTC/USDT",
-        "side": "buy",
-        "type": "limit",
-        "time_in_force": "GTC",
-        "amount": "0.001",
-        "price": "",
-        "stop_price": "",
-    }
-    data.update(over)
-    return data
 
 
 def near_bid(sim: SimulatorHandle) -> str:

@@ -23,7 +23,7 @@ from exchanges.venuestate import VenueState
 from monitoring.models import HealthState, Incident, Kind
 from monitoring.venuestatus import SUBJECT, VenueStatusWatch, venue_status_loop
 from tests.helpers.live_prices import publish_ticker
-from tests.helpers.order_accounts import keyed_account, trader
+from tests.helpers.order_accounts import desk_form, keyed_account, trader
 
 
 # ------------------------------------------------------------------ pure
@@ -203,16 +203,7 @@ def test_the_desk_refuses_what_the_venue_would_refuse_and_says_why(
     store_status(account, status)
     client = Client()
     client.force_login(trader(account))
-    data = {
-        "account": str(account.pk),
-        "symbol": "BTC/USDT",
-        "side": "buy",
-        "type": order_type,
-        "time_in_force": "GTC",
-        "amount": "0.001",
-        "price": price,
-        "stop_price": "",
-    }
+    data = desk_form(account, type=order_type, price=price)
     html = client.post("/orders/check", data).content.decode()
     review_disabled = "disabled" in html.split('id="review-button"')[1].split(">")[0]
     assert ('data-rule="VENUE_STATE"' in html) == refused
@@ -236,16 +227,7 @@ def test_the_desk_refuses_while_the_accounts_breaker_is_open_and_says_until_when
 
     account = keyed_account(sim, "breaker-desk", {"USDT": "50000", "BTC": "2"})
     bid = Decimal(publish_ticker(account).bid or "0")
-    data = {
-        "account": str(account.pk),
-        "symbol": "BTC/USDT",
-        "side": "buy",
-        "type": "limit",
-        "time_in_force": "GTC",
-        "amount": "0.001",
-        "price": format((bid * Decimal("0.98")).quantize(Decimal("0.01")), "f"),
-        "stop_price": "",
-    }
+    data = desk_form(account, price=format((bid * Decimal("0.98")).quantize(Decimal("0.01")), "f"))
     client = Client()
     client.force_login(trader(account))
     assert 'data-rule="BREAKER"' not in client.post("/orders/check", data).content.decode()

@@ -45,3 +45,19 @@ def user_with(account: ExchangeAccount, *perms: str, trade: bool = False) -> Use
 
 def trader(account: ExchangeAccount) -> User:
     return user_with(account, "place_order", "view_order", trade=True)
+
+
+def desk_form(account: ExchangeAccount, **over: str) -> dict[str, str]:
+    """The desk's order form for a 0.001 BTC/USDT limit buy on `account`, with `over`."""
+    data = {
+        "account": str(account.pk),
+        "symbol": "BTC/USDT",
+        "side": "buy",
+        "type": "limit",
+        "time_in_force": "GTC",
+        "amount": "0.001",
+        "price": "",
+        "stop_price": "",
+    }
+    data.update(over)
+    return data
