@@ -20,6 +20,7 @@ from exchanges.client import ClientSpec, ExchangeClient, run_sync
 from exchanges.signals import breaker_changed
 from exchanges.simulator import SimulatorConfig
 from exchanges.simulator.testing import run_in_thread
+from tests.helpers.stream_sink import control
 
 ROOT = Path(__file__).resolve().parent.parent
 FAST = BreakerPolicy(consecutive=3, open_s=1.0, max_open_s=4.0, probe_timeout_s=5.0)
@@ -202,19 +203,6 @@ def test_a_ban_opens_the_breaker_until_it_ends(monkeypatch: pytest.MonkeyPatch) 
 # -- the admission rides with the limiter's acquire ----------------------------------------
 
 
-def sim_post(port: int, path: str, body: dict[str, Any]) -> Any:
-    import urllib.request
-
-    request = urllib.request.Request(
-        f"http://127.0.0.1:{port}{path}",
-        data=json.dumps(body).encode(),
-        headers={"Content-Type": "application/json"},
-        method="POST",
-    )
-    with urllib.request.urlopen(request, timeout=10) as answer:
-        return json.loads(answer.read())
-
-
 def test_an_open_breaker_refuses_before_the_request_leaves(
     transitions: list[tuple[str, str, str]], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -222,7 +210,7 @@ def test_an_open_breaker_refuses_before_the_request_leaves(
     refusal must still stop it there (the venue sees nothing)."""
     monkeypatch.setenv("XCON_EGRESS_IP", f"ip-{uuid.uuid4().hex[:6]}")
     with run_in_thread(SimulatorConfig(venue="binance", seed=4)) as sim:
-        sim_post(sim.port, "/_sim/maintenance", {"on": True})  # 503s: failures that count
+        control(sim, "/_sim/maintenance", {"on": True})  # 503s: failures that count
 
         async def scenario() -> tuple[list[Any], int, int]:
             async with ExchangeClient(spec_at(sim.port)) as client:
@@ -251,7 +239,7 @@ def test_calls_go_on_after_redis_forgot_the_scripts(
                 first = await time_call(client)
                 redis_client.script_flush()
                 second = await time_call(client)
-                sim_post(sim.port, "/_sim/maintenance", {"on": True})
+                control(sim, "/_sim/maintenance", {"on": True})
                 failures = [await time_call(client) for _ in range(3)]
                 redis_client.script_flush()
                 return [first, second, *failures, await time_call(client)]
